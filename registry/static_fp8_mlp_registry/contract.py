@@ -12,6 +12,7 @@ kernels-community packages do) and return nothing; the Python endpoints allocate
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 FAMILIES = ("input_quant", "gated_mlp", "dense_gelu_mlp")
@@ -78,6 +79,10 @@ def endpoints_of(family: str) -> list[Endpoint]:
     return [e for e in ENDPOINTS.values() if e.family == family]
 
 
+_WRITE_ALIAS = re.compile(r"Tensor\([^()]*!\s*(?:->[^()]*)?\)")
+_READ_ALIAS = re.compile(r"Tensor\([^()!]*\)")
+
+
 def normalize_schema(schema: str) -> str:
     """Strip `namespace::name` (and overload) from a full op schema string.
 
@@ -85,7 +90,24 @@ def normalize_schema(schema: str) -> str:
     `(Tensor! out, ...) -> ()`, which is what `Endpoint.op_schema` holds.
     """
     schema = " ".join(schema.split())
+    # torch prints alias annotations of a registered op as `Tensor(a!)` or, for an
+    # anonymous one, `Tensor($0! -> )`; the source form is `Tensor!`.
+    schema = _WRITE_ALIAS.sub("Tensor!", schema)
+    schema = _READ_ALIAS.sub("Tensor", schema)
     start = schema.find("(")
     if start < 0:
         raise ValueError(f"not an op schema: {schema!r}")
     return schema[start:]
+
+
+def describe_schema(schema) -> str:
+    """`(Tensor! out, Tensor input, ...) -> ()` from a torch FunctionSchema object
+    (`op.default._schema`), built from its structure rather than its printed form."""
+
+    def arg(a) -> str:
+        mutable = a.alias_info is not None and a.alias_info.is_write
+        return f"{a.type}{'!' if mutable else ''} {a.name}"
+
+    returns = [str(r.type) for r in schema.returns]
+    ret = returns[0] if len(returns) == 1 else f"({', '.join(returns)})"
+    return f"({', '.join(arg(a) for a in schema.arguments)}) -> {ret}"

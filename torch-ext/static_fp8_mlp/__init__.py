@@ -1,0 +1,219 @@
+"""static-fp8-mlp: fused static-FP8 MLP kernels (Hugging Face Kernel Hub, version 1).
+
+Endpoints (CONTRACT.md; names and positional order are fixed by existing callers):
+
+- channel_scale_quantize_fp8_static_bf16(input, channel_scale, scale, *, out=None)
+- fp8_swiglu_mlp_bf16(input, gate_up_weight, down_weight, input_scale,
+                      gate_up_weight_scale, hidden_scale, down_weight_scale, *, out=None)
+- fp8_geglu_mlp_bf16(same arguments as fp8_swiglu_mlp_bf16)
+- fp8_gelu_mlp_bf16(input, up_weight, up_bias, down_weight, down_bias, input_scale,
+                    up_weight_scale, hidden_scale, down_weight_scale, *, out=None)
+
+`reference` holds the exact math in plain PyTorch. This layer validates arguments
+(errors name the argument), flattens leading dimensions, allocates `out` and calls
+the registered ops; the ops have fake implementations, so torch.compile(fullgraph=True)
+traces through every endpoint.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from . import _validation as check
+from . import reference
+from ._fake import register_fake_impls
+from ._ops import add_op_namespace_prefix, ops
+
+__all__ = [
+    "channel_scale_quantize_fp8_static_bf16",
+    "fp8_swiglu_mlp_bf16",
+    "fp8_geglu_mlp_bf16",
+    "fp8_gelu_mlp_bf16",
+    "covered_archs",
+    "reference",
+]
+
+register_fake_impls(add_op_namespace_prefix)
+
+# GEMM path selectors for the *_with_paths test hooks (must match GemmPath in C++).
+GEMM_PATHS = {"auto": 0, "small_m": 1, "large_m": 2, "tensor_core_tma": 3}
+_ACTIVATIONS = {"silu": 0, "gelu_tanh": 1}
+
+
+def covered_archs() -> str:
+    """Compute capabilities this build has kernels for, e.g. "8.9, 9.0, 10.0, 12.0"."""
+    return ops.covered_archs()
+
+
+def _rows(input: torch.Tensor) -> torch.Tensor:
+    """[..., K] -> contiguous [M, K] (a view when possible)."""
+    x = input.reshape(-1, input.shape[-1])
+    return x if x.is_contiguous() else x.contiguous()
+
+
+def channel_scale_quantize_fp8_static_bf16(
+    input: torch.Tensor,
+    channel_scale: torch.Tensor,
+    scale: torch.Tensor,
+    *,
+    out: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """FP8 [..., K] = q(input * channel_scale / scale), byte-exact with the reference."""
+    check.tensor(input, "input")
+    check.cuda_input(input)
+    check.dtype(input, "input", check.BF16)
+    k = input.shape[-1]
+    check.vector(channel_scale, "channel_scale", k, "K", input)
+    check.scalar_scale(scale, "scale", input)
+    if out is None:
+        out = torch.empty(input.shape, dtype=check.FP8, device=input.device)
+    else:
+        check.out_tensor(out, tuple(input.shape), check.FP8, input)
+    if out.numel() == 0:
+        return out
+    ops.channel_scale_quantize_fp8_static_bf16(out, input, channel_scale, scale)
+    return out
+
+
+def _check_gated(input, gate_up_weight, down_weight, input_scale, gate_up_weight_scale,
+                 hidden_scale, down_weight_scale):
+    check.tensor(input, "input")
+    check.cuda_input(input)
+    check.dtype(input, "input", check.FP8)
+    k = input.shape[-1]
+    check.tensor(gate_up_weight, "gate_up_weight")
+    if gate_up_weight.dim() != 2 or gate_up_weight.shape[0] % 2 != 0:
+        check.fail("gate_up_weight", "of shape [2H, K] (gate rows, then up rows)",
+                   f"shape {tuple(gate_up_weight.shape)}")
+    h = gate_up_weight.shape[0] // 2
+    check.weight(gate_up_weight, "gate_up_weight", (2 * h, k), "[2H, K]", input)
+    check.tensor(down_weight, "down_weight")
+    check.weight(down_weight, "down_weight", (-1, h), "[N, H]", input)
+    n = down_weight.shape[0]
+    check.multiple_of_16(k, "K (input.shape[-1])")
+    check.multiple_of_16(h, "H (gate_up_weight.shape[0] // 2)")
+    check.multiple_of_16(n, "N (down_weight.shape[0])")
+    check.scalar_scale(input_scale, "input_scale", input)
+    check.weight_scale(gate_up_weight_scale, "gate_up_weight_scale", 2 * h, input)
+    check.scalar_scale(hidden_scale, "hidden_scale", input)
+    check.weight_scale(down_weight_scale, "down_weight_scale", n, input)
+    return n
+
+
+def _out_for(input: torch.Tensor, n: int, out: torch.Tensor | None) -> torch.Tensor:
+    shape = (*input.shape[:-1], n)
+    if out is None:
+        return torch.empty(shape, dtype=check.BF16, device=input.device)
+    check.out_tensor(out, shape, check.BF16, input)
+    return out
+
+
+def _gated(op_name, activation, input, gate_up_weight, down_weight, input_scale,
+           gate_up_weight_scale, hidden_scale, down_weight_scale, out, paths):
+    n = _check_gated(input, gate_up_weight, down_weight, input_scale, gate_up_weight_scale,
+                     hidden_scale, down_weight_scale)
+    out = _out_for(input, n, out)
+    if out.numel() == 0:
+        return out
+    args = (out, _rows(input), gate_up_weight, down_weight, input_scale, gate_up_weight_scale,
+            hidden_scale, down_weight_scale)
+    if paths is None:
+        getattr(ops, op_name)(*args)
+    else:
+        ops.gated_mlp_with_paths(*args, _ACTIVATIONS[activation], GEMM_PATHS[paths[0]],
+                                 GEMM_PATHS[paths[1]])
+    return out
+
+
+def fp8_swiglu_mlp_bf16(
+    input: torch.Tensor,
+    gate_up_weight: torch.Tensor,
+    down_weight: torch.Tensor,
+    input_scale: torch.Tensor,
+    gate_up_weight_scale: torch.Tensor,
+    hidden_scale: torch.Tensor,
+    down_weight_scale: torch.Tensor,
+    *,
+    out: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """bf16 [..., N] = down(q(silu(gate(x)) * up(x) / hidden_scale)); see reference."""
+    return _gated("fp8_swiglu_mlp_bf16", "silu", input, gate_up_weight, down_weight,
+                  input_scale, gate_up_weight_scale, hidden_scale, down_weight_scale, out, None)
+
+
+def fp8_geglu_mlp_bf16(
+    input: torch.Tensor,
+    gate_up_weight: torch.Tensor,
+    down_weight: torch.Tensor,
+    input_scale: torch.Tensor,
+    gate_up_weight_scale: torch.Tensor,
+    hidden_scale: torch.Tensor,
+    down_weight_scale: torch.Tensor,
+    *,
+    out: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """bf16 [..., N] = down(q(gelu_tanh(gate(x)) * up(x) / hidden_scale)); see reference."""
+    return _gated("fp8_geglu_mlp_bf16", "gelu_tanh", input, gate_up_weight, down_weight,
+                  input_scale, gate_up_weight_scale, hidden_scale, down_weight_scale, out, None)
+
+
+def _gelu(input, up_weight, up_bias, down_weight, down_bias, input_scale, up_weight_scale,
+          hidden_scale, down_weight_scale, out, paths):
+    check.tensor(input, "input")
+    check.cuda_input(input)
+    check.dtype(input, "input", check.FP8)
+    k = input.shape[-1]
+    check.tensor(up_weight, "up_weight")
+    check.weight(up_weight, "up_weight", (-1, k), "[H, K]", input)
+    h = up_weight.shape[0]
+    check.tensor(down_weight, "down_weight")
+    check.weight(down_weight, "down_weight", (-1, h), "[N, H]", input)
+    n = down_weight.shape[0]
+    check.multiple_of_16(k, "K (input.shape[-1])")
+    check.multiple_of_16(h, "H (up_weight.shape[0])")
+    check.multiple_of_16(n, "N (down_weight.shape[0])")
+    check.vector(up_bias, "up_bias", h, "H", input)
+    check.vector(down_bias, "down_bias", n, "N", input)
+    check.scalar_scale(input_scale, "input_scale", input)
+    check.weight_scale(up_weight_scale, "up_weight_scale", h, input)
+    check.scalar_scale(hidden_scale, "hidden_scale", input)
+    check.weight_scale(down_weight_scale, "down_weight_scale", n, input)
+    out = _out_for(input, n, out)
+    if out.numel() == 0:
+        return out
+    args = (out, _rows(input), up_weight, up_bias.contiguous(), down_weight,
+            down_bias.contiguous(), input_scale, up_weight_scale, hidden_scale, down_weight_scale)
+    if paths is None:
+        ops.fp8_gelu_mlp_bf16(*args)
+    else:
+        ops.gelu_mlp_with_paths(*args, GEMM_PATHS[paths[0]], GEMM_PATHS[paths[1]])
+    return out
+
+
+def fp8_gelu_mlp_bf16(
+    input: torch.Tensor,
+    up_weight: torch.Tensor,
+    up_bias: torch.Tensor,
+    down_weight: torch.Tensor,
+    down_bias: torch.Tensor,
+    input_scale: torch.Tensor,
+    up_weight_scale: torch.Tensor,
+    hidden_scale: torch.Tensor,
+    down_weight_scale: torch.Tensor,
+    *,
+    out: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """bf16 [..., N] = down(q(gelu_tanh(up(x) + up_bias) / hidden_scale)) + down_bias."""
+    return _gelu(input, up_weight, up_bias, down_weight, down_bias, input_scale,
+                 up_weight_scale, hidden_scale, down_weight_scale, out, None)
+
+
+def _gated_mlp_with_paths(activation, paths, *args, out=None):
+    """Test hook: a gated MLP with both GEMM paths forced, e.g. ("small_m", "large_m")."""
+    op_name = {"silu": "fp8_swiglu_mlp_bf16", "gelu_tanh": "fp8_geglu_mlp_bf16"}[activation]
+    return _gated(op_name, activation, *args, out, paths)
+
+
+def _gelu_mlp_with_paths(paths, *args, out=None):
+    """Test hook: the dense GELU MLP with both GEMM paths forced."""
+    return _gelu(*args, out, paths)
