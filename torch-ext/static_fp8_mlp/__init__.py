@@ -59,12 +59,11 @@ def channel_scale_quantize_fp8_static_bf16(
     out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """FP8 [..., K] = q(input * channel_scale / scale), byte-exact with the reference."""
-    check.tensor(input, "input")
-    check.cuda_input(input)
-    check.dtype(input, "input", check.BF16)
+    check.rows_input(input, check.BF16)
     k = input.shape[-1]
     check.vector(channel_scale, "channel_scale", k, "K", input)
     check.scalar_scale(scale, "scale", input)
+    check.on_cuda(input)
     if out is None:
         out = torch.empty(input.shape, dtype=check.FP8, device=input.device)
     else:
@@ -77,9 +76,7 @@ def channel_scale_quantize_fp8_static_bf16(
 
 def _check_gated(input, gate_up_weight, down_weight, input_scale, gate_up_weight_scale,
                  hidden_scale, down_weight_scale):
-    check.tensor(input, "input")
-    check.cuda_input(input)
-    check.dtype(input, "input", check.FP8)
+    check.rows_input(input, check.FP8)
     k = input.shape[-1]
     check.tensor(gate_up_weight, "gate_up_weight")
     if gate_up_weight.dim() != 2 or gate_up_weight.shape[0] % 2 != 0:
@@ -97,6 +94,7 @@ def _check_gated(input, gate_up_weight, down_weight, input_scale, gate_up_weight
     check.weight_scale(gate_up_weight_scale, "gate_up_weight_scale", 2 * h, input)
     check.scalar_scale(hidden_scale, "hidden_scale", input)
     check.weight_scale(down_weight_scale, "down_weight_scale", n, input)
+    check.on_cuda(input)
     return n
 
 
@@ -159,9 +157,7 @@ def fp8_geglu_mlp_bf16(
 
 def _gelu(input, up_weight, up_bias, down_weight, down_bias, input_scale, up_weight_scale,
           hidden_scale, down_weight_scale, out, paths):
-    check.tensor(input, "input")
-    check.cuda_input(input)
-    check.dtype(input, "input", check.FP8)
+    check.rows_input(input, check.FP8)
     k = input.shape[-1]
     check.tensor(up_weight, "up_weight")
     check.weight(up_weight, "up_weight", (-1, k), "[H, K]", input)
@@ -178,6 +174,7 @@ def _gelu(input, up_weight, up_bias, down_weight, down_bias, input_scale, up_wei
     check.weight_scale(up_weight_scale, "up_weight_scale", h, input)
     check.scalar_scale(hidden_scale, "hidden_scale", input)
     check.weight_scale(down_weight_scale, "down_weight_scale", n, input)
+    check.on_cuda(input)
     out = _out_for(input, n, out)
     if out.numel() == 0:
         return out

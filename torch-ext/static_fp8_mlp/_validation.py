@@ -30,11 +30,18 @@ def dtype(t: torch.Tensor, name: str, want: torch.dtype) -> None:
         fail(name, f"of dtype {want}", t.dtype)
 
 
-def cuda_input(t: torch.Tensor, name: str = "input") -> None:
-    if t.device.type != "cuda":
-        fail(name, "a CUDA tensor", f"device {t.device}")
+def rows_input(t: object, want: torch.dtype, name: str = "input") -> torch.Tensor:
+    t = tensor(t, name)
+    dtype(t, name, want)
     if t.dim() < 1:
         fail(name, "at least 1-dimensional ([..., K])", f"shape {tuple(t.shape)}")
+    return t
+
+
+def on_cuda(t: torch.Tensor, name: str = "input") -> None:
+    """Checked after dtypes and shapes, so those errors show on any device."""
+    if t.device.type != "cuda":
+        fail(name, "a CUDA tensor", f"device {t.device}")
 
 
 def same_device(t: torch.Tensor, name: str, like: torch.Tensor) -> None:

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs on the GPU test machine, over a build carried from the CPU machine:
+#   scripts/gpu_check.sh [BUILD_DIR] [PYTEST_ARGS...]
+# prints the device, runs every GPU-marked test against BUILD_DIR (default
+# .gpu-build) and leaves logs and JUnit XML under $OUT (default /tmp/gpu-check).
+set -uo pipefail
+BUILD=${1:-.gpu-build}
+shift || true
+OUT=${OUT:-/tmp/gpu-check}
+mkdir -p "$OUT"
+export STATIC_FP8_MLP_BUILD=$PWD/$BUILD PYTHONUNBUFFERED=1
+{
+  date -u +%FT%TZ
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader
+  python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'devices', torch.cuda.device_count())"
+} | tee "$OUT/device.txt"
+python3 -m pytest -q -m gpu -p no:cacheprovider --junitxml="$OUT/gpu-tests.xml" "$@" 2>&1 | tee "$OUT/gpu-tests.log"
+exit "${PIPESTATUS[0]}"

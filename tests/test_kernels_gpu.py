@@ -1,0 +1,337 @@
+"""GPU tests of the four endpoints against the fp32 reference (CONTRACT.md).
+
+Input quant must match byte for byte; the MLPs must have relative error <= 1e-2 and
+no NaN/inf where the reference is finite. Outputs are poisoned before each call.
+Skipped without CUDA.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from mlp_cases import FP8, dense_case, gated_case, q
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
+]
+
+TOL = 1e-2
+M_GRID = (0, 1, 7, 50, 512, 4096)
+GATED_SHAPES = ((256, 512, 384), (1024, 1536, 768))  # (K, H, N)
+DENSE_SHAPES = ((1152, 4304, 1152), (256, 512, 128))
+
+
+@pytest.fixture(scope="module")
+def sfm(kernel_module):
+    return kernel_module
+
+
+def ref_module(sfm):
+    return sfm.reference
+
+
+def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.double(), b.double()
+    d = torch.linalg.vector_norm(b).item()
+    return torch.linalg.vector_norm(a - b).item() / (d if d else 1.0)
+
+
+def assert_close_to_reference(out: torch.Tensor, ref: torch.Tensor):
+    assert out.shape == ref.shape and out.dtype == torch.bfloat16
+    if ref.numel() == 0:
+        return
+    finite = torch.isfinite(ref.float())
+    assert torch.isfinite(out.float())[finite].all(), "NaN/inf where the reference is finite"
+    err = rel_err(out, ref)
+    assert err <= TOL, f"relative error {err:.3e} > {TOL}"
+
+
+def poisoned_bf16(shape, device="cuda"):
+    return torch.full(shape, float("nan"), dtype=torch.bfloat16, device=device)
+
+
+# --------------------------------------------------------------------------- input quant
+
+
+def fp8_tie_values() -> torch.Tensor:
+    """Every finite FP8 value, every midpoint between neighbours (exact in bf16), +- both."""
+    codes = torch.arange(0, 0x7F, dtype=torch.uint8).view(FP8).float()  # 0 .. 448
+    mids = (codes[1:] + codes[:-1]) / 2
+    vals = torch.cat([codes, mids, codes * 1.0001, mids * 0.9999])
+    return torch.cat([vals, -vals]).to(torch.bfloat16)
+
+
+def special_values() -> torch.Tensor:
+    f = torch.tensor(
+        [float("nan"), -float("nan"), float("inf"), -float("inf"), 0.0, -0.0, 448.0, 449.0,
+         464.0, 480.0, -464.0, 1e30, -1e30, 2.0**-9, 2.0**-10, 3 * 2.0**-10, 2.0**-130],
+        dtype=torch.float32,
+    )
+    denormals = torch.tensor([1, 2, 3, 0x7F, -32767, -32641], dtype=torch.int16).view(torch.bfloat16)  # bf16 denormals
+    return torch.cat([f.to(torch.bfloat16), denormals, fp8_tie_values()])
+
+
+def quant_inputs(m: int, k: int, gen: torch.Generator) -> torch.Tensor:
+    x = (torch.randn(m, k, generator=gen) * 30).to(torch.bfloat16)
+    if m * k:
+        sv = special_values()
+        idx = torch.randint(0, m * k, (min(m * k, 4 * sv.numel()),), generator=gen)
+        x.view(-1)[idx] = sv.repeat(4)[: idx.numel()]
+    return x
+
+
+def ref_quant(x, cs, s):
+    """The contract formula evaluated by torch on the GPU, as bytes (on the CPU).
+
+    NaN signs are the one thing that depends on where the formula runs: CUDA arithmetic
+    returns the canonical (positive) NaN, x86 keeps the input's sign. The kernel follows
+    torch on the device it runs on; `assert_matches_cpu_up_to_nan_sign` checks the rest
+    against the CPU evaluation too.
+    """
+    dev = "cuda"
+    return q(x.to(dev).float() * cs.to(dev).float() / s.to(dev).float()).view(torch.uint8).cpu()
+
+
+def assert_matches_cpu_up_to_nan_sign(got_bytes: torch.Tensor, x, cs, s):
+    cpu = q(x.cpu().float() * cs.cpu().float() / s.cpu().float()).view(torch.uint8)
+    nan_got = (got_bytes & 0x7F) == 0x7F
+    nan_cpu = (cpu & 0x7F) == 0x7F
+    assert torch.equal(nan_got, nan_cpu)
+    assert torch.equal(got_bytes[~nan_got], cpu[~nan_cpu])
+
+
+@pytest.mark.parametrize("m", M_GRID)
+@pytest.mark.parametrize("k", (16, 1003, 2048))
+@pytest.mark.parametrize("scale_value", (1.0, 0.37, 3.3, 1 / 448))
+def test_input_quant_byte_exact(sfm, m, k, scale_value):
+    gen = torch.Generator().manual_seed(m * 7919 + k)
+    x = quant_inputs(m, k, gen)
+    cs = (torch.rand(k, generator=gen) * 2 + 0.05).to(torch.bfloat16)
+    s = torch.tensor([scale_value], dtype=torch.float32)
+    expected = ref_quant(x, cs, s)
+    out = torch.full((m, k), 0x55, dtype=torch.uint8, device="cuda").view(FP8)
+    got = sfm.channel_scale_quantize_fp8_static_bf16(x.cuda(), cs.cuda(), s.cuda(), out=out)
+    assert got.data_ptr() == out.data_ptr()
+    mismatch = (got.view(torch.uint8).cpu() != expected).nonzero()
+    assert mismatch.numel() == 0, (
+        f"{mismatch.shape[0]} bytes differ, first at {mismatch[0].tolist()}: "
+        f"x={x[tuple(mismatch[0])]!r}"
+    )
+    assert_matches_cpu_up_to_nan_sign(got.view(torch.uint8).cpu(), x, cs, s)
+
+
+def test_input_quant_every_bf16_value(sfm):
+    """All 65536 bf16 bit patterns, with non-power-of-two channel and tensor scales."""
+    x = torch.arange(-32768, 32768, dtype=torch.int32).to(torch.int16).view(torch.bfloat16)
+    x = x.reshape(-1, 256)
+    for cs_val, s_val in ((1.0, 1.0), (1.5, 0.3), (0.7, 7.1), (3.0, 1 / 448)):
+        cs = torch.full((256,), cs_val, dtype=torch.bfloat16)
+        s = torch.tensor(s_val, dtype=torch.float32)
+        got = sfm.channel_scale_quantize_fp8_static_bf16(x.cuda(), cs.cuda(), s.cuda())
+        assert torch.equal(got.view(torch.uint8).cpu(), ref_quant(x, cs, s))
+        assert_matches_cpu_up_to_nan_sign(got.view(torch.uint8).cpu(), x, cs, s)
+
+
+@pytest.mark.parametrize("layout", ("column_slice", "transposed", "3d", "offset"))
+def test_input_quant_strided_inputs(sfm, layout):
+    gen = torch.Generator().manual_seed(3)
+    base = quant_inputs(64, 512, gen).cuda()
+    if layout == "column_slice":
+        x = base[:, 128:384]
+    elif layout == "transposed":
+        x = base[:, :64].t()
+    elif layout == "3d":
+        x = base.reshape(4, 16, 512)[:, ::2]
+    else:  # starts 2 bytes into its storage: scalar path
+        x = base.view(-1)[1:1 + 63 * 512].reshape(63, 512)
+    k = x.shape[-1]
+    cs = (torch.rand(k, generator=gen) + 0.5).to(torch.bfloat16).cuda()
+    s = torch.tensor(0.61, device="cuda")
+    got = sfm.channel_scale_quantize_fp8_static_bf16(x, cs, s)
+    assert got.shape == x.shape
+    assert torch.equal(got.view(torch.uint8).cpu(), ref_quant(x.cpu(), cs.cpu(), s.cpu()))
+
+
+# --------------------------------------------------------------------------- MLPs
+
+
+@pytest.mark.parametrize("m", M_GRID)
+@pytest.mark.parametrize("shape", GATED_SHAPES)
+@pytest.mark.parametrize("activation", ("silu", "gelu_tanh"))
+@pytest.mark.parametrize("per_row", (False, True))
+def test_gated_mlp_matches_reference(sfm, m, shape, activation, per_row):
+    k, h, n = shape
+    gen = torch.Generator(device="cuda").manual_seed(m + k + per_row)
+    case = gated_case(m, k, h, n, activation, per_row, generator=gen)
+    fn = sfm.fp8_swiglu_mlp_bf16 if activation == "silu" else sfm.fp8_geglu_mlp_bf16
+    ref_fn = getattr(sfm.reference, fn.__name__)
+    out = poisoned_bf16((m, n))
+    got = fn(*case.args(), out=out)
+    assert got.data_ptr() == out.data_ptr()
+    assert_close_to_reference(got, ref_fn(*case.args()))
+
+
+@pytest.mark.parametrize("m", M_GRID)
+@pytest.mark.parametrize("shape", DENSE_SHAPES)
+@pytest.mark.parametrize("per_row", (False, True))
+def test_gelu_mlp_matches_reference(sfm, m, shape, per_row):
+    k, h, n = shape
+    gen = torch.Generator(device="cuda").manual_seed(m + k + 17 * per_row)
+    case = dense_case(m, k, h, n, per_row, generator=gen)
+    got = sfm.fp8_gelu_mlp_bf16(*case.args(), out=poisoned_bf16((m, n)))
+    assert_close_to_reference(got, sfm.reference.fp8_gelu_mlp_bf16(*case.args()))
+
+
+@pytest.mark.parametrize("paths", [("small_m", "small_m"), ("large_m", "large_m"),
+                                   ("small_m", "large_m"), ("large_m", "small_m")])
+@pytest.mark.parametrize("m", (1, 33, 300))
+def test_every_gemm_path(sfm, paths, m):
+    gen = torch.Generator(device="cuda").manual_seed(m)
+    for activation in ("silu", "gelu_tanh"):
+        case = gated_case(m, 512, 1024, 256, activation, True, generator=gen)
+        got = sfm._gated_mlp_with_paths(activation, paths, *case.args(), out=poisoned_bf16((m, 256)))
+        assert_close_to_reference(got, sfm.reference.gated_mlp(*case.args(), activation))
+    dcase = dense_case(m, 512, 1024, 256, False, generator=gen)
+    got = sfm._gelu_mlp_with_paths(paths, *dcase.args(), out=poisoned_bf16((m, 256)))
+    assert_close_to_reference(got, sfm.reference.fp8_gelu_mlp_bf16(*dcase.args()))
+
+
+def test_leading_dims_and_noncontiguous_input(sfm):
+    gen = torch.Generator(device="cuda").manual_seed(5)
+    case = gated_case(24, 256, 512, 256, "silu", False, generator=gen)
+    x3 = case.input.reshape(2, 12, 256)
+    got = sfm.fp8_swiglu_mlp_bf16(x3, *case.args()[1:])
+    assert got.shape == (2, 12, 256)
+    ref = sfm.reference.fp8_swiglu_mlp_bf16(case.input, *case.args()[1:])
+    assert_close_to_reference(got.reshape(24, 256), ref)
+    wide = torch.empty(24, 512, dtype=torch.uint8, device="cuda").view(FP8)
+    wide[:, 256:] = case.input
+    strided = wide[:, 256:]
+    assert not strided.is_contiguous()
+    got = sfm.fp8_swiglu_mlp_bf16(strided, *case.args()[1:])
+    assert_close_to_reference(got, ref)
+
+
+def test_different_gate_and_up_scales_via_per_row(sfm):
+    """Gate and up projections quantised separately: a [2H] scale fuses them exactly."""
+    gen = torch.Generator(device="cuda").manual_seed(11)
+    case = gated_case(40, 256, 512, 256, "silu", False, generator=gen)
+    h = 512
+    scales = torch.cat([torch.full((h,), 0.002, device="cuda"), torch.full((h,), 0.0007, device="cuda")])
+    args = list(case.args())
+    args[4] = scales
+    got = sfm.fp8_swiglu_mlp_bf16(*args)
+    assert_close_to_reference(got, sfm.reference.fp8_swiglu_mlp_bf16(*args))
+
+
+def test_bad_arguments_on_gpu(sfm):
+    case = gated_case(8, 256, 512, 256, "silu", False)
+    args = list(case.args())
+    with pytest.raises(ValueError, match="gate_up_weight_scale"):
+        sfm.fp8_swiglu_mlp_bf16(*args[:4], torch.ones(3, device="cuda"), *args[5:])
+    with pytest.raises(ValueError, match="hidden_scale"):
+        sfm.fp8_swiglu_mlp_bf16(*args[:5], torch.ones(2, device="cuda"), args[6])
+    with pytest.raises(ValueError, match="down_weight"):
+        sfm.fp8_swiglu_mlp_bf16(args[0], args[1], args[2][:, :256], *args[3:])
+    misaligned = torch.empty(8 * 256 + 1, dtype=torch.uint8, device="cuda")[1:].view(FP8).reshape(8, 256)
+    misaligned.copy_(case.input)
+    with pytest.raises(RuntimeError, match="`input` data must be 16-byte aligned"):
+        sfm.fp8_swiglu_mlp_bf16(misaligned, *args[1:])
+    with pytest.raises(ValueError, match="`out`"):
+        sfm.fp8_swiglu_mlp_bf16(*args, out=torch.empty(8, 255, dtype=torch.bfloat16, device="cuda"))
+
+
+# --------------------------------------------------------------------------- capture / compile
+
+
+FIRST_CALL_IN_GRAPH = textwrap.dedent(
+    """
+    import sys, torch
+    sys.path.insert(0, {tests!r})
+    from kernel_loader import load_kernel_module
+    from mlp_cases import gated_case, dense_case
+    sfm = load_kernel_module({variant!r})
+    torch.manual_seed(0)
+    g = gated_case(9, 256, 512, 256, "silu", True)
+    d = dense_case(9, 256, 512, 256, False)
+    xb = torch.randn(9, 256, device="cuda").bfloat16()
+    cs = torch.ones(256, device="cuda", dtype=torch.bfloat16)
+    s = torch.tensor(0.02, device="cuda")
+    outs = {{}}
+    graph = torch.cuda.CUDAGraph()
+    stream = torch.cuda.Stream()
+    with torch.cuda.stream(stream):
+        with torch.cuda.graph(graph):   # the very first call of every endpoint
+            outs["q"] = sfm.channel_scale_quantize_fp8_static_bf16(xb, cs, s)
+            outs["swiglu"] = sfm.fp8_swiglu_mlp_bf16(*g.args())
+            outs["geglu"] = sfm.fp8_geglu_mlp_bf16(*g.args())
+            outs["gelu"] = sfm.fp8_gelu_mlp_bf16(*d.args())
+    for o in outs.values():
+        o.view(torch.uint8).fill_(0x7F)   # poison, then replay must rewrite everything
+    graph.replay()
+    torch.cuda.synchronize()
+    r = sfm.reference
+    assert torch.equal(outs["q"].view(torch.uint8), r.channel_scale_quantize_fp8_static_bf16(xb, cs, s).view(torch.uint8))
+    for name, case in (("swiglu", g), ("geglu", g), ("gelu", d)):
+        ref = getattr(r, "fp8_%s_mlp_bf16" % name)(*case.args())
+        err = r.relative_error(outs[name], ref)
+        assert err < 1e-2, (name, err)
+    print("GRAPH-OK")
+    """
+)
+
+
+def test_cuda_graph_capture_of_first_call(kernel_variant_dir):
+    script = FIRST_CALL_IN_GRAPH.format(tests=str(Path(__file__).parent), variant=str(kernel_variant_dir))
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "GRAPH-OK" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_torch_compile_fullgraph(sfm):
+    torch._dynamo.reset()
+    g = gated_case(33, 256, 512, 256, "gelu_tanh", False)
+    d = dense_case(33, 256, 512, 256, True)
+    xb = torch.randn(33, 256, device="cuda").bfloat16()
+    cs = torch.ones(256, device="cuda", dtype=torch.bfloat16)
+    s = torch.tensor(0.03, device="cuda")
+
+    def pipeline(xb, cs, s, g_args, d_args):
+        xq = sfm.channel_scale_quantize_fp8_static_bf16(xb, cs, s)
+        y1 = sfm.fp8_geglu_mlp_bf16(*g_args)
+        y2 = sfm.fp8_gelu_mlp_bf16(*d_args)
+        return xq, y1, y2
+
+    compiled = torch.compile(pipeline, fullgraph=True)
+    eager = pipeline(xb, cs, s, g.args(), d.args())
+    got = compiled(xb, cs, s, g.args(), d.args())
+    assert torch.equal(got[0].view(torch.uint8), eager[0].view(torch.uint8))
+    assert torch.equal(got[1], eager[1]) and torch.equal(got[2], eager[2])
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs a second CUDA device")
+def test_second_device(sfm):
+    with torch.cuda.device(0):  # current device 0, tensors on device 1
+        g = gated_case(17, 256, 512, 256, "silu", True, device="cuda:1")
+        got = sfm.fp8_swiglu_mlp_bf16(*g.args())
+        assert got.device == torch.device("cuda:1")
+        assert_close_to_reference(got, sfm.reference.fp8_swiglu_mlp_bf16(*g.args()))
+        xb = torch.randn(5, 64, device="cuda:1").bfloat16()
+        cs = torch.ones(64, device="cuda:1", dtype=torch.bfloat16)
+        s = torch.tensor(0.5, device="cuda:1")
+        assert torch.equal(
+            sfm.channel_scale_quantize_fp8_static_bf16(xb, cs, s).view(torch.uint8).cpu(),
+            ref_quant(xb.cpu(), cs.cpu(), s.cpu()),
+        )
+
+
+def test_covered_archs_includes_this_device(sfm):
+    major, minor = torch.cuda.get_device_capability()
+    assert f"{major}." in sfm.covered_archs()
