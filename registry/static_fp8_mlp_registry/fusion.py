@@ -1,0 +1,801 @@
+"""Fuse static-FP8 MLP modules of a model into the Hub kernels a `fusion_config` names.
+
+`fuse_static_fp8_mlps(model, fusion_config)`:
+
+1. parses the config (errors raise `FusionConfigError`);
+2. resolves and validates every enabled kernel *before touching any module*; if one
+   fails, the model is left untouched with one `StaticFP8FusionWarning` (or the error
+   is raised with `strict=True`);
+3. finds gated MLPs (`gate_proj`, `up_proj`, `down_proj`; SiLU or tanh-GELU) and dense
+   GELU MLPs (`fc1`, `fc2`; tanh-GELU) whose linears are static FP8 (this project's
+   `StaticFP8Linear`, transformers' `FP8Linear` in static per-tensor mode, or
+   compressed-tensors-style `weight`/`weight_scale`/`input_scale` layers), checks
+   layout, activation, biases, scales and shapes, and runs a wiring probe (the
+   module's own forward on stand-in linears must compute `down(act(gate(x)) * up(x))`,
+   resp. `fc2(gelu(fc1(x)))`);
+4. turns each supported module into a fused one *in place*: its class becomes a
+   subclass of the original (so `isinstance`, attributes, parameters and `state_dict()`
+   keys and values stay exactly as they were) whose forward calls the kernels, and
+   falls back to the original forward for any input the kernels cannot take (not
+   bf16, not on a device the build covers, training mode, autograd, extra
+   arguments).
+
+The concatenated gate/up weight and derived scales are non-persistent buffers (not in
+`state_dict()`), rebuilt by a `load_state_dict` post-hook; `refresh_fused_mlps(model)`
+rebuilds them after in-place edits. `unfuse_static_fp8_mlps(model)` restores the
+original classes.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import math
+import warnings
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import torch
+from torch import nn
+
+from . import reference as ref
+from .config import FusionConfig, KernelSpec
+from .errors import RegistryError, StaticFP8FusionWarning
+from .report import FusionReport, KernelSummary, ModuleDecision
+
+logger = logging.getLogger(__name__)
+
+FP8 = torch.float8_e4m3fn
+GATED_ENDPOINTS = {"silu": "fp8_swiglu_mlp_bf16", "gelu_tanh": "fp8_geglu_mlp_bf16"}
+DENSE_ENDPOINT = "fp8_gelu_mlp_bf16"
+QUANT_ENDPOINT = "channel_scale_quantize_fp8_static_bf16"
+ACT_ATTRS = ("act_fn", "activation_fn", "act", "activation", "activation_function", "hidden_act_fn")
+ALIGN = 16
+
+
+# ============================================================================ linears
+
+
+@dataclass
+class QLinear:
+    """A static-FP8 linear and where its tensors live."""
+
+    module: nn.Module
+    kind: str
+    weight_attr: str = "weight"
+    weight_scale_attr: str = "weight_scale"
+    input_scale_attr: str = "input_scale"
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return getattr(self.module, self.weight_attr)
+
+    @property
+    def weight_scale(self) -> torch.Tensor:
+        return getattr(self.module, self.weight_scale_attr)
+
+    @property
+    def input_scale(self) -> torch.Tensor:
+        return getattr(self.module, self.input_scale_attr)
+
+    @property
+    def bias(self) -> torch.Tensor | None:
+        return getattr(self.module, "bias", None)
+
+    @property
+    def out_features(self) -> int:
+        return self.weight.shape[0]
+
+    @property
+    def in_features(self) -> int:
+        return self.weight.shape[1]
+
+    @property
+    def per_tensor(self) -> bool:
+        return self.weight_scale.numel() == 1
+
+
+def _fp8_linear_class():
+    import sys
+
+    mod = sys.modules.get("transformers.integrations.finegrained_fp8")
+    return getattr(mod, "FP8Linear", None) if mod is not None else None
+
+
+def _first_tensor_attr(module: nn.Module, names: Iterable[str]) -> str | None:
+    for n in names:
+        if isinstance(getattr(module, n, None), torch.Tensor):
+            return n
+    return None
+
+
+def inspect_linear(module: nn.Module, role: str) -> tuple[QLinear | None, str]:
+    """Classify one projection; returns (QLinear, '') or (None, reason)."""
+    tname = type(module).__name__
+    fp8_cls = _fp8_linear_class()
+    if fp8_cls is not None and isinstance(module, fp8_cls):
+        block = getattr(module, "block_size", None)
+        if block is not None:
+            return None, f"{role} is a block-wise FP8Linear (block_size={tuple(block)}), not static per-tensor FP8"
+        if getattr(module, "activation_scheme", None) != "static" or getattr(module, "activation_scale", None) is None:
+            return None, f"{role} is an FP8Linear with dynamic activation scales, not static FP8"
+        q = QLinear(module, "FP8Linear (transformers, static)", "weight", "weight_scale_inv", "activation_scale")
+    else:
+        from .layers import StaticFP8Linear
+
+        weight = getattr(module, "weight", None)
+        if not isinstance(weight, torch.Tensor):
+            return None, f"{role} ({tname}) has no weight tensor"
+        if weight.dtype != FP8:
+            return None, f"{role} is {tname} with {str(weight.dtype).replace('torch.', '')} weights, not static FP8"
+        ws = _first_tensor_attr(module, ("weight_scale", "weight_scale_inv"))
+        if ws is None:
+            return None, f"{role} ({tname}) has FP8 weights but no weight_scale"
+        ins = _first_tensor_attr(module, ("input_scale", "activation_scale"))
+        if ins is None:
+            return None, f"{role} ({tname}) has no input_scale: dynamic activation quantization is not static FP8"
+        kind = "StaticFP8Linear" if isinstance(module, StaticFP8Linear) else f"{tname} (compressed-tensors style)"
+        q = QLinear(module, kind, "weight", ws, ins)
+
+    w = q.weight
+    if w.dtype != FP8:
+        return None, f"{role} weight is {w.dtype}, the kernels take float8_e4m3fn"
+    if w.dim() != 2:
+        return None, f"{role} weight has shape {tuple(w.shape)}, expected [out, in]"
+    if w.device.type == "meta":
+        return None, f"{role} weights are on the meta device (not loaded)"
+    if not w.is_contiguous():
+        return None, f"{role} weight is not contiguous (strides {w.stride()})"
+    ws = q.weight_scale
+    if not (ws.numel() == 1 or (ws.numel() == w.shape[0] and (ws.dim() == 1 or (ws.dim() == 2 and ws.shape[1] == 1)))):
+        return None, (
+            f"{role} weight_scale has shape {tuple(ws.shape)}: only per-tensor or per-output-channel "
+            "scales are supported (not block-wise)"
+        )
+    if q.input_scale.numel() != 1:
+        return None, f"{role} input_scale has shape {tuple(q.input_scale.shape)}, expected one static per-tensor value"
+    if not (ws.is_floating_point() and q.input_scale.is_floating_point()):
+        return None, f"{role} scales are not floating point"
+    return q, ""
+
+
+# ======================================================================== activations
+
+
+def classify_activation(act: Any) -> tuple[str | None, str]:
+    """('silu' | 'gelu_tanh' | None, description)."""
+    import functools
+    import sys
+
+    tname = type(act).__name__
+    if isinstance(act, nn.SiLU) or act is torch.nn.functional.silu or tname == "SiLUActivation":
+        return "silu", "silu"
+    if isinstance(act, nn.GELU):
+        return ("gelu_tanh", "gelu_tanh") if act.approximate == "tanh" else (None, "gelu (erf)")
+    acts = sys.modules.get("transformers.activations")
+    if acts is not None:
+        tanh_classes = tuple(
+            c for c in (getattr(acts, n, None) for n in ("GELUTanh", "PytorchGELUTanh", "NewGELUActivation", "FastGELUActivation")) if c
+        )
+        if tanh_classes and isinstance(act, tanh_classes):
+            return "gelu_tanh", "gelu_tanh"
+        gelu_cls = getattr(acts, "GELUActivation", None)
+        if gelu_cls is not None and isinstance(act, gelu_cls):
+            return None, "gelu (erf)"
+    if isinstance(act, functools.partial) and act.func is torch.nn.functional.gelu and act.keywords.get("approximate") == "tanh":
+        return "gelu_tanh", "gelu_tanh"
+    if act is torch.nn.functional.gelu:
+        return None, "gelu (erf)"
+    name = getattr(act, "__name__", None) or tname
+    return None, name
+
+
+def _find_activation(module: nn.Module) -> tuple[str | None, Any]:
+    for attr in ACT_ATTRS:
+        if attr in module._modules or attr in module.__dict__:
+            act = getattr(module, attr)
+            if act is not None and callable(act):
+                return attr, act
+    return None, None
+
+
+# ============================================================================= probe
+
+
+class _ProbeLinear(nn.Module):
+    def __init__(self, in_features: int, out_features: int, gen: torch.Generator):
+        super().__init__()
+        self.in_features, self.out_features, self.gen = in_features, out_features, gen
+        self.inputs: list[torch.Tensor] = []
+        self.outputs: list[torch.Tensor] = []
+
+    def forward(self, x):
+        self.inputs.append(x)
+        out = torch.randn(*x.shape[:-1], self.out_features, generator=self.gen, dtype=torch.float32)
+        self.outputs.append(out)
+        return out
+
+
+def _probe(module: nn.Module, names: tuple[str, ...], dims: dict[str, tuple[int, int]], act: str, K: int) -> str:
+    """Run the module's own forward on stand-in linears; '' if it is the expected pattern."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, K, generator=gen)
+    stubs = {n: _ProbeLinear(*dims[n], gen) for n in names}
+    saved = {n: module._modules[n] for n in names}
+    training = {m: m.training for m in module.modules()}
+    forward = type(module).forward
+    try:
+        for n, s in stubs.items():
+            module._modules[n] = s
+        module.train(False)
+        with torch.no_grad():
+            out = forward(module, x)
+    except Exception as exc:  # noqa: BLE001
+        return f"its forward could not be checked on stand-in inputs ({type(exc).__name__}: {exc})"
+    finally:
+        for n, m in saved.items():
+            module._modules[n] = m
+        for m, t in training.items():
+            m.training = t
+    actf = ref.ACTIVATIONS[act]
+    counts = [len(stubs[n].inputs) for n in names]
+    if counts != [1] * len(names):
+        return f"its forward calls {', '.join(names)} {tuple(counts)} times, expected once each"
+    if len(names) == 3:
+        g, u, d = (stubs[n] for n in names)
+        if not (torch.equal(g.inputs[0], x) and torch.equal(u.inputs[0], x)):
+            return f"{names[0]} and {names[1]} do not both receive the MLP input unchanged"
+        expected_h = actf(g.outputs[0]) * u.outputs[0]
+    else:
+        g, d = (stubs[n] for n in names)
+        if not torch.equal(g.inputs[0], x):
+            return f"{names[0]} does not receive the MLP input unchanged"
+        expected_h = actf(g.outputs[0])
+    if d.inputs[0].shape != expected_h.shape or not torch.allclose(d.inputs[0], expected_h, rtol=1e-5, atol=1e-6):
+        formula = f"act({names[0]}(x)) * {names[1]}(x)" if len(names) == 3 else f"act({names[0]}(x))"
+        return f"its forward does not feed {names[-1]} with {formula} for act={act}"
+    if not (isinstance(out, torch.Tensor) and torch.equal(out, d.outputs[0])):
+        return f"its forward does not return {names[-1]}'s output unchanged"
+    return ""
+
+
+# ============================================================================= plans
+
+
+@dataclass
+class _Plan:
+    name: str
+    module: nn.Module
+    pattern: str
+    activation: str
+    endpoint: str
+    names: tuple[str, ...]
+    linears: dict[str, QLinear]
+    K: int
+    H: int
+    N: int
+    scales: str
+    linear_type: str
+
+
+def _decision(name, module, pattern, reason, **kw) -> ModuleDecision:
+    return ModuleDecision(name=name, pattern=pattern, fused=False, reason=reason, module_type=type(module).__name__, **kw)
+
+
+def _shape_reason(K: int, H: int, N: int) -> str:
+    bad = [f"{n}={v}" for n, v in (("K", K), ("H", H), ("N", N)) if v % ALIGN]
+    return f"shape {', '.join(bad)} not a multiple of {ALIGN}" if bad else ""
+
+
+def _analyze(name: str, module: nn.Module, specs: dict[str, KernelSpec]) -> _Plan | ModuleDecision | None:
+    """A plan to fuse `module`, a decision saying why not, or None (not an MLP)."""
+    gated = all(isinstance(getattr(module, n, None), nn.Module) for n in ("gate_proj", "up_proj", "down_proj"))
+    dense = all(isinstance(getattr(module, n, None), nn.Module) for n in ("fc1", "fc2"))
+    if not gated and not dense:
+        if isinstance(getattr(module, "gate_up_proj", None), nn.Module) and isinstance(
+            getattr(module, "down_proj", None), nn.Module
+        ):
+            return _decision(name, module, "gated_mlp", "merged gate_up_proj layout is not supported (needs gate_proj and up_proj)")
+        return None
+    pattern = "gated_mlp" if gated else "dense_gelu_mlp"
+    names = ("gate_proj", "up_proj", "down_proj") if gated else ("fc1", "fc2")
+
+    if isinstance(module, FusedStaticFP8MLP):
+        return _decision(name, module, pattern, "already fused")
+    if pattern not in specs:
+        return _decision(name, module, pattern, f"{pattern} is not enabled in fusion_config")
+    if "forward" in module.__dict__:
+        return _decision(
+            name, module, pattern,
+            "the module has an instance-level forward override (e.g. accelerate hooks or offloading)",
+        )
+
+    linears = {}
+    for n in names:
+        q, why = inspect_linear(getattr(module, n), n)
+        if q is None:
+            return _decision(name, module, pattern, why)
+        linears[n] = q
+    types = sorted({q.kind for q in linears.values()})
+    linear_type = types[0] if len(types) == 1 else " + ".join(types)
+
+    act_attr, act = _find_activation(module)
+    if act is None:
+        return _decision(name, module, pattern, f"no activation found (looked for {', '.join(ACT_ATTRS)})", linear_type=linear_type)
+    activation, act_desc = classify_activation(act)
+    if activation is None or (dense and activation != "gelu_tanh"):
+        want = "SiLU or tanh-approximated GELU" if gated else "tanh-approximated GELU"
+        return _decision(
+            name, module, pattern, f"activation {act_desc} is not supported (needs {want})",
+            activation=act_desc, linear_type=linear_type,
+        )
+
+    first, last = linears[names[0]], linears[names[-1]]
+    K, H, N = first.in_features, first.out_features, last.out_features
+    common = dict(activation=activation, linear_type=linear_type, shape=(K, H, N))
+    if gated:
+        up = linears["up_proj"]
+        if (up.in_features, up.out_features) != (K, H) or last.in_features != H:
+            return _decision(
+                name, module, pattern,
+                f"inconsistent shapes: gate_proj {tuple(first.weight.shape)}, up_proj {tuple(up.weight.shape)}, "
+                f"down_proj {tuple(last.weight.shape)}",
+                **common,
+            )
+        biased = [n for n in names if linears[n].bias is not None]
+        if biased:
+            return _decision(name, module, pattern, f"bias on {', '.join(biased)} (the gated kernels take no bias)", **common)
+        if not _same_values(first.input_scale, up.input_scale):
+            return _decision(
+                name, module, pattern,
+                f"gate_proj and up_proj have different input_scale ({_val(first.input_scale)} vs "
+                f"{_val(up.input_scale)}); the fused kernel quantizes the input once, so they must share one",
+                **common,
+            )
+        if first.per_tensor and up.per_tensor:
+            scales = "per-tensor" if _same_values(first.weight_scale, up.weight_scale) else "per-row (gate/up scales differ)"
+        else:
+            scales = "per-channel"
+        spec = specs[pattern]
+        endpoint = GATED_ENDPOINTS[activation]
+        if endpoint not in spec.functions():
+            field_name = "swiglu_func" if activation == "silu" else "geglu_func"
+            return _decision(name, module, pattern, f"fusion_config disables {field_name} (activation {activation})", scales=scales, **common)
+    else:
+        if last.in_features != H:
+            return _decision(
+                name, module, pattern,
+                f"inconsistent shapes: fc1 {tuple(first.weight.shape)}, fc2 {tuple(last.weight.shape)}",
+                **common,
+            )
+        scales = "per-tensor" if (first.per_tensor and last.per_tensor) else "per-channel"
+        endpoint = DENSE_ENDPOINT
+    if not last.per_tensor and not first.per_tensor:
+        scales = "per-channel"
+    elif not last.per_tensor:
+        scales = f"{scales}, per-channel down"
+
+    shape_why = _shape_reason(K, H, N)
+    if shape_why:
+        return _decision(name, module, pattern, shape_why, scales=scales, **common)
+
+    dims = {n: (linears[n].in_features, linears[n].out_features) for n in names}
+    why = _probe(module, names, dims, activation, K)
+    if why:
+        return _decision(name, module, pattern, why, scales=scales, **common)
+    return _Plan(name, module, pattern, activation, endpoint, names, linears, K, H, N, scales, linear_type)
+
+
+def _same_values(a: torch.Tensor, b: torch.Tensor) -> bool:
+    if a is b:
+        return True
+    a = a.detach().float().reshape(-1).cpu()
+    b = b.detach().float().reshape(-1).cpu()
+    if a.numel() != b.numel():
+        return False
+    return bool(torch.equal(a, b))
+
+
+def _val(t: torch.Tensor) -> str:
+    v = t.detach().float().reshape(-1).cpu()
+    return f"{float(v[0]):.6g}" if v.numel() == 1 else f"shape {tuple(t.shape)}"
+
+
+# ====================================================================== fused modules
+
+
+def _f32(t: torch.Tensor) -> torch.Tensor:
+    t = t if t.dtype == torch.float32 else t.float()
+    return t if t.dim() <= 1 else t.reshape(-1)
+
+
+class FusedStaticFP8MLP:
+    """Mixin of every fused module class (use `isinstance(m, FusedStaticFP8MLP)`).
+
+    A fused class is `type('StaticFP8Fused<Orig>', (FusedGatedMLP | FusedDenseGeluMLP, Orig), {})`;
+    fused-state attributes and non-persistent buffers are prefixed `_sfm_`.
+    """
+
+    _sfm_base_cls: type
+    _sfm_first_param: str | None = None
+
+    def forward(self, *args, **kwargs):
+        x = None
+        if len(args) == 1 and not kwargs:
+            x = args[0]
+        elif not args and len(kwargs) == 1 and self._sfm_first_param in kwargs:
+            x = kwargs[self._sfm_first_param]
+        if x is None or not isinstance(x, torch.Tensor) or not self._sfm_can_fuse(x):
+            return self._sfm_base_cls.forward(self, *args, **kwargs)
+        return self._sfm_fused_forward(x)
+
+    def _sfm_can_fuse(self, x: torch.Tensor) -> bool:
+        w = self._sfm_main_weight()
+        return (
+            self._sfm_enabled
+            and not self.training
+            and x.dtype == torch.bfloat16
+            and x.device.type in self._sfm_device_types
+            and (x.device.type != "cuda" or x.device.index in self._sfm_cuda_devices)
+            and x.device == w.device
+            and x.device == self._sfm_down_weight().device
+            and w.dtype == FP8
+            and w.is_contiguous()
+            and self._sfm_down_weight().is_contiguous()
+            and x.shape[-1] == self._sfm_K
+            and not (x.requires_grad and torch.is_grad_enabled())
+        )
+
+    def _sfm_input_scale(self) -> torch.Tensor:
+        return _f32(getattr(getattr(self, self._sfm_names[0]), self._sfm_in_attr))
+
+    def _sfm_hidden_scale(self) -> torch.Tensor:
+        return _f32(getattr(getattr(self, self._sfm_names[-1]), self._sfm_hidden_attr))
+
+    def _sfm_down_weight(self) -> torch.Tensor:
+        return getattr(self, self._sfm_names[-1]).weight
+
+    def _sfm_down_scale(self) -> torch.Tensor:
+        return _f32(getattr(getattr(self, self._sfm_names[-1]), self._sfm_down_scale_attr))
+
+    def extra_repr(self) -> str:
+        base = self._sfm_base_cls.extra_repr(self)
+        fused = f"static_fp8_fused={self._sfm_endpoint} ({self._sfm_kernel})"
+        return f"{base}, {fused}" if base else fused
+
+
+class FusedGatedMLP(FusedStaticFP8MLP):
+    def _sfm_main_weight(self) -> torch.Tensor:
+        return self._sfm_gate_up_weight
+
+    def _sfm_fused_forward(self, x: torch.Tensor) -> torch.Tensor:
+        in_scale = self._sfm_input_scale()
+        xq = self._sfm_quant_fn(x, self._sfm_channel_scale, in_scale)
+        return self._sfm_mlp_fn(
+            xq,
+            self._sfm_gate_up_weight,
+            self._sfm_down_weight(),
+            in_scale,
+            self._sfm_gate_up_weight_scale,
+            self._sfm_hidden_scale(),
+            self._sfm_down_scale(),
+        )
+
+    def _sfm_refresh(self) -> None:
+        gate, up = getattr(self, "gate_proj"), getattr(self, "up_proj")
+        gq, _ = inspect_linear(gate, "gate_proj")
+        uq, _ = inspect_linear(up, "up_proj")
+        ok = gq is not None and uq is not None and _same_values(gq.input_scale, uq.input_scale)
+        if not ok:
+            if self._sfm_enabled:
+                warnings.warn(
+                    f"static-fp8-mlp: {type(self).__name__}: gate/up projections no longer share one static "
+                    "input_scale after a state change; this module now runs unfused",
+                    StaticFP8FusionWarning,
+                    stacklevel=3,
+                )
+            self._sfm_enabled = False
+            return
+        with torch.no_grad():
+            gu = torch.cat([gq.weight.detach(), uq.weight.detach()], dim=0)
+            H = gq.out_features
+            if gq.per_tensor and uq.per_tensor and _same_values(gq.weight_scale, uq.weight_scale):
+                s = gq.weight_scale.detach().float().reshape(1).clone()
+            else:
+                s = torch.cat(
+                    [
+                        gq.weight_scale.detach().float().reshape(-1).expand(H) if gq.per_tensor else gq.weight_scale.detach().float().reshape(-1),
+                        uq.weight_scale.detach().float().reshape(-1).expand(H) if uq.per_tensor else uq.weight_scale.detach().float().reshape(-1),
+                    ]
+                ).contiguous()
+        self._sfm_set_buffer("_sfm_gate_up_weight", gu)
+        self._sfm_set_buffer("_sfm_gate_up_weight_scale", s.to(gu.device))
+        self._sfm_set_buffer(
+            "_sfm_channel_scale", torch.ones(gq.in_features, dtype=torch.bfloat16, device=gu.device)
+        )
+        self._sfm_enabled = True
+
+
+class FusedDenseGeluMLP(FusedStaticFP8MLP):
+    def _sfm_main_weight(self) -> torch.Tensor:
+        return getattr(self, "fc1").weight
+
+    def _sfm_fused_forward(self, x: torch.Tensor) -> torch.Tensor:
+        fc1, fc2 = getattr(self, "fc1"), getattr(self, "fc2")
+        in_scale = self._sfm_input_scale()
+        xq = self._sfm_quant_fn(x, self._sfm_channel_scale, in_scale)
+        b1 = self._sfm_zero_up_bias if fc1.bias is None else fc1.bias.to(torch.bfloat16)
+        b2 = self._sfm_zero_down_bias if fc2.bias is None else fc2.bias.to(torch.bfloat16)
+        return self._sfm_mlp_fn(
+            xq,
+            fc1.weight,
+            b1,
+            fc2.weight,
+            b2,
+            in_scale,
+            _f32(getattr(fc1, self._sfm_up_scale_attr)),
+            self._sfm_hidden_scale(),
+            self._sfm_down_scale(),
+        )
+
+    def _sfm_refresh(self) -> None:
+        fc1, fc2 = getattr(self, "fc1"), getattr(self, "fc2")
+        dev = fc1.weight.device
+        self._sfm_set_buffer("_sfm_channel_scale", torch.ones(fc1.weight.shape[1], dtype=torch.bfloat16, device=dev))
+        self._sfm_set_buffer("_sfm_zero_up_bias", torch.zeros(fc1.weight.shape[0], dtype=torch.bfloat16, device=dev))
+        self._sfm_set_buffer("_sfm_zero_down_bias", torch.zeros(fc2.weight.shape[0], dtype=torch.bfloat16, device=dev))
+        self._sfm_enabled = True
+
+
+def _set_buffer(self: nn.Module, name: str, value: torch.Tensor) -> None:
+    old = self._buffers.get(name)
+    if old is not None and old.shape == value.shape and old.dtype == value.dtype and old.device == value.device:
+        with torch.no_grad():
+            old.copy_(value)
+    else:
+        self.register_buffer(name, value, persistent=False)
+
+
+FusedStaticFP8MLP._sfm_set_buffer = _set_buffer  # type: ignore[attr-defined]
+
+_FUSED_CLASSES: dict[tuple[type, type], type] = {}
+
+
+def _fused_class(base: type, mixin: type) -> type:
+    key = (base, mixin)
+    cls = _FUSED_CLASSES.get(key)
+    if cls is None:
+        first = None
+        try:
+            params = list(inspect.signature(base.forward).parameters.values())[1:]
+            if params and params[0].kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY):
+                first = params[0].name
+        except (TypeError, ValueError):
+            pass
+        cls = type(
+            f"StaticFP8Fused{base.__name__}",
+            (mixin, base),
+            {"_sfm_base_cls": base, "_sfm_first_param": first, "__module__": __name__},
+        )
+        _FUSED_CLASSES[key] = cls
+    return cls
+
+
+def _state_dict_post_hook(module, incompatible_keys) -> None:
+    if isinstance(module, FusedStaticFP8MLP):
+        module._sfm_refresh()
+
+
+_SFM_ATTRS = (
+    "_sfm_enabled", "_sfm_quant_fn", "_sfm_mlp_fn", "_sfm_names", "_sfm_in_attr", "_sfm_hidden_attr",
+    "_sfm_down_scale_attr", "_sfm_up_scale_attr", "_sfm_K", "_sfm_device_types", "_sfm_cuda_devices",
+    "_sfm_endpoint", "_sfm_kernel", "_sfm_hook",
+)
+
+
+def _install(plan: _Plan, fns: dict[str, Any], kernel_label: str, device_types: frozenset, cuda_devices: frozenset) -> None:
+    module = plan.module
+    mixin = FusedGatedMLP if plan.pattern == "gated_mlp" else FusedDenseGeluMLP
+    first, last = plan.linears[plan.names[0]], plan.linears[plan.names[-1]]
+    d = module.__dict__
+    d["_sfm_enabled"] = False
+    d["_sfm_quant_fn"] = fns[QUANT_ENDPOINT]
+    d["_sfm_mlp_fn"] = fns[plan.endpoint]
+    d["_sfm_names"] = plan.names
+    d["_sfm_in_attr"] = first.input_scale_attr
+    d["_sfm_up_scale_attr"] = first.weight_scale_attr
+    d["_sfm_hidden_attr"] = last.input_scale_attr
+    d["_sfm_down_scale_attr"] = last.weight_scale_attr
+    d["_sfm_K"] = plan.K
+    d["_sfm_device_types"] = device_types
+    d["_sfm_cuda_devices"] = cuda_devices
+    d["_sfm_endpoint"] = plan.endpoint
+    d["_sfm_kernel"] = kernel_label
+    module.__class__ = _fused_class(type(module), mixin)
+    try:
+        module._sfm_refresh()
+        d["_sfm_hook"] = module.register_load_state_dict_post_hook(_state_dict_post_hook)
+    except Exception:
+        _unfuse_one(module)
+        raise
+
+
+def _unfuse_one(module: nn.Module) -> None:
+    base = getattr(type(module), "_sfm_base_cls", None)
+    hook = module.__dict__.get("_sfm_hook")
+    if hook is not None:
+        hook.remove()
+    for name in [b for b in module._buffers if b.startswith("_sfm_")]:
+        del module._buffers[name]
+        module._non_persistent_buffers_set.discard(name)
+    for attr in _SFM_ATTRS:
+        module.__dict__.pop(attr, None)
+    if base is not None:
+        module.__class__ = base
+
+
+def unfuse_static_fp8_mlps(model: nn.Module) -> int:
+    """Restore every fused module's original class; returns how many were restored."""
+    n = 0
+    for m in model.modules():
+        if isinstance(m, FusedStaticFP8MLP):
+            _unfuse_one(m)
+            n += 1
+    return n
+
+
+def refresh_fused_mlps(model: nn.Module) -> int:
+    """Rebuild the derived buffers (concatenated gate/up weight, scales) of fused modules
+    after their parameters were modified in place outside `load_state_dict`."""
+    n = 0
+    for m in model.modules():
+        if isinstance(m, FusedStaticFP8MLP):
+            m._sfm_refresh()
+            n += 1
+    return n
+
+
+# ========================================================================== main API
+
+
+def _cuda_devices_covered(archs: tuple[str, ...], check_arch: bool) -> frozenset:
+    if not torch.cuda.is_available():
+        return frozenset()
+    n = torch.cuda.device_count()
+    if not check_arch or not archs:
+        return frozenset(range(n))
+    try:
+        from kernels.archs import _supports_cuda_capability
+    except ImportError:  # pragma: no cover
+        return frozenset(range(n))
+    return frozenset(i for i in range(n) if _supports_cuda_capability(list(archs), torch.cuda.get_device_capability(i)))
+
+
+def fuse_static_fp8_mlps(
+    model: nn.Module,
+    fusion_config: Any,
+    *,
+    strict: bool = False,
+    smoke_test: bool | None = None,
+    check_arch: bool = True,
+    dry_run: bool = False,
+    devices: Iterable[str] = ("cuda",),
+    kernel_modules: Mapping[str, ModuleType] | None = None,
+) -> FusionReport:
+    """Fuse the static-FP8 MLPs of `model` (in place) with the kernels `fusion_config` names.
+
+    strict: raise kernel resolution/validation errors instead of warning and leaving
+        the model untouched.
+    smoke_test: run each endpoint once against the reference before use (None: when
+        CUDA is available).
+    check_arch: refuse builds that do not cover the current GPU (kernels' check).
+    dry_run: analyse and report only; the model is not modified.
+    devices: device types the fused path runs on. The default ('cuda',) is what the
+        kernels support; tests add 'cpu' to run pure-PyTorch stand-in kernels.
+    kernel_modules: family -> an already imported kernel module to use instead of
+        resolving that entry's spec (its function names and validation still apply);
+        for machines without the `kernels` library.
+
+    Returns a `FusionReport`; a malformed config raises `FusionConfigError`.
+    """
+    from .loader import resolve_kernel, resolved_from_module
+    from .validate import validate_endpoints
+
+    cfg = FusionConfig.parse(fusion_config)
+    report = FusionReport(enabled=cfg.enabled, dry_run=dry_run)
+    if not cfg.enabled:
+        logger.info(report.headline())
+        return report
+
+    specs = cfg.families()
+    fns: dict[str, Any] = {}
+    resolved = {}
+    errors: list[tuple[str, RegistryError]] = []
+    for family, spec in specs.items():
+        summary = KernelSummary(family=family, spec=spec.describe(), ok=False)
+        report.kernels[family] = summary
+        try:
+            if kernel_modules and family in kernel_modules:
+                rk = resolved_from_module(kernel_modules[family], spec)
+            else:
+                rk = resolve_kernel(spec, check_arch=check_arch)
+            summary.resolved = rk.describe()
+            vr = validate_endpoints(rk, spec.functions(), smoke=smoke_test)
+            summary.validation = vr.summary()
+            vr.raise_if_failed()
+        except RegistryError as exc:
+            summary.error = str(exc)
+            summary.error_kind = getattr(exc, "kind", type(exc).__name__)
+            errors.append((family, exc))
+            continue
+        summary.ok = True
+        resolved[family] = rk
+        for endpoint, fname in spec.functions().items():
+            fns[endpoint] = getattr(rk.module, fname)
+
+    if errors:
+        if strict:
+            raise errors[0][1]
+        msg = "; ".join(f"{fam}: {exc}" for fam, exc in errors)
+        report.error = msg
+
+    # Analyse every MLP-looking module (read-only apart from the restored probe).
+    plans: list[_Plan] = []
+    skip_prefixes: list[str] = []
+    all_modules = list(model.named_modules())
+    all_names = [n for n, _ in all_modules]
+    for name, module in all_modules:
+        if any(name.startswith(p) for p in skip_prefixes):
+            continue
+        result = _analyze(name, module, specs)
+        if result is None:
+            continue
+        if isinstance(result, _Plan):
+            if report.error:
+                report.modules.append(
+                    _decision(name, module, result.pattern, "kernel unavailable (see error); model left unchanged",
+                              activation=result.activation, scales=result.scales, linear_type=result.linear_type,
+                              shape=(result.K, result.H, result.N))
+                )
+            else:
+                plans.append(result)
+        else:
+            report.modules.append(result)
+        skip_prefixes.append(f"{name}." if name else "")
+
+    if report.error:
+        warnings.warn(
+            f"static-fp8-mlp: fusion skipped, the model is left unchanged: {report.error}",
+            StaticFP8FusionWarning,
+            stacklevel=2,
+        )
+        return report
+
+    device_types = frozenset(devices)
+    for plan in plans:
+        family_kernel = resolved[plan.pattern]
+        decision = ModuleDecision(
+            name=plan.name, pattern=plan.pattern, fused=True, module_type=type(plan.module).__name__,
+            activation=plan.activation, linear_type=plan.linear_type, scales=plan.scales,
+            shape=(plan.K, plan.H, plan.N), endpoint=plan.endpoint,
+        )
+        if not dry_run:
+            cuda_devices = _cuda_devices_covered(tuple(family_kernel.archs), check_arch) & _cuda_devices_covered(
+                tuple(resolved["input_quant"].archs), check_arch
+            )
+            try:
+                _install(plan, fns, family_kernel.short(), device_types, cuda_devices)
+            except Exception as exc:  # noqa: BLE001 - never leave a half-fused module
+                if strict:
+                    raise
+                decision.fused = False
+                decision.endpoint = None
+                decision.reason = f"installing the fused forward failed: {type(exc).__name__}: {exc}"
+        report.modules.append(decision)
+
+    order = {n: i for i, n in enumerate(all_names)}
+    report.modules.sort(key=lambda m: order.get(m.name, math.inf))
+    logger.info(report.headline())
+    return report
