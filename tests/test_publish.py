@@ -391,3 +391,28 @@ def test_publish_help_lists_flags():
     assert proc.returncode == 0
     for flag in ("--repo-id", "--git", "--mirror-root", "--dry-run", "--variants", "--dev-build", "--private"):
         assert flag in proc.stdout
+
+
+def test_hub_permission_error_is_a_clear_cli_error(two_variant_build, monkeypatch, capsys):
+    import importlib
+
+    import huggingface_hub
+    import huggingface_hub.errors as hf_errors
+    from huggingface_hub.errors import HfHubHTTPError
+
+    # whichever httpx flavour this huggingface_hub is built on
+    httpx2 = importlib.import_module(hf_errors.Response.__module__.split(".")[0])
+
+    rec = HubRecorder().install(monkeypatch)
+
+    def forbidden(api_self, repo_id, **kw):
+        rec.calls.append(("create_repo", dict(repo_id=repo_id, **kw)))
+        request = httpx2.Request("POST", "https://hub.invalid/api/repos/create")
+        raise HfHubHTTPError("403 Forbidden", response=httpx2.Response(403, request=request))
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", forbidden)
+    rc = cli("publish", str(two_variant_build), "--repo-id", REPO_ID, "--variants", "present", "--no-import")
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "no write access" in err and "403" in err
+    assert rec.names() == ["create_repo"]  # nothing after the refusal

@@ -267,7 +267,18 @@ def run(args: argparse.Namespace) -> int:
             _print_plan(plan, f"hub {endpoint}", None, [], None)
             return 0
         _check_hub_version()
-        publish_to_hub(make_hf_api(), plan, private=args.private)
+        from huggingface_hub.errors import HfHubHTTPError
+
+        try:
+            publish_to_hub(make_hf_api(), plan, private=args.private)
+        except HfHubHTTPError as exc:
+            status = getattr(getattr(exc, "response", None), "status_code", None)
+            hint = (
+                " (no write access: check HF_TOKEN, and that the Hub lets this namespace publish kernels)"
+                if status in (401, 403)
+                else ""
+            )
+            raise CliError(f"Hub request failed{hint}: {exc}") from exc
         return 0
 
     from .release_git import publish_to_git
