@@ -416,3 +416,22 @@ def test_hub_permission_error_is_a_clear_cli_error(two_variant_build, monkeypatc
     assert rc == 2
     assert "no write access" in err and "403" in err
     assert rec.names() == ["create_repo"]  # nothing after the refusal
+
+
+def test_git_target_never_writes_into_an_enclosing_repository(tmp_path, capsys):
+    outer = tmp_path / "outer"
+    (outer / "mirror").mkdir(parents=True)
+    (outer / "mirror" / "notes.txt").write_text("not a repo\n")
+    subprocess.run(["git", "init", "-q", str(outer)], check=True)
+    proj, build = make_project(tmp_path)
+    make_variant(build, A)
+    rc = cli("publish", str(build), "--repo-id", REPO_ID, "--variants", A, "--no-import", "--git", str(outer / "mirror"))
+    assert rc == 2
+    assert "inside" in capsys.readouterr().err
+    assert git(outer, "for-each-ref").strip() == ""  # no branch was written
+    # an existing empty directory is fine: it becomes a bare repository
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    rc = cli("publish", str(build), "--repo-id", REPO_ID, "--variants", A, "--no-import", "--git", str(empty))
+    assert rc == 0
+    assert git(empty, "rev-parse", "--is-bare-repository").strip() == "true"

@@ -285,3 +285,22 @@ def test_expected_archs_follow_cuda_minver():
     assert spec.expected_archs((12, 6)) == ["8.9", "9.0a"]
     assert sorted(spec.expected_archs((13, 0))) == sorted(["8.9", "9.0a", "10.0a", "12.0"])
     assert sorted(spec.expected_archs((12, 8))) == sorted(["8.9", "9.0a", "10.0a", "12.0"])
+
+
+def test_metadata_digest_is_checked_when_present(tmp_path):
+    from kernels_data import Digest, DigestAlgorithm
+
+    proj, build = make_project(tmp_path)
+    vdir = make_variant(build, OTHER)
+    digest = Digest.hash_variant(DigestAlgorithm.SHA256, vdir)
+    meta = json.loads((vdir / "metadata.json").read_text())
+    meta["digest"] = {"algorithm": "sha256", "files": dict(digest.files)}
+    (vdir / "metadata.json").write_text(json.dumps(meta))
+    rc, data, text = _report(tmp_path, str(build), "--variants", OTHER, "--no-import")
+    assert rc == 0, text
+    with open(vdir / "__init__.py", "a") as f:
+        f.write("# edited after the build\n")
+    rc, data, text = _report(tmp_path, str(build), "--variants", OTHER, "--no-import")
+    assert rc == 1
+    detail = _row(data, OTHER)["checks"]["meta"]["detail"]
+    assert "digest" in detail and "__init__.py" in detail

@@ -63,8 +63,19 @@ def render_card(
         "",
         "Every endpoint also takes `out=` (a preallocated result) and returns the result.",
         "",
-        "To route a model's MLPs through these kernels, point a `fusion_config` entry of each",
-        f'family ({", ".join(f"`{f}`" for f in FAMILIES)}) at `{repo_id}` with version {spec.version}.',
+        "To route a model's static-FP8 MLPs through these kernels, point the `fusion_config`",
+        "entries of the three endpoint families at this repo:",
+        "",
+        "```python",
+        "fusion_config = {",
+        '    "static_quantized_mlp": {',
+        *[
+            f'        "{f}": {{"repo_id": "{repo_id}", "version": {spec.version}, "trust_remote_code": True}},'
+            for f in FAMILIES
+        ],
+        "    }",
+        "}",
+        "```",
         "",
         "## Endpoints",
         "",

@@ -62,18 +62,29 @@ class GitRepo:
 
     @classmethod
     def open_or_init(cls, path: Path, *, create: bool = True) -> "GitRepo":
-        path = Path(path)
-        if not path.exists():
+        path = Path(path).absolute()
+        empty_dir = path.is_dir() and not any(path.iterdir())
+        if not path.exists() or empty_dir:
             if not create:
                 raise CliError(f"{path} does not exist")
-            path.mkdir(parents=True)
+            path.mkdir(parents=True, exist_ok=True)
             subprocess.run(["git", "init", "-q", "--bare", str(path)], check=True, capture_output=True)
             subprocess.run(
                 ["git", "symbolic-ref", "HEAD", "refs/heads/main"], cwd=path, check=True, capture_output=True
             )
+        if not path.is_dir():
+            raise CliError(f"{path} is not a directory")
         repo = cls(path)
-        if repo.git("rev-parse", "--git-dir", check=False).strip() == "":
-            raise CliError(f"{path} exists but is not a git repository")
+        # DIR must *be* a repository (bare, or with .git in it), not a directory that
+        # happens to lie inside one: we would rewrite the enclosing repo's branches.
+        git_dir = repo.git("rev-parse", "--absolute-git-dir", check=False).strip()
+        if not git_dir:
+            raise CliError(f"{path} exists but is not a git repository (use a new or empty directory)")
+        if Path(git_dir).resolve() not in (path.resolve(), (path / ".git").resolve()):
+            raise CliError(
+                f"{path} is not a git repository itself but lies inside {git_dir}; "
+                "use a new or empty directory (it is created as a bare repository)"
+            )
         return repo
 
     @property

@@ -412,6 +412,18 @@ def check_variant_static(vdir: Path, spec: BuildSpec, report: VariantReport, dev
         backend = str(meta.backend.backend_type).lower()
         if "cuda" not in backend:
             report.add("meta", "fail", f"backend {meta.backend.backend_type} is not CUDA")
+        if meta.digest is not None:
+            # kernel-builder records a digest of the variant's files (hash-kernel-hook);
+            # `kernels verify` checks it, so a copy that drifted from it must not ship.
+            try:
+                from kernels_data import Digest
+
+                meta.digest.validate(Digest.hash_variant(meta.digest.algorithm, vdir))
+            except Exception as exc:
+                violations = [str(v) for v in getattr(exc, "violations", [])] or [str(exc)]
+                report.add("meta", "fail", "files differ from the metadata.json digest: " + "; ".join(violations[:4]))
+        else:
+            report.notes.append("metadata.json has no digest (kernel-builder builds record one)")
         if so_module is not None and meta.id != so_module:
             report.add("layout", "fail", f"metadata id {meta.id} != native module name {so_module}")
         report.add("meta", "ok")
