@@ -314,3 +314,86 @@ def fresh_registry(monkeypatch):
     clear_resolution_cache()
     yield
     clear_resolution_cache()
+
+
+# ------------------------------------------------------------------ tiny models
+
+
+def tiny_llama(*, act: str = "silu", inter: int = 128, hidden: int = 64, mlp_bias: bool = False, layers: int = 2, seed: int = 0):
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(
+        vocab_size=64, hidden_size=hidden, intermediate_size=inter, num_hidden_layers=layers,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64, hidden_act=act, mlp_bias=mlp_bias,
+    )
+    return LlamaForCausalLM(cfg).to(torch.bfloat16).eval()
+
+
+def tiny_gemma(*, act: str = "gelu_pytorch_tanh", layers: int = 2, seed: int = 0):
+    import torch
+    from transformers import GemmaConfig, GemmaForCausalLM
+
+    torch.manual_seed(seed)
+    cfg = GemmaConfig(
+        vocab_size=64, hidden_size=64, intermediate_size=128, num_hidden_layers=layers, num_attention_heads=4,
+        num_key_value_heads=1, head_dim=16, max_position_embeddings=64, hidden_act=act, hidden_activation=act,
+    )
+    return GemmaForCausalLM(cfg).to(torch.bfloat16).eval()
+
+
+def tiny_siglip(*, act: str = "gelu_pytorch_tanh", layers: int = 2, seed: int = 0, use_head: bool = True):
+    import torch
+    from transformers import SiglipVisionConfig, SiglipVisionModel
+
+    torch.manual_seed(seed)
+    cfg = SiglipVisionConfig(
+        hidden_size=64, intermediate_size=128, num_hidden_layers=layers, num_attention_heads=4,
+        image_size=32, patch_size=8, hidden_act=act, vision_use_head=use_head,
+    )
+    return SiglipVisionModel(cfg).to(torch.bfloat16).eval()
+
+
+def token_batches(n: int = 3, seed: int = 1, device="cpu"):
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randint(0, 64, (2, 8), generator=g).to(device) for _ in range(n)]
+
+
+def pixel_batches(n: int = 3, seed: int = 1, device="cpu"):
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(2, 3, 32, 32, generator=g).bfloat16().to(device) for _ in range(n)]
+
+
+def model_out(model, batch):
+    import torch
+
+    with torch.no_grad():
+        out = model(batch) if not isinstance(batch, dict) else model(**batch)
+    return out.logits if hasattr(out, "logits") and out.logits is not None else out.last_hidden_state
+
+
+def fusion_config_for(spec) -> dict:
+    return {"static_quantized_mlp": {"input_quant": spec, "gated_mlp": spec, "dense_gelu_mlp": spec}}
+
+
+def calibrated_on(kind: str, device: str = "cpu", *, per_channel: bool = False, **kw):
+    """A tiny model of `kind` ('llama', 'gemma', 'siglip') on `device`, its MLP linears
+    calibrated to StaticFP8Linear; returns (model, batches)."""
+    from static_fp8_mlp_registry.layers import calibrate_static_fp8
+
+    if kind == "llama":
+        model, batches = tiny_llama(**kw), token_batches(device=device)
+    elif kind == "gemma":
+        model, batches = tiny_gemma(**kw), token_batches(device=device)
+    elif kind == "siglip":
+        model, batches = tiny_siglip(**kw), pixel_batches(device=device)
+    else:
+        raise ValueError(kind)
+    model.to(device)
+    calibrate_static_fp8(model, batches, progress=False, per_channel=per_channel)
+    return model, batches

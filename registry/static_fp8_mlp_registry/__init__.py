@@ -53,6 +53,7 @@ _LAZY = {
     "parse_kernel_spec": "config",
     "ResolvedKernel": "loader",
     "resolve_kernel": "loader",
+    "resolved_from_module": "loader",
     "loaded_artifacts": "loader",
     "clear_resolution_cache": "loader",
     "ValidationResult": "validate",
@@ -126,6 +127,12 @@ if TYPE_CHECKING:  # pragma: no cover
         unfuse_static_fp8_mlps,
     )
     from .layers import StaticFP8Linear, calibrate_static_fp8
-    from .loader import ResolvedKernel, clear_resolution_cache, loaded_artifacts, resolve_kernel
+    from .loader import (
+        ResolvedKernel,
+        clear_resolution_cache,
+        loaded_artifacts,
+        resolve_kernel,
+        resolved_from_module,
+    )
     from .report import FusionReport, ModuleDecision
     from .validate import ValidationResult, validate_endpoints

@@ -715,6 +715,13 @@ def _classify(exc: BaseException, spec: KernelSpec) -> KernelResolutionError:
             "build/ directory or one variant directory holding metadata.json and __init__.py.",
             spec=what,
         )
+    if "user-agent" in msg.lower() or "header value" in msg.lower():
+        return KernelResolutionError(
+            f"the HTTP client refused the request header while resolving {what}: {msg}. With "
+            "HF_HUB_DISABLE_TELEMETRY/DISABLE_TELEMETRY/DO_NOT_TRACK set, kernels 0.17.2 builds an invalid "
+            "User-Agent; set HF_HUB_USER_AGENT_ORIGIN=<anything> to avoid it.",
+            spec=what,
+        )
     if "requires kernels>=" in msg:
         return KernelResolutionError(f"{what}: {msg}", spec=what)
     if any(isinstance(e, HfHubHTTPError) for e in chain):

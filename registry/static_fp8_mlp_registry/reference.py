@@ -95,8 +95,8 @@ def dense_gelu_mlp(
 
 def rel_frobenius_error(out: torch.Tensor, ref: torch.Tensor) -> float:
     """`||out - ref|| / ||ref||` in fp64 (0 when both are zero; inf on non-finite output)."""
-    o = out.double()
-    r = ref.double()
+    o = out.detach().double()
+    r = ref.detach().double()
     if not torch.isfinite(o).all():
         return math.inf
     denom = torch.linalg.vector_norm(r)

@@ -1,0 +1,569 @@
+"""Fusion on tiny transformers models (CPU): detection, the report, fallbacks, the fused
+path (through pure-PyTorch stand-in kernels, with devices=('cuda', 'cpu')), state_dict
+round trips, and the layers fusion must refuse."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import pytest
+import torch
+from registry_helpers import (  # noqa: F401 - fixture
+    fresh_registry,
+    fusion_config_for,
+    make_standin,
+    model_out,
+    pixel_batches,
+    tiny_gemma,
+    tiny_llama,
+    tiny_siglip,
+    token_batches,
+)
+from torch import nn
+
+from static_fp8_mlp_registry import reference as ref
+from static_fp8_mlp_registry.errors import FunctionMissingError, LocalArtifactError, StaticFP8FusionWarning
+from static_fp8_mlp_registry.fusion import (
+    FusedStaticFP8MLP,
+    fuse_static_fp8_mlps,
+    refresh_fused_mlps,
+    unfuse_static_fp8_mlps,
+)
+from static_fp8_mlp_registry.layers import StaticFP8Linear, calibrate_static_fp8
+from static_fp8_mlp_registry.loader import resolve_kernel
+
+pytestmark = pytest.mark.usefixtures("fresh_registry")
+
+CPU = ("cuda", "cpu")
+
+
+@pytest.fixture
+def standin(tmp_path):
+    return {"path": str(make_standin(tmp_path / "standin"))}
+
+
+def calibrated(kind: str, **kw):
+    if kind == "llama":
+        m, batches = tiny_llama(**kw), token_batches()
+    elif kind == "gemma":
+        m, batches = tiny_gemma(**kw), token_batches()
+    else:
+        m, batches = tiny_siglip(**kw), pixel_batches()
+    calibrate_static_fp8(m, batches, progress=False)
+    return m, batches
+
+
+def mlps(model):
+    return {n: m for n, m in model.named_modules() if n.endswith("mlp")}
+
+
+def same_state(a: dict, b: dict) -> bool:
+    if a.keys() != b.keys():
+        return False
+    for k in a:
+        x, y = a[k], b[k]
+        if x.dtype != y.dtype or x.shape != y.shape:
+            return False
+        if x.dtype == torch.float8_e4m3fn:
+            x, y = x.view(torch.uint8), y.view(torch.uint8)
+        if not torch.equal(x, y):
+            return False
+    return True
+
+
+def snapshot(model) -> dict:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+# ------------------------------------------------------------------- the three models
+
+
+MODELS = [
+    ("llama", "fp8_swiglu_mlp_bf16", "silu", ["model.layers.0.mlp", "model.layers.1.mlp"]),
+    ("gemma", "fp8_geglu_mlp_bf16", "gelu_tanh", ["model.layers.0.mlp", "model.layers.1.mlp"]),
+    ("siglip", "fp8_gelu_mlp_bf16", "gelu_tanh", ["encoder.layers.0.mlp", "encoder.layers.1.mlp", "head.mlp"]),
+]
+
+
+@pytest.mark.parametrize("kind,endpoint,act,names", MODELS)
+def test_fuse_report_fallback_and_state_dict(kind, endpoint, act, names, standin):
+    model, batches = calibrated(kind)
+    before_out = model_out(model, batches[0])
+    before_state = snapshot(model)
+    classes = {n: type(m) for n, m in mlps(model).items()}
+
+    report = fuse_static_fp8_mlps(model, fusion_config_for(standin))
+
+    assert report.error is None
+    assert report.fused_names == names
+    for d in report.fused:
+        assert d.endpoint == endpoint and d.activation == act and d.linear_type == "StaticFP8Linear"
+        assert d.shape == (64, 128, 64) and d.reason == ""
+    assert report.not_fused == []
+    for n, m in mlps(model).items():
+        assert isinstance(m, FusedStaticFP8MLP) and isinstance(m, classes[n])  # still the original class
+        assert "static_fp8_fused=" + endpoint in repr(m)
+
+    # On CPU the fused modules call the original forward: identical outputs.
+    assert torch.equal(model_out(model, batches[0]), before_out)
+    # state_dict keys and values unchanged; derived buffers are non-persistent.
+    assert same_state(model.state_dict(), before_state)
+    assert not any("_sfm" in k for k in model.state_dict())
+    assert any("_sfm_channel_scale" in n for n, _ in model.named_buffers())
+
+    text = str(report)
+    assert f"fused {len(names)} of {len(names)} MLP modules" in text
+    for n in names:
+        assert n in text
+    d = report.to_dict()
+    json.dumps(d)
+    assert d["fused"] == len(names) and d["kernels"]["input_quant"]["ok"]
+
+
+@pytest.mark.parametrize("kind,endpoint,act,names", MODELS)
+def test_fused_path_matches_unfused_static_fp8(kind, endpoint, act, names, standin):
+    model, batches = calibrated(kind)
+    unfused_out = model_out(model, batches[0])
+    report = fuse_static_fp8_mlps(model, fusion_config_for(standin), devices=CPU)
+    kernel = resolve_kernel(standin).module
+    kernel.CALLS.clear()
+    fused_out = model_out(model, batches[0])
+    assert kernel.CALLS.count(endpoint) == len(names)
+    assert kernel.CALLS.count("channel_scale_quantize_fp8_static_bf16") == len(names)
+    assert ref.rel_frobenius_error(fused_out, unfused_out) < 5e-2
+
+    gen = torch.Generator().manual_seed(3)
+    for name in report.fused_names:
+        mlp = model.get_submodule(name)
+        x = (torch.randn(3, 5, 64, generator=gen) * 2).bfloat16()
+        fused = mlp(x)
+        base = type(mlp)._sfm_base_cls.forward
+        # the per-layer reference with fp32 activations is what the kernel computes
+        exact = base(mlp, x.float()).bfloat16()
+        assert fused.dtype == torch.bfloat16 and fused.shape == (3, 5, 64)
+        assert ref.rel_frobenius_error(fused, exact) <= 1e-2
+        # the unfused bf16 model additionally rounds the hidden activation to bf16
+        assert ref.rel_frobenius_error(fused, base(mlp, x)) <= 3e-2
+
+
+def test_per_channel_and_per_row_scales(standin):
+    model = tiny_llama()
+    calibrate_static_fp8(model, token_batches(), progress=False, per_channel=True)
+    report = fuse_static_fp8_mlps(model, fusion_config_for(standin), devices=CPU)
+    assert {d.scales for d in report.fused} == {"per-channel"}
+    mlp = model.model.layers[0].mlp
+    assert mlp._sfm_gate_up_weight_scale.shape == (256,)
+    x = torch.randn(4, 64).bfloat16()
+    assert ref.rel_frobenius_error(mlp(x), type(mlp)._sfm_base_cls.forward(mlp, x.float()).bfloat16()) <= 1e-2
+
+    # per-tensor gate/up scales that differ -> one [2H] per-row scale
+    model = tiny_llama()
+    calibrate_static_fp8(model, token_batches(), progress=False)
+    report = fuse_static_fp8_mlps(model, fusion_config_for(standin), devices=CPU)
+    assert {d.scales for d in report.fused} == {"per-row (gate/up scales differ)"}
+    mlp = model.model.layers[0].mlp
+    s = mlp._sfm_gate_up_weight_scale
+    assert s.shape == (256,)
+    assert torch.equal(s[:128], mlp.gate_proj.weight_scale.expand(128))
+    assert torch.equal(s[128:], mlp.up_proj.weight_scale.expand(128))
+    assert torch.equal(mlp._sfm_gate_up_weight.view(torch.uint8)[:128], mlp.gate_proj.weight.view(torch.uint8))
+
+    # equal per-tensor scales -> a one-element scale
+    unfuse_static_fp8_mlps(model)
+    for layer in model.model.layers:
+        with torch.no_grad():
+            layer.mlp.up_proj.weight_scale.copy_(layer.mlp.gate_proj.weight_scale)
+    report = fuse_static_fp8_mlps(model, fusion_config_for(standin), devices=CPU)
+    assert {d.scales for d in report.fused} == {"per-tensor"}
+    assert model.model.layers[0].mlp._sfm_gate_up_weight_scale.shape == (1,)
+
+
+# ------------------------------------------------------------------ refusals, reasons
+
+
+def test_unsupported_activation_is_left_alone(standin):
+    model, batches = calibrated("llama", act="relu")
+    out = model_out(model, batches[0])
+    report = fuse_static_fp8_mlps(model, fusion_config_for(standin))
+    assert report.fused == []
+    assert [d.reason for d in report.not_fused] == ["activation ReLU is not supported (needs SiLU or tanh-approximated GELU)"] * 2
+    assert not any(isinstance(m, FusedStaticFP8MLP) for m in model.modules())
+    assert torch.equal(model_out(model, batches[0]), out)
+
+
+def test_erf_gelu_dense_is_left_alone(standin):
+    model, _ = calibrated("siglip", act="gelu")
+    report = fuse_static_fp8_mlps(model, fusion_config_for(standin))
+    assert report.fused == [] and len(report.not_fused) == 3
+    assert all("activation gelu (erf) is not supported" in d.reason for d in report.not_fused)
+
+
+def test_shape_not_multiple_of_16(standin):
+    model, _ = calibrated("llama", inter=72)
+    report = fuse_static_fp8_mlps(model, fusion_config_for(standin))
+    assert [d.reason for d in report.not_fused] == ["shape H=72 not a multiple of 16"] * 2
+    assert report.not_fused[0].shape == (64, 72, 64)
+
+
+def test_gated_bias_is_refused(standin):
+    model, _ = calibrated("llama", mlp_bias=True)
+    report = fuse_static_fp8_mlps(model, fusion_config_for(standin))
+    assert report.not_fused[0].reason == "bias on gate_proj, up_proj, down_proj (the gated kernels take no bias)"
+
+
+def test_bf16_linears_are_not_static_fp8(standin):
+    model = tiny_llama()
+    report = fuse_static_fp8_mlps(model, fusion_config_for(standin))
+    assert report.not_fused[0].reason == "gate_proj is Linear with bfloat16 weights, not static FP8"
+
+
+def test_different_input_scales_fall_back_with_reason(standin):
+    model, _ = calibrated("llama")
+    with torch.no_grad():
+        model.model.layers[1].mlp.up_proj.input_scale.mul_(2)
+    report = fuse_static_fp8_mlps(model, fusion_config_for(standin))
+    assert report.fused_names == ["model.layers.0.mlp"]
+    why = report.decision("model.layers.1.mlp").reason
+    assert why.startswith("gate_proj and up_proj have different input_scale") and "must share one" in why
+
+
+class OddMLP(nn.Module):
+    """gate/up/down names, but not the SwiGLU wiring."""
+
+    def __init__(self, variant: str):
+        super().__init__()
+        self.variant = variant
+        self.gate_proj = nn.Linear(64, 128, bias=False)
+        self.up_proj = nn.Linear(64, 128, bias=False)
+        self.down_proj = nn.Linear(128, 64, bias=False)
+        self.act_fn = nn.SiLU()
+
+    def forward(self, x):
+        if self.variant == "scaled":
+            return self.down_proj(self.act_fn(self.gate_proj(x)) * self.up_proj(x)) * 2
+        if self.variant == "swapped":
+            return self.down_proj(self.gate_proj(x) * self.act_fn(self.up_proj(x)))
+        if self.variant == "residual":
+            return x + self.down_proj(self.act_fn(self.gate_proj(x)) * self.up_proj(x))
+        return self.down_proj(self.act_fn(self.gate_proj(x)) * self.up_proj(x))
+
+
+@pytest.mark.parametrize(
+    "variant,reason",
+    [
+        ("scaled", "its forward does not return down_proj's output unchanged"),
+        ("swapped", "its forward does not feed down_proj with act(gate_proj(x)) * up_proj(x) for act=silu"),
+        ("residual", "its forward does not return down_proj's output unchanged"),
+        ("plain", ""),
+    ],
+)
+def test_wiring_probe(variant, reason, standin):
+    model = nn.Sequential(OddMLP(variant)).to(torch.bfloat16)
+    calibrate_static_fp8(model, [torch.randn(4, 64).bfloat16()], progress=False)
+    report = fuse_static_fp8_mlps(model, fusion_config_for(standin))
+    d = report.decision("0")
+    assert d.reason == reason and d.fused == (reason == "")
+    # the probe restored the module
+    assert isinstance(model[0].gate_proj, StaticFP8Linear)
+
+
+def test_instance_forward_override_is_refused(standin):
+    model, _ = calibrated("llama")
+    mlp = model.model.layers[0].mlp
+    mlp.forward = mlp.forward  # what accelerate hooks do
+    report = fuse_static_fp8_mlps(model, fusion_config_for(standin))
+    assert "instance-level forward override" in report.decision("model.layers.0.mlp").reason
+    assert report.fused_names == ["model.layers.1.mlp"]
+
+
+def test_merged_gate_up_layout_is_reported(standin):
+    class Phi3Like(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.gate_up_proj = nn.Linear(64, 256, bias=False)
+            self.down_proj = nn.Linear(128, 64, bias=False)
+
+        def forward(self, x):
+            g, u = self.gate_up_proj(x).chunk(2, dim=-1)
+            return self.down_proj(nn.functional.silu(g) * u)
+
+    report = fuse_static_fp8_mlps(nn.Sequential(Phi3Like()), fusion_config_for(standin))
+    assert "merged gate_up_proj layout is not supported" in report.not_fused[0].reason
+
+
+def test_pattern_not_enabled(standin):
+    model, _ = calibrated("siglip")
+    cfg = {"static_quantized_mlp": {"input_quant": standin, "gated_mlp": standin}}
+    report = fuse_static_fp8_mlps(model, cfg)
+    assert all(d.reason == "dense_gelu_mlp is not enabled in fusion_config" for d in report.not_fused)
+
+
+# -------------------------------------------------------- other static FP8 layer types
+
+
+def _fp8_linear(in_f, out_f, *, block_size=None, scheme="static", w=None):
+    from transformers.integrations.finegrained_fp8 import FP8Linear
+
+    lin = FP8Linear(in_f, out_f, block_size=block_size, activation_scheme=scheme)
+    g = torch.Generator().manual_seed(in_f * 7 + out_f)
+    with torch.no_grad():
+        lin.weight.copy_(ref.q_fp8(torch.randn(out_f, in_f, generator=g) * 100))
+        if block_size is None:
+            lin.weight_scale_inv.fill_(0.002)
+        if scheme == "static":
+            lin.activation_scale.fill_(0.01)
+    return lin
+
+
+def test_transformers_fp8linear_static(standin):
+    model = tiny_llama()
+    for layer in model.model.layers:
+        layer.mlp.gate_proj = _fp8_linear(64, 128)
+        layer.mlp.up_proj = _fp8_linear(64, 128)
+        layer.mlp.down_proj = _fp8_linear(128, 64)
+    report = fuse_static_fp8_mlps(model, fusion_config_for(standin), devices=CPU)
+    assert report.fused_names == ["model.layers.0.mlp", "model.layers.1.mlp"]
+    assert report.fused[0].linear_type == "FP8Linear (transformers, static)"
+    mlp = model.model.layers[0].mlp
+    x = torch.randn(6, 64).bfloat16()
+    out = mlp(x)
+    xq = ref.input_quant(x, torch.ones(64, dtype=torch.bfloat16), mlp.gate_proj.activation_scale)
+    expected = ref.gated_mlp(
+        xq, torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight]), mlp.down_proj.weight,
+        mlp.gate_proj.activation_scale, mlp.gate_proj.weight_scale_inv, mlp.down_proj.activation_scale,
+        mlp.down_proj.weight_scale_inv, "silu",
+    )
+    assert ref.rel_frobenius_error(out, expected) < 1e-3
+
+
+@pytest.mark.parametrize(
+    "kw,reason",
+    [
+        ({"block_size": (128, 128), "scheme": "dynamic"}, "gate_proj is a block-wise FP8Linear (block_size=(128, 128)), not static per-tensor FP8"),
+        ({"scheme": "dynamic"}, "gate_proj is an FP8Linear with dynamic activation scales, not static FP8"),
+    ],
+)
+def test_transformers_fp8linear_other_schemes_refused(kw, reason, standin):
+    model = tiny_llama(layers=1)
+    mlp = model.model.layers[0].mlp
+    mlp.gate_proj, mlp.up_proj, mlp.down_proj = _fp8_linear(64, 128, **kw), _fp8_linear(64, 128, **kw), _fp8_linear(128, 64, **kw)
+    report = fuse_static_fp8_mlps(model, fusion_config_for(standin))
+    assert report.not_fused[0].reason == reason
+
+
+class CompressedTensorsLinear(nn.Module):
+    """What a compressed-tensors static FP8 checkpoint holds (channel-wise weight scale [out, 1])."""
+
+    def __init__(self, in_f, out_f, seed):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.weight = nn.Parameter(ref.q_fp8(torch.randn(out_f, in_f, generator=g) * 100), requires_grad=False)
+        self.weight_scale = nn.Parameter(torch.rand(out_f, 1, generator=g) * 0.003 + 0.001, requires_grad=False)
+        self.input_scale = nn.Parameter(torch.tensor([0.02]), requires_grad=False)
+        self.register_parameter("bias", None)
+
+    def forward(self, x):
+        a = ref.q_fp8(x.float() / self.input_scale).float() * self.input_scale
+        return (a @ (self.weight.float() * self.weight_scale).T).to(x.dtype)
+
+
+def test_compressed_tensors_style_layers(standin):
+    model = tiny_llama(layers=1)
+    mlp = model.model.layers[0].mlp
+    mlp.gate_proj, mlp.up_proj, mlp.down_proj = (
+        CompressedTensorsLinear(64, 128, 1), CompressedTensorsLinear(64, 128, 2), CompressedTensorsLinear(128, 64, 3)
+    )
+    report = fuse_static_fp8_mlps(model, fusion_config_for(standin), devices=CPU)
+    d = report.fused[0]
+    assert d.linear_type == "CompressedTensorsLinear (compressed-tensors style)" and d.scales == "per-channel"
+    x = torch.randn(5, 64).bfloat16()
+    exact = type(mlp)._sfm_base_cls.forward(mlp, x.float()).bfloat16()
+    assert ref.rel_frobenius_error(mlp(x), exact) <= 1e-2
+
+
+# ------------------------------------------------------ kernel failures: model untouched
+
+
+def test_missing_kernel_leaves_model_untouched_with_one_warning(tmp_path):
+    model, batches = calibrated("llama")
+    out = model_out(model, batches[0])
+    cfg = fusion_config_for({"path": str(tmp_path / "missing")})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = fuse_static_fp8_mlps(model, cfg)
+    ours = [w for w in caught if issubclass(w.category, StaticFP8FusionWarning)]
+    assert len(ours) == 1
+    assert "left unchanged" in str(ours[0].message) and "does not exist" in str(ours[0].message)
+    assert report.error and report.fused == []
+    assert all(d.reason.startswith("kernel unavailable") for d in report.not_fused)
+    assert report.kernels["gated_mlp"].error_kind == "local_artifact"
+    assert not any(isinstance(m, FusedStaticFP8MLP) for m in model.modules())
+    assert torch.equal(model_out(model, batches[0]), out)
+    with pytest.raises(LocalArtifactError):
+        fuse_static_fp8_mlps(model, cfg, strict=True)
+
+
+def test_failed_validation_leaves_model_untouched(tmp_path):
+    model, _ = calibrated("gemma")
+    bad = {"path": str(make_standin(tmp_path / "bad", omit=("fp8_geglu_mlp_bf16",)))}
+    with pytest.warns(StaticFP8FusionWarning, match="no function 'fp8_geglu_mlp_bf16'"):
+        report = fuse_static_fp8_mlps(model, fusion_config_for(bad))
+    assert report.fused == [] and not any(isinstance(m, FusedStaticFP8MLP) for m in model.modules())
+    with pytest.raises(FunctionMissingError):
+        fuse_static_fp8_mlps(model, fusion_config_for(bad), strict=True)
+    # disabling geglu in the config makes the build acceptable; the GeGLU MLPs say why they stay unfused
+    cfg = {"static_quantized_mlp": {"input_quant": bad, "gated_mlp": {**bad, "geglu_func": None}}}
+    report = fuse_static_fp8_mlps(model, cfg)
+    assert report.error is None
+    assert [d.reason for d in report.not_fused] == ["fusion_config disables geglu_func (activation gelu_tanh)"] * 2
+
+
+def test_disabled_config_and_dry_run(standin):
+    model, _ = calibrated("llama")
+    assert not fuse_static_fp8_mlps(model, {"static_quantized_mlp": False}).enabled
+    report = fuse_static_fp8_mlps(model, fusion_config_for(standin), dry_run=True)
+    assert report.dry_run and len(report.fused) == 2
+    assert "would fuse 2 of 2" in str(report)
+    assert not any(isinstance(m, FusedStaticFP8MLP) for m in model.modules())
+
+
+# ------------------------------------------------------------------ runtime behaviour
+
+
+def test_runtime_fallbacks(standin):
+    model, _ = calibrated("llama")
+    fuse_static_fp8_mlps(model, fusion_config_for(standin), devices=CPU)
+    kernel = resolve_kernel(standin).module
+    mlp = model.model.layers[0].mlp
+    base = type(mlp)._sfm_base_cls.forward
+    x = torch.randn(4, 64).bfloat16()
+
+    def fused_calls(fn):
+        kernel.CALLS.clear()
+        out = fn()
+        return len(kernel.CALLS), out
+
+    assert fused_calls(lambda: mlp(x))[0] == 2
+    assert fused_calls(lambda: mlp(x=x))[0] == 2  # the original's parameter name
+    n, out = fused_calls(lambda: mlp(x.float()))  # another dtype
+    assert n == 0 and torch.equal(out, base(mlp, x.float()))
+    mlp.train()
+    n, out = fused_calls(lambda: mlp(x))
+    assert n == 0 and torch.equal(out, base(mlp, x))
+    mlp.eval()
+    xg = x.clone().requires_grad_(True)
+    assert fused_calls(lambda: mlp(xg))[0] == 0
+    with torch.no_grad():
+        assert fused_calls(lambda: mlp(xg))[0] == 2
+    kernel.CALLS.clear()
+    with pytest.raises(RuntimeError):  # wrong K: the original module's own error
+        mlp(torch.randn(4, 32).bfloat16())
+    assert kernel.CALLS == []
+    mlp._sfm_enabled = False
+    assert fused_calls(lambda: mlp(x))[0] == 0
+
+
+def test_state_dict_round_trips(standin, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    model, batches = calibrated("llama", seed=0)
+    fuse_static_fp8_mlps(model, fusion_config_for(standin), devices=CPU)
+    out = model_out(model, batches[0])
+    state = model.state_dict()
+    torch.save(state, tmp_path / "sd.pt")
+    save_file({k: v.contiguous() for k, v in state.items()}, tmp_path / "sd.safetensors")
+
+    # into an unfused model of the same structure (different values)
+    other, _ = calibrated("llama", seed=5)
+    assert not torch.equal(model_out(other, batches[0]), out)
+    other.load_state_dict(torch.load(tmp_path / "sd.pt"))
+    assert same_state(other.state_dict(), state)
+
+    # into a fused model: the post-hook rebuilds the concatenated weight and scales
+    fused_other, _ = calibrated("llama", seed=7)
+    fuse_static_fp8_mlps(fused_other, fusion_config_for(standin), devices=CPU)
+    fused_other.load_state_dict(load_file(tmp_path / "sd.safetensors"))
+    assert same_state(fused_other.state_dict(), state)
+    assert torch.equal(model_out(fused_other, batches[0]), out)
+    m0 = fused_other.model.layers[0].mlp
+    assert torch.equal(
+        m0._sfm_gate_up_weight.view(torch.uint8),
+        torch.cat([m0.gate_proj.weight, m0.up_proj.weight]).view(torch.uint8),
+    )
+
+
+def test_refresh_after_in_place_edit_and_scale_mismatch_disables(standin):
+    model, _ = calibrated("llama")
+    fuse_static_fp8_mlps(model, fusion_config_for(standin), devices=CPU)
+    mlp = model.model.layers[0].mlp
+    with torch.no_grad():
+        mlp.gate_proj.weight.copy_(ref.q_fp8(torch.randn(128, 64) * 50))
+    assert refresh_fused_mlps(model) == 2
+    assert torch.equal(mlp._sfm_gate_up_weight.view(torch.uint8)[:128], mlp.gate_proj.weight.view(torch.uint8))
+    with torch.no_grad():
+        mlp.up_proj.input_scale.mul_(3)
+    with pytest.warns(StaticFP8FusionWarning, match="no longer share one static input_scale"):
+        refresh_fused_mlps(model)
+    assert mlp._sfm_enabled is False
+    x = torch.randn(2, 64).bfloat16()
+    assert torch.equal(mlp(x), type(mlp)._sfm_base_cls.forward(mlp, x))
+
+
+def test_unfuse_and_refuse_double_fusion(standin):
+    model, batches = calibrated("siglip")
+    before = snapshot(model)
+    fuse_static_fp8_mlps(model, fusion_config_for(standin))
+    again = fuse_static_fp8_mlps(model, fusion_config_for(standin))
+    assert all(d.reason == "already fused" for d in again.not_fused)
+    assert unfuse_static_fp8_mlps(model) == 3
+    assert not any(isinstance(m, FusedStaticFP8MLP) for m in model.modules())
+    assert not any("_sfm" in n for n, _ in model.named_buffers())
+    assert same_state(model.state_dict(), before)
+
+
+def test_torch_compile_fullgraph_traces_the_fused_forward(standin):
+    model, _ = calibrated("gemma", layers=1)
+    fuse_static_fp8_mlps(model, fusion_config_for(standin), devices=CPU)
+    mlp = model.model.layers[0].mlp
+    x = torch.randn(2, 3, 64).bfloat16()
+    eager = mlp(x)
+    torch._dynamo.reset()
+    compiled = torch.compile(mlp, fullgraph=True, backend="eager")
+    with torch.no_grad():
+        assert torch.equal(compiled(x), eager)
+
+
+# --------------------------------------------------------------------- calibration
+
+
+def test_calibrate_scales_are_amax_based():
+    model = tiny_llama(layers=1)
+    mlp = model.model.layers[0].mlp
+    seen = []
+    h = mlp.gate_proj.register_forward_hook(lambda m, a, o: seen.append(a[0].abs().amax().float()))
+    batches = token_batches(2)
+    for b in batches:
+        with torch.no_grad():
+            model(b)
+    h.remove()
+    w_amax = mlp.gate_proj.weight.detach().float().abs().amax()
+    layers = calibrate_static_fp8(model, batches, progress=True)
+    assert sorted(layers) == ["model.layers.0.mlp.down_proj", "model.layers.0.mlp.gate_proj", "model.layers.0.mlp.up_proj"]
+    g = model.model.layers[0].mlp.gate_proj
+    assert isinstance(g, StaticFP8Linear)
+    assert torch.allclose(g.input_scale, torch.stack(seen).max() / 448)
+    assert torch.allclose(g.weight_scale, w_amax / 448)
+    assert g.weight.dtype == torch.float8_e4m3fn and g.weight.float().abs().max() == 448
+    # gate and up see the same input: one shared input scale
+    assert torch.equal(g.input_scale, model.model.layers[0].mlp.up_proj.input_scale)
+
+
+def test_static_fp8_linear_forward_is_the_static_math():
+    lin = nn.Linear(32, 16, bias=True).bfloat16()
+    q = StaticFP8Linear.from_linear(lin, 3.0, per_channel=True)
+    x = (torch.randn(4, 32) * 2).bfloat16()
+    a = ref.q_fp8(x.float() / q.input_scale).float() * q.input_scale
+    expected = (a @ (q.weight.float() * q.weight_scale[:, None]).T + q.bias.float()).bfloat16()
+    assert torch.equal(q(x), expected)
+    assert "per-channel" in repr(q)
