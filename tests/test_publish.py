@@ -174,9 +174,23 @@ def test_hub_new_branch_request_sequence(two_variant_build, monkeypatch, capsys)
     assert f'get_kernel("{REPO_ID}", version=1' in card
     for name in ENDPOINTS:
         assert f"`{name}`" in card
-    assert f"`{A}` | 2.12 | 13.0 | 8.9, 9.0a, 10.0a, 12.0 |" in card
-    assert f"`{C}` | 2.12 | 12.6 | 8.9, 9.0a |" in card
+    from static_fp8_mlp_cli.validate import _arch_key
+    from test_release_support import expected_archs
+
+    for variant, torch_v, cuda_v in ((A, "2.12", "13.0"), (C, "2.12", "12.6")):
+        archs = ", ".join(sorted(expected_archs(variant), key=_arch_key))
+        assert f"`{variant}` | {torch_v} | {cuda_v} | {archs} |" in card
     assert "Development build" not in card
+    # the card's fusion_config example is one the registry accepts, all entries at this repo
+    block = card[card.index("fusion_config = {"):]
+    block = block[: block.index("```")]
+    scope: dict = {}
+    exec(block, scope)
+    from static_fp8_mlp_registry import parse_fusion_config
+
+    families = parse_fusion_config(scope["fusion_config"]).families()
+    assert set(families) == {"input_quant", "gated_mlp", "dense_gelu_mlp"}
+    assert {spec.repo_id for spec in families.values()} == {REPO_ID}
     assert rec.branches["v1"] == sorted([".gitattributes", "README.md"] + _files_of(build, A, C))
 
 

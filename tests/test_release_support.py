@@ -32,8 +32,13 @@ sys.path.insert(0, str(REPO / "cli"))
 
 from static_fp8_mlp_registry.contract import ENDPOINTS  # noqa: E402
 
-ARCHS_CU13 = ["10.0a", "12.0", "8.9", "9.0a"]
-ARCHS_CU12 = ["8.9", "9.0a"]
+
+
+def expected_archs(variant: str) -> list[str]:
+    """What the repo's build.toml asks a variant to advertise (fakes advertise exactly that)."""
+    from static_fp8_mlp_cli.release_variants import parse_variant, read_build_toml
+
+    return read_build_toml(REPO / "build.toml").expected_archs(parse_variant(variant).cuda)
 
 
 @lru_cache(maxsize=None)
@@ -142,7 +147,7 @@ def make_variant(
     schemas = schemas_for(endpoints, schema_overrides)
     registered = schemas if registered is None else registered
     if archs is None:
-        archs = ARCHS_CU12 if "-cu12" in name else ARCHS_CU13
+        archs = expected_archs(name)
 
     so_name = f"{ns}.abi3.so" if abi3_tag else f"{ns}.cpython-311-x86_64-linux-gnu.so"
     _compile_so(vdir / so_name, ns, schemas, bad_abi=bad_abi, new_glibc=new_glibc, link_libs=link_libs)
