@@ -188,6 +188,18 @@ def real_build_dir(request) -> Path:
 # ------------------------------------------------------------------------- fake Hub
 
 
+def _httpx():
+    """The HTTP client huggingface_hub uses (httpx2 in 2.x, httpx in 1.x)."""
+    try:
+        import httpx2
+
+        return httpx2
+    except ImportError:
+        import httpx
+
+        return httpx
+
+
 class FakeHub:
     """A stand-in for the Hub's kernel-repo API, patched into `huggingface_hub.HfApi`.
 
@@ -218,15 +230,12 @@ class FakeHub:
     def _net(self, what: str, arg: str):
         self.calls.append((what, arg))
         if self.network_down:
-            import httpx2
-
-            raise httpx2.ConnectError("[Errno -3] Temporary failure in name resolution")
+            raise _httpx().ConnectError("[Errno -3] Temporary failure in name resolution")
 
     @staticmethod
     def _http_error(cls, url: str, status: int = 404):
-        import httpx2
-
-        return cls(f"{status} Client Error for url: {url}", response=httpx2.Response(status, request=httpx2.Request("GET", url)))
+        httpx = _httpx()
+        return cls(f"{status} Client Error for url: {url}", response=httpx.Response(status, request=httpx.Request("GET", url)))
 
     def _repo(self, repo_id: str):
         from huggingface_hub.errors import RepositoryNotFoundError

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+
+pytest.importorskip("pydantic")
+pytest.importorskip("kernels")
 from registry_helpers import FakeHub, fresh_registry, make_standin, real_build_dir  # noqa: F401
 
 from static_fp8_mlp_cli.__main__ import main

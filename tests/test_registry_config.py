@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+pytest.importorskip("pydantic")
+
 from static_fp8_mlp_registry.config import (
     DenseGeluMLPSpec,
     FusionConfig,

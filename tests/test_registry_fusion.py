@@ -8,6 +8,10 @@ import json
 import warnings
 
 import pytest
+
+pytest.importorskip("pydantic")
+pytest.importorskip("kernels")
+pytest.importorskip("transformers")
 import torch
 from registry_helpers import (  # noqa: F401 - fixture
     fresh_registry,

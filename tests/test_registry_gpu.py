@@ -12,6 +12,9 @@ from __future__ import annotations
 import copy
 
 import pytest
+
+pytest.importorskip("pydantic")
+pytest.importorskip("transformers")
 import torch
 from registry_helpers import (  # noqa: F401 - fixture
     calibrated_on,

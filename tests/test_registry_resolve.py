@@ -10,6 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
+
+pytest.importorskip("pydantic")
+pytest.importorskip("kernels")
 from registry_helpers import (  # noqa: F401 - fixture
     FakeHub,
     fresh_registry,

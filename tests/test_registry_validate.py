@@ -4,6 +4,9 @@ op schemas, overrides, and the smoke test (run on CPU against pure-PyTorch stand
 from __future__ import annotations
 
 import pytest
+
+pytest.importorskip("pydantic")
+pytest.importorskip("kernels")
 from registry_helpers import contract_schema, fresh_registry, make_standin, real_build_dir  # noqa: F401
 
 from static_fp8_mlp_registry import contract

@@ -370,12 +370,11 @@ def _analyze(name: str, module: nn.Module, specs: dict[str, KernelSpec]) -> _Pla
                 f"inconsistent shapes: fc1 {tuple(first.weight.shape)}, fc2 {tuple(last.weight.shape)}",
                 **common,
             )
-        scales = "per-tensor" if (first.per_tensor and last.per_tensor) else "per-channel"
+        scales = "per-tensor" if first.per_tensor else "per-channel"
         endpoint = DENSE_ENDPOINT
-    if not last.per_tensor and not first.per_tensor:
-        scales = "per-channel"
-    elif not last.per_tensor:
-        scales = f"{scales}, per-channel down"
+    down = "per-tensor" if last.per_tensor else "per-channel"
+    if scales != down and not (scales.startswith("per-row") and last.per_tensor):
+        scales = f"{scales}, {down} {names[-1]}"
 
     shape_why = _shape_reason(K, H, N)
     if shape_why:
@@ -472,13 +471,13 @@ class FusedGatedMLP(FusedStaticFP8MLP):
 
     def _sfm_fused_forward(self, x: torch.Tensor) -> torch.Tensor:
         in_scale = self._sfm_input_scale()
-        xq = self._sfm_quant_fn(x, self._sfm_channel_scale, in_scale)
+        xq = self._sfm_quant_fn(x, self._sfm_channel_scale.to(torch.bfloat16), in_scale)
         return self._sfm_mlp_fn(
             xq,
             self._sfm_gate_up_weight,
             self._sfm_down_weight(),
             in_scale,
-            self._sfm_gate_up_weight_scale,
+            _f32(self._sfm_gate_up_weight_scale),
             self._sfm_hidden_scale(),
             self._sfm_down_scale(),
         )
@@ -525,9 +524,9 @@ class FusedDenseGeluMLP(FusedStaticFP8MLP):
     def _sfm_fused_forward(self, x: torch.Tensor) -> torch.Tensor:
         fc1, fc2 = getattr(self, "fc1"), getattr(self, "fc2")
         in_scale = self._sfm_input_scale()
-        xq = self._sfm_quant_fn(x, self._sfm_channel_scale, in_scale)
-        b1 = self._sfm_zero_up_bias if fc1.bias is None else fc1.bias.to(torch.bfloat16)
-        b2 = self._sfm_zero_down_bias if fc2.bias is None else fc2.bias.to(torch.bfloat16)
+        xq = self._sfm_quant_fn(x, self._sfm_channel_scale.to(torch.bfloat16), in_scale)
+        b1 = (self._sfm_zero_up_bias if fc1.bias is None else fc1.bias).to(torch.bfloat16)
+        b2 = (self._sfm_zero_down_bias if fc2.bias is None else fc2.bias).to(torch.bfloat16)
         return self._sfm_mlp_fn(
             xq,
             fc1.weight,
