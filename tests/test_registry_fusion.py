@@ -571,3 +571,15 @@ def test_static_fp8_linear_forward_is_the_static_math():
     expected = (a @ (q.weight.float() * q.weight_scale[:, None]).T + q.bias.float()).bfloat16()
     assert torch.equal(q(x), expected)
     assert "per-channel" in repr(q)
+
+
+def test_real_build_fuses_and_falls_back_on_cpu(request):
+    from registry_helpers import real_build_dir
+
+    build = real_build_dir(request)
+    model, batches = calibrated("llama")
+    out = model_out(model, batches[0])
+    report = fuse_static_fp8_mlps(model, fusion_config_for({"path": str(build)}), strict=True)
+    assert report.fused_names == ["model.layers.0.mlp", "model.layers.1.mlp"]
+    assert report.kernels["gated_mlp"].resolved["name"] == "static-fp8-mlp"
+    assert torch.equal(model_out(model, batches[0]), out)  # CPU input: the original forward
