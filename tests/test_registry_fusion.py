@@ -583,3 +583,33 @@ def test_real_build_fuses_and_falls_back_on_cpu(request):
     assert report.fused_names == ["model.layers.0.mlp", "model.layers.1.mlp"]
     assert report.kernels["gated_mlp"].resolved["name"] == "static-fp8-mlp"
     assert torch.equal(model_out(model, batches[0]), out)  # CPU input: the original forward
+
+
+def test_deepcopy_stays_fused_and_pickling_stores_the_original(standin):
+    import copy
+    import io
+
+    model, batches = calibrated("llama")
+    out = model_out(model, batches[0])
+    fuse_static_fp8_mlps(model, fusion_config_for(standin), devices=CPU)
+    fused_out = model_out(model, batches[0])
+
+    twin = copy.deepcopy(model)
+    t0, m0 = twin.model.layers[0].mlp, model.model.layers[0].mlp
+    assert isinstance(t0, FusedStaticFP8MLP) and t0._sfm_gate_up_weight.data_ptr() != m0._sfm_gate_up_weight.data_ptr()
+    assert torch.equal(model_out(twin, batches[0]), fused_out)
+    other, _ = calibrated("llama", seed=9)
+    twin.load_state_dict(other.state_dict())  # the copy's own hook refreshes the copy only
+    assert torch.equal(t0._sfm_gate_up_weight.view(torch.uint8), torch.cat([t0.gate_proj.weight, t0.up_proj.weight]).view(torch.uint8))
+    assert torch.equal(model_out(model, batches[0]), fused_out)
+
+    buf = io.BytesIO()
+    torch.save(model, buf)
+    buf.seek(0)
+    loaded = torch.load(buf, weights_only=False)
+    assert not any(isinstance(m, FusedStaticFP8MLP) for m in loaded.modules())
+    assert type(loaded.model.layers[0].mlp).__name__ == "LlamaMLP"
+    assert not any("_sfm" in n for n, _ in loaded.named_buffers())
+    assert same_state(loaded.state_dict(), model.state_dict())
+    assert torch.equal(model_out(loaded, batches[0]), out)
+    assert isinstance(model.model.layers[0].mlp, FusedStaticFP8MLP)  # the original stays fused

@@ -459,6 +459,41 @@ class FusedStaticFP8MLP:
     def _sfm_down_scale(self) -> torch.Tensor:
         return _f32(getattr(getattr(self, self._sfm_names[-1]), self._sfm_down_scale_attr))
 
+    def __reduce_ex__(self, protocol):
+        """Pickling (e.g. `torch.save(model)`) stores the original, unfused module: the
+        fused class is created at run time and the kernel functions belong to a loaded
+        build. Fuse again after loading."""
+        state = self.__dict__.copy()
+        for attr in _SFM_ATTRS:
+            state.pop(attr, None)
+        state["_buffers"] = {k: v for k, v in self._buffers.items() if not k.startswith("_sfm_")}
+        state["_non_persistent_buffers_set"] = {k for k in self._non_persistent_buffers_set if not k.startswith("_sfm_")}
+        handle = self.__dict__.get("_sfm_hook")
+        if handle is not None:
+            hooks = type(self._load_state_dict_post_hooks)(self._load_state_dict_post_hooks)
+            hooks.pop(handle.id, None)
+            state["_load_state_dict_post_hooks"] = hooks
+        return (_rebuild_unfused, (self._sfm_base_cls, state))
+
+    def __deepcopy__(self, memo):
+        """A deep copy stays fused (and gets its own load_state_dict hook)."""
+        import copy
+
+        new = type(self).__new__(type(self))
+        memo[id(self)] = new
+        handle = self.__dict__.get("_sfm_hook")
+        for key, value in self.__dict__.items():
+            if key == "_sfm_hook":
+                continue
+            if key in ("_sfm_quant_fn", "_sfm_mlp_fn"):
+                new.__dict__[key] = value
+            else:
+                new.__dict__[key] = copy.deepcopy(value, memo)
+        if handle is not None:
+            new._load_state_dict_post_hooks.pop(handle.id, None)
+            new.__dict__["_sfm_hook"] = new.register_load_state_dict_post_hook(_state_dict_post_hook)
+        return new
+
     def extra_repr(self) -> str:
         base = self._sfm_base_cls.extra_repr(self)
         fused = f"static_fp8_fused={self._sfm_endpoint} ({self._sfm_kernel})"
@@ -546,6 +581,13 @@ class FusedDenseGeluMLP(FusedStaticFP8MLP):
         self._sfm_set_buffer("_sfm_zero_up_bias", torch.zeros(fc1.weight.shape[0], dtype=torch.bfloat16, device=dev))
         self._sfm_set_buffer("_sfm_zero_down_bias", torch.zeros(fc2.weight.shape[0], dtype=torch.bfloat16, device=dev))
         self._sfm_enabled = True
+
+
+def _rebuild_unfused(cls: type, state: dict) -> nn.Module:
+    """Unpickle a fused module as its original class (see `FusedStaticFP8MLP.__reduce_ex__`)."""
+    obj = cls.__new__(cls)
+    obj.__setstate__(state)
+    return obj
 
 
 def _set_buffer(self: nn.Module, name: str, value: torch.Tensor) -> None:
