@@ -14,8 +14,15 @@
 // up accumulators of the same (token, hidden unit) and the SwiGLU/GeGLU epilogue is
 // register-local. The epilogue stages the output tile through shared memory and
 // writes it with coalesced 16-byte stores.
+//
+// Split-K (sm_90+): for decode-sized batches a weight tile is too little work for one
+// CTA, and the down projection has too few tiles to fill the GPU. gridDim.z CTAs then
+// form a thread-block cluster that splits K; each keeps its partial accumulators in
+// shared memory and rank 0 sums them over distributed shared memory before the
+// epilogue. One launch, no global workspace, no memset, deterministic order.
 #pragma once
 
+#include <cooperative_groups.h>
 #include <cuda_bf16.h>
 
 #include <atomic>
@@ -25,6 +32,7 @@
 #include "common.cuh"
 #include "fp8_convert.cuh"
 #include "mlp_epilogues.cuh"
+#include "tma_util.cuh"
 
 // Internal linkage: every arch-group TU includes this file and must get its own copy
 // (its own fatbin), never one merged by the linker with another group's.
@@ -32,12 +40,16 @@ namespace static_fp8_mlp {
 namespace {
 namespace mma_gemm {
 
-template <int BW, int BT, int WARPS_W, int WARPS_T, int STAGES>
+template <int BW, int BT, int WARPS_W, int WARPS_T, int STAGES, int BK = 128>
 struct TileConfig {
   static constexpr int kBW = BW;  // weight rows per CTA (gate + up rows when gated)
   static constexpr int kBT = BT;  // tokens per CTA
-  static constexpr int kBK = 128; // bytes (= FP8 elements) of K per pipeline stage
+  // Bytes (= FP8 elements) of K per pipeline stage. Longer runs per weight row are
+  // kinder to DRAM when streaming weights (decode); 128 suffices when compute bound.
+  static constexpr int kBK = BK;
+  static_assert(BK % 128 == 0, "whole 128-byte swizzle rows");
   static constexpr int kChunksPerRow = kBK / 16;
+  static constexpr int kSubTiles = kBK / 128;  // 128-byte-wide column blocks per stage
   static constexpr int kWarpsW = WARPS_W;
   static constexpr int kWarpsT = WARPS_T;
   static constexpr int kThreads = 32 * WARPS_W * WARPS_T;
@@ -91,9 +103,17 @@ SFM_DEVICE void mma_fp8(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-// Byte offset of 16-byte chunk `chunk` of tile row `row` inside one operand tile.
-SFM_DEVICE uint32_t swizzled(int row, int chunk) {
-  return static_cast<uint32_t>(row * 128 + ((chunk ^ (row & 7)) << 4));
+// Byte offset of 16-byte chunk `chunk` (along K) of stage row `row` (weight rows
+// [0, kBW), then token rows). A stage is stored as 128-byte-wide column blocks, weight
+// blocks first, exactly the layout TMA's 128-byte swizzle writes box by box: within a
+// block, row r's chunk c sits at r * 128 + ((c ^ r % 8) * 16), so the 8 rows an ldmatrix
+// phase reads hit 8 different bank groups.
+template <typename Cfg>
+SFM_DEVICE uint32_t tile_offset(int row, int chunk) {
+  const int block = chunk >> 3;
+  const uint32_t swz = static_cast<uint32_t>(((chunk & 7) ^ (row & 7)) << 4);
+  if (row < Cfg::kBW) return block * (Cfg::kBW * 128) + row * 128 + swz;
+  return Cfg::kSubTiles * Cfg::kBW * 128 + block * (Cfg::kBT * 128) + (row - Cfg::kBW) * 128 + swz;
 }
 
 struct GemmParams {
@@ -117,15 +137,29 @@ struct OutputTraits<EpilogueKind::kBiasToBf16> {
   static constexpr int kBytes = 2;
 };
 
-template <typename Cfg, EpilogueKind EPI, Activation ACT>
+// Shared memory a config needs: the stage ring, 1 KB to align it for TMA's 128-byte
+// swizzle, and one mbarrier per stage.
+template <typename Cfg>
+constexpr int smem_bytes() {
+  return Cfg::kPipelineBytes + 1024 + 8 * Cfg::kStages;
+}
+
+// TMA = true (sm_90+): one thread feeds the ring with bulk tensor copies (far more
+// bytes in flight per SM than cp.async allows, which decode needs); else every thread
+// issues cp.async. The tensor maps are unused when TMA = false.
+template <typename Cfg, EpilogueKind EPI, Activation ACT, bool TMA>
 __global__ void __launch_bounds__(Cfg::kThreads)
-    fp8_gemm_kernel(const GemmParams p) {
+    fp8_gemm_kernel(const __grid_constant__ CUtensorMap tma_x,
+                    const __grid_constant__ CUtensorMap tma_w, const GemmParams p) {
   constexpr bool kGated = EPI == EpilogueKind::kGatedToFp8;
   constexpr int kOutCols = kGated ? Cfg::kBW / 2 : Cfg::kBW;  // output columns per CTA
   constexpr int kOutBytes = OutputTraits<EPI>::kBytes;
   static_assert(!kGated || Cfg::kMI % 2 == 0, "gated warps need gate/up m-tile pairs");
 
-  extern __shared__ __align__(128) uint8_t smem[];
+  extern __shared__ __align__(1024) uint8_t smem_raw[];
+  uint8_t* smem = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) &
+                                             ~uintptr_t(1023));
+  uint64_t* full = reinterpret_cast<uint64_t*>(smem + Cfg::kPipelineBytes);
 
   // ---- which tile is this CTA's ----
   const int num_t_tiles = (p.m + Cfg::kBT - 1) / Cfg::kBT;
@@ -147,10 +181,19 @@ __global__ void __launch_bounds__(Cfg::kThreads)
   const int warp_t = warp / Cfg::kWarpsW;
 
   // ---- global -> shared loader ----
-  const int k_tiles = (p.k + Cfg::kBK - 1) / Cfg::kBK;
+  const int k_tiles_total = (p.k + Cfg::kBK - 1) / Cfg::kBK;
+  const int splits = gridDim.z;  // > 1 only in a cluster launch (sm_90+)
+  const int kt_begin = static_cast<int>(static_cast<int64_t>(blockIdx.z) * k_tiles_total / splits);
+  const int kt_end = static_cast<int>(static_cast<int64_t>(blockIdx.z + 1) * k_tiles_total / splits);
+  const int k_tiles = kt_end - kt_begin;
+  // Each CTA starts its K walk at a different tile: CTAs in lockstep at one K offset
+  // of rows a power of two apart would all hit the same DRAM channels.
+  const int k_rotation = k_tiles > 0 ? static_cast<int>(blockIdx.x % k_tiles) : 0;
   auto load_stage = [&](int stage, int kt) {
     uint8_t* base = smem + stage * Cfg::kStageBytes;
-    const int k0 = kt * Cfg::kBK;
+    int rotated = kt + k_rotation;
+    if (rotated >= k_tiles) rotated -= k_tiles;
+    const int k0 = (kt_begin + rotated) * Cfg::kBK;
     constexpr int kTotal = (Cfg::kBW + Cfg::kBT) * Cfg::kChunksPerRow;
 #pragma unroll
     for (int c = tid; c < kTotal; c += Cfg::kThreads) {
@@ -177,7 +220,7 @@ __global__ void __launch_bounds__(Cfg::kThreads)
         valid = t < p.m && kk < p.k;
         src = valid ? p.x + static_cast<int64_t>(t) * p.k + kk : p.x;
       }
-      cp_async_16(smem_addr(base + swizzled(row, chunk)), src, valid);
+      cp_async_16(smem_addr(base + tile_offset<Cfg>(row, chunk)), src, valid);
     }
   };
 
@@ -200,22 +243,8 @@ __global__ void __launch_bounds__(Cfg::kThreads)
 #pragma unroll
       for (int r = 0; r < 4; ++r) acc[mi][ni][r] = 0.0f;
 
-  // ---- pipelined main loop ----
-#pragma unroll
-  for (int s = 0; s < Cfg::kStages - 1; ++s) {
-    if (s < k_tiles) load_stage(s, s);
-    cp_async_commit();
-  }
-
-  for (int kt = 0; kt < k_tiles; ++kt) {
-    cp_async_wait<Cfg::kStages - 2>();
-    __syncthreads();
-    {
-      const int next = kt + Cfg::kStages - 1;
-      if (next < k_tiles) load_stage(next % Cfg::kStages, next);
-      cp_async_commit();
-    }
-    const uint8_t* stage = smem + (kt % Cfg::kStages) * Cfg::kStageBytes;
+  // ---- one stage's MMAs (shared by both pipelines) ----
+  auto compute_stage = [&](const uint8_t* stage) {
 #pragma unroll
     for (int ks = 0; ks < Cfg::kBK / 32; ++ks) {
       uint32_t a[Cfg::kMI][4];
@@ -223,7 +252,7 @@ __global__ void __launch_bounds__(Cfg::kThreads)
       for (int mi = 0; mi < Cfg::kMI; ++mi) {
         const int row = mtile_row(mi) + (lane & 15);
         const int chunk = ks * 2 + (lane >> 4);
-        ldmatrix_x4(smem_addr(stage + swizzled(row, chunk)), a[mi][0], a[mi][1], a[mi][2],
+        ldmatrix_x4(smem_addr(stage + tile_offset<Cfg>(row, chunk)), a[mi][0], a[mi][1], a[mi][2],
                     a[mi][3]);
       }
       uint32_t b[Cfg::kNI][2];
@@ -231,13 +260,13 @@ __global__ void __launch_bounds__(Cfg::kThreads)
       if constexpr (Cfg::kNI == 1) {
         const int row = tok_base + (lane & 7);
         const int chunk = ks * 2 + ((lane >> 3) & 1);
-        ldmatrix_x2(smem_addr(stage + swizzled(row, chunk)), b[0][0], b[0][1]);
+        ldmatrix_x2(smem_addr(stage + tile_offset<Cfg>(row, chunk)), b[0][0], b[0][1]);
       } else {
 #pragma unroll
         for (int ni = 0; ni < Cfg::kNI; ni += 2) {
           const int row = tok_base + ni * 8 + (lane & 7) + ((lane >> 4) << 3);
           const int chunk = ks * 2 + ((lane >> 3) & 1);
-          ldmatrix_x4(smem_addr(stage + swizzled(row, chunk)), b[ni][0], b[ni][1],
+          ldmatrix_x4(smem_addr(stage + tile_offset<Cfg>(row, chunk)), b[ni][0], b[ni][1],
                       b[ni + 1][0], b[ni + 1][1]);
         }
       }
@@ -246,15 +275,104 @@ __global__ void __launch_bounds__(Cfg::kThreads)
 #pragma unroll
         for (int ni = 0; ni < Cfg::kNI; ++ni) mma_fp8(acc[mi][ni], a[mi], b[ni][0], b[ni][1]);
     }
+  };
+
+  // ---- pipelined main loop ----
+  if constexpr (TMA) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    auto issue = [&](int stage, int kt) {
+      uint8_t* base = smem + stage * Cfg::kStageBytes;
+      int rotated = kt + k_rotation;
+      if (rotated >= k_tiles) rotated -= k_tiles;
+      const int k0 = (kt_begin + rotated) * Cfg::kBK;
+      tma::mbar_expect_tx(&full[stage], Cfg::kStageBytes);
+#pragma unroll
+      for (int j = 0; j < Cfg::kSubTiles; ++j) {  // one box per 128-byte column block
+        uint8_t* w_block = base + j * Cfg::kBW * 128;
+        const int kj = k0 + j * 128;
+        if constexpr (kGated) {
+          tma::tma_load_2d(w_block, &tma_w, &full[stage], kj, c0);  // gate rows
+          tma::tma_load_2d(w_block + (Cfg::kBW / 2) * 128, &tma_w, &full[stage], kj,
+                           p.n_out + c0);  // up rows
+        } else {
+          tma::tma_load_2d(w_block, &tma_w, &full[stage], kj, c0);
+        }
+        tma::tma_load_2d(base + Cfg::kSubTiles * Cfg::kBW * 128 + j * Cfg::kBT * 128, &tma_x,
+                         &full[stage], kj, t0);
+      }
+    };
+    if (tid == 0) {
+      for (int s = 0; s < Cfg::kStages; ++s) tma::mbar_init(&full[s], 1);
+      asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    }
+    __syncthreads();
+    if (tid == 0) {
+      for (int s = 0; s < Cfg::kStages && s < k_tiles; ++s) issue(s, s);
+    }
+    for (int kt = 0; kt < k_tiles; ++kt) {
+      const int s = kt % Cfg::kStages;
+      tma::mbar_wait(&full[s], (kt / Cfg::kStages) & 1);
+      compute_stage(smem + s * Cfg::kStageBytes);
+      __syncthreads();  // every warp is done with stage s before it is refilled
+      if (tid == 0 && kt + Cfg::kStages < k_tiles) issue(s, kt + Cfg::kStages);
+    }
+#endif
+  } else {
+#pragma unroll
+    for (int s = 0; s < Cfg::kStages - 1; ++s) {
+      if (s < k_tiles) load_stage(s, s);
+      cp_async_commit();
+    }
+    for (int kt = 0; kt < k_tiles; ++kt) {
+      cp_async_wait<Cfg::kStages - 2>();
+      __syncthreads();
+      {
+        const int next = kt + Cfg::kStages - 1;
+        if (next < k_tiles) load_stage(next % Cfg::kStages, next);
+        cp_async_commit();
+      }
+      compute_stage(smem + (kt % Cfg::kStages) * Cfg::kStageBytes);
+    }
   }
   cp_async_wait<0>();
-  __syncthreads();  // the pipeline buffers are reused for the output tile below
+  __syncthreads();  // the pipeline buffers are reused below
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  if (splits > 1) {
+    // Park the partial accumulators in shared memory, then rank 0 adds its peers'.
+    constexpr int kAcc = Cfg::kMI * Cfg::kNI * 4;
+    float* partial = reinterpret_cast<float*>(smem) + tid * kAcc;
+#pragma unroll
+    for (int mi = 0; mi < Cfg::kMI; ++mi)
+#pragma unroll
+      for (int ni = 0; ni < Cfg::kNI; ++ni)
+#pragma unroll
+        for (int r = 0; r < 4; ++r) partial[(mi * Cfg::kNI + ni) * 4 + r] = acc[mi][ni][r];
+    cooperative_groups::cluster_group cluster = cooperative_groups::this_cluster();
+    cluster.sync();
+    const bool leader = cluster.block_rank() == 0;
+    if (leader) {
+      for (int peer = 1; peer < splits; ++peer) {
+        const float* theirs = cluster.map_shared_rank(partial, peer);
+#pragma unroll
+        for (int mi = 0; mi < Cfg::kMI; ++mi)
+#pragma unroll
+          for (int ni = 0; ni < Cfg::kNI; ++ni)
+#pragma unroll
+            for (int r = 0; r < 4; ++r) acc[mi][ni][r] += theirs[(mi * Cfg::kNI + ni) * 4 + r];
+      }
+    }
+    cluster.sync();  // peers' shared memory must outlive the leader's reads
+    if (!leader) return;
+    __syncthreads();
+  }
+#endif
 
   // ---- epilogue: registers -> shared (output dtype) ----
   constexpr int kPitch = kOutCols * kOutBytes + 16;  // +16 bytes: fewer bank conflicts
   uint8_t* out_tile = smem;
   const float x_scale = __ldg(p.epi.x_scale);
-  const float hidden_scale = EPI == EpilogueKind::kBiasToBf16 ? 1.0f : __ldg(p.epi.hidden_scale);
+  const float inv_hidden = EPI == EpilogueKind::kBiasToBf16 ? 1.0f : inverse_hidden_scale(p.epi);
   const int group_id = lane >> 2;
   const int tig = lane & 3;
 
@@ -285,9 +403,9 @@ __global__ void __launch_bounds__(Cfg::kThreads)
           if constexpr (EPI == EpilogueKind::kGatedToFp8) {
             const float g = v * s_a;
             const float u = acc[mi + kOutMI][ni][half * 2 + j] * s_b;
-            *dst = q_one(__fdiv_rn(activate<ACT>(g) * u, hidden_scale));
+            *dst = q_one(activate<ACT>(g) * u * inv_hidden);
           } else if constexpr (EPI == EpilogueKind::kBiasGeluToFp8) {
-            *dst = q_one(__fdiv_rn(gelu_tanh(v * s_a + bias), hidden_scale));
+            *dst = q_one(gelu_tanh(v * s_a + bias) * inv_hidden);
           } else {
             *reinterpret_cast<__nv_bfloat16*>(dst) = __float2bfloat16_rn(v * s_a + bias);
           }
@@ -328,13 +446,29 @@ cudaError_t allow_smem(int bytes) {
   return e;
 }
 
-template <typename Cfg, EpilogueKind EPI, Activation ACT>
-cudaError_t launch(const GemmParams& p, cudaStream_t stream) {
-  if (p.m == 0 || p.n_out == 0) return cudaSuccess;
+// Tiles of this config for a problem (so callers can choose a split-K factor).
+template <typename Cfg, EpilogueKind EPI>
+int64_t tile_count(const GemmParams& p) {
   constexpr int kOutCols = EPI == EpilogueKind::kGatedToFp8 ? Cfg::kBW / 2 : Cfg::kBW;
-  constexpr auto kernel = fp8_gemm_kernel<Cfg, EPI, ACT>;
-  constexpr int smem = Cfg::kPipelineBytes;
-  static_assert(Cfg::kBT * (kOutCols * OutputTraits<EPI>::kBytes + 16) <= smem,
+  return host_ceil_div(p.m, Cfg::kBT) * host_ceil_div(p.n_out, kOutCols);
+}
+
+template <typename Cfg, EpilogueKind EPI, Activation ACT, bool TMA>
+cudaError_t launch(const GemmParams& p, int splits, cudaStream_t stream) {
+  if (p.m == 0 || p.n_out == 0) return cudaSuccess;
+  constexpr bool kGated = EPI == EpilogueKind::kGatedToFp8;
+  constexpr int kOutCols = kGated ? Cfg::kBW / 2 : Cfg::kBW;
+  constexpr auto kernel = fp8_gemm_kernel<Cfg, EPI, ACT, TMA>;
+  constexpr int smem = smem_bytes<Cfg>();
+  CUtensorMap tma_x{}, tma_w{};
+  if constexpr (TMA) {
+    cudaError_t e = tma::make_tma(&tma_x, p.x, p.m, p.k, Cfg::kBT, 128);
+    if (e != cudaSuccess) return e;
+    e = tma::make_tma(&tma_w, p.w, kGated ? 2 * int64_t(p.n_out) : p.n_out, p.k,
+                      kGated ? Cfg::kBW / 2 : Cfg::kBW, 128);
+    if (e != cudaSuccess) return e;
+  }
+  static_assert(Cfg::kBT * (kOutCols * OutputTraits<EPI>::kBytes + 16) <= Cfg::kPipelineBytes,
                 "output staging must fit in the pipeline buffers");
   cudaError_t e = allow_smem<kernel>(smem);
   if (e != cudaSuccess) return e;
@@ -342,8 +476,25 @@ cudaError_t launch(const GemmParams& p, cudaStream_t stream) {
   const int64_t w_tiles = host_ceil_div(p.n_out, kOutCols);
   const int64_t blocks = t_tiles * w_tiles;
   if (blocks > 0x7fffffff) return cudaErrorInvalidConfiguration;
-  kernel<<<static_cast<unsigned>(blocks), Cfg::kThreads, smem, stream>>>(p);
-  return cudaGetLastError();
+  if (splits <= 1) {
+    kernel<<<static_cast<unsigned>(blocks), Cfg::kThreads, smem, stream>>>(tma_x, tma_w, p);
+    return cudaGetLastError();
+  }
+  static_assert(Cfg::kThreads * Cfg::kMI * Cfg::kNI * 4 * 4 <= Cfg::kPipelineBytes,
+                "split-K partials must fit in the pipeline buffers");
+  cudaLaunchConfig_t config = {};
+  config.gridDim = dim3(static_cast<unsigned>(blocks), 1, static_cast<unsigned>(splits));
+  config.blockDim = dim3(Cfg::kThreads, 1, 1);
+  config.dynamicSmemBytes = smem;
+  config.stream = stream;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeClusterDimension;
+  attr[0].val.clusterDim.x = 1;
+  attr[0].val.clusterDim.y = 1;
+  attr[0].val.clusterDim.z = static_cast<unsigned>(splits);
+  config.attrs = attr;
+  config.numAttrs = 1;
+  return cudaLaunchKernelEx(&config, kernel, tma_x, tma_w, p);
 }
 
 }  // namespace mma_gemm

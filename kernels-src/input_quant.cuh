@@ -30,14 +30,17 @@ SFM_DEVICE float quant_value(float x, float cs, float scale) {
 
 // Requires K % 8 == 0, row_stride % 8 == 0 and 16-byte aligned input/channel_scale,
 // 8-byte aligned output.
+// Index is uint32_t whenever the chunk count fits (the common case): 64-bit division
+// per chunk would cost more than the memory traffic it serves.
+template <typename Index>
 __global__ void __launch_bounds__(kThreads)
     quantize_vec_kernel(const uint16_t* __restrict__ input, int64_t row_stride,
                         const uint16_t* __restrict__ channel_scale,
                         const float* __restrict__ scale_ptr, uint8_t* __restrict__ out,
-                        uint32_t chunks_per_row, uint64_t total_chunks) {
+                        uint32_t chunks_per_row, Index total_chunks) {
   const float scale = __ldg(scale_ptr);
-  const uint64_t stride = static_cast<uint64_t>(gridDim.x) * kThreads;
-  uint64_t base = static_cast<uint64_t>(blockIdx.x) * kThreads * kChunksPerThread + threadIdx.x;
+  const Index stride = static_cast<Index>(gridDim.x) * kThreads;
+  Index base = static_cast<Index>(blockIdx.x) * kThreads * kChunksPerThread + threadIdx.x;
   for (; base < total_chunks; base += stride * kChunksPerThread) {
     int4 in[kChunksPerThread];
     int4 cs[kChunksPerThread];
@@ -45,10 +48,11 @@ __global__ void __launch_bounds__(kThreads)
     uint32_t col[kChunksPerThread];
 #pragma unroll
     for (int i = 0; i < kChunksPerThread; ++i) {
-      const uint64_t c = base + static_cast<uint64_t>(i) * kThreads;
+      const Index c = base + static_cast<Index>(i) * kThreads;
       if (c < total_chunks) {
-        row[i] = c / chunks_per_row;
-        col[i] = static_cast<uint32_t>(c - row[i] * chunks_per_row);
+        const Index r = c / chunks_per_row;
+        row[i] = r;
+        col[i] = static_cast<uint32_t>(c - r * chunks_per_row);
         // Streamed once: evict-first load; channel_scale is tiny and reused: read-only path.
         in[i] = __ldcs(reinterpret_cast<const int4*>(input + row[i] * row_stride) + col[i]);
         cs[i] = __ldg(reinterpret_cast<const int4*>(channel_scale) + col[i]);
@@ -56,7 +60,7 @@ __global__ void __launch_bounds__(kThreads)
     }
 #pragma unroll
     for (int i = 0; i < kChunksPerThread; ++i) {
-      const uint64_t c = base + static_cast<uint64_t>(i) * kThreads;
+      const Index c = base + static_cast<Index>(i) * kThreads;
       if (c < total_chunks) {
         Vec8 q;
 #pragma unroll
@@ -111,10 +115,17 @@ inline cudaError_t launch(const InputQuantArgs& a, cudaStream_t stream) {
     const uint64_t want = (total + per_block - 1) / per_block;
     const uint64_t cap = static_cast<uint64_t>(device_sms) * 8;
     const unsigned grid = static_cast<unsigned>(want < cap ? want : cap);
-    quantize_vec_kernel<<<grid, kThreads, 0, stream>>>(
-        static_cast<const uint16_t*>(a.input), a.row_stride,
-        static_cast<const uint16_t*>(a.channel_scale), a.scale, a.out,
-        static_cast<uint32_t>(a.k / kElemsPerChunk), total);
+    const auto* in = static_cast<const uint16_t*>(a.input);
+    const auto* cs = static_cast<const uint16_t*>(a.channel_scale);
+    const auto chunks_per_row = static_cast<uint32_t>(a.k / kElemsPerChunk);
+    // 32-bit indices while base + stride * kChunksPerThread cannot overflow.
+    if (total + static_cast<uint64_t>(grid) * kThreads * kChunksPerThread < (1ull << 32)) {
+      quantize_vec_kernel<uint32_t><<<grid, kThreads, 0, stream>>>(
+          in, a.row_stride, cs, a.scale, a.out, chunks_per_row, static_cast<uint32_t>(total));
+    } else {
+      quantize_vec_kernel<uint64_t><<<grid, kThreads, 0, stream>>>(
+          in, a.row_stride, cs, a.scale, a.out, chunks_per_row, total);
+    }
   } else {
     const uint64_t total = static_cast<uint64_t>(a.m) * a.k;
     const uint64_t want = (total + kThreads - 1) / kThreads;

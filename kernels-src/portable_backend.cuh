@@ -14,10 +14,15 @@ namespace {
 namespace portable {
 
 // Tile shapes by batch size. Decode (few tokens) is bound by streaming the weights:
-// 16 tokens per CTA and a deep pipeline. Larger batches reuse each weight tile across
-// more tokens.
-using SmallM = mma_gemm::TileConfig<128, 16, 4, 1, 4>;
-using MidM = mma_gemm::TileConfig<128, 64, 4, 1, 4>;
+// small weight tiles (many CTAs), 16 tokens per CTA, a deep pipeline and split-K.
+// Larger batches reuse each weight tile across more tokens.
+using SmallM = mma_gemm::TileConfig<64, 16, 2, 2, 4>;
+using MidM = mma_gemm::TileConfig<64, 64, 2, 2, 4>;
+// sm_90+: the same warp tiles fed by TMA through a deeper ring (2 CTAs per SM).
+// Measured on H200 (scripts/perf_probe.py): 512-byte K stages (longer runs per weight
+// row) were slower than these 128-byte ones for every decode shape.
+using SmallMTma = mma_gemm::TileConfig<64, 16, 2, 2, 8>;
+using MidMTma = mma_gemm::TileConfig<64, 64, 2, 2, 6>;
 using LargeM = mma_gemm::TileConfig<128, 128, 2, 4, 3>;
 
 enum class Tile { kSmall, kMid, kLarge };
@@ -29,8 +34,23 @@ inline Tile pick_tile(int64_t m, GemmPath path) {
     default: break;
   }
   if (m <= 16) return Tile::kSmall;
-  if (m <= 64) return Tile::kMid;
+  if (m <= 128) return Tile::kMid;
   return Tile::kLarge;
+}
+
+// Split-K factor for a config: enough CTAs to give every multiprocessor its resident
+// share, at least 2 K tiles per split, at most 8 (the portable cluster size).
+// Clusters need sm_90+.
+template <typename Cfg>
+int pick_splits(int64_t tiles, int64_t k) {
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || device_arch(dev).major < 9) return 1;
+  const int64_t per_sm = (227 * 1024) / mma_gemm::smem_bytes<Cfg>();
+  const int64_t want = (per_sm > 0 ? per_sm : 1) * sm_count(dev);
+  const int64_t k_tiles = (k + Cfg::kBK - 1) / Cfg::kBK;
+  int splits = 1;
+  while (splits < 8 && tiles * splits < want && k_tiles / (2 * splits) >= 2) splits *= 2;
+  return splits;
 }
 
 inline mma_gemm::GemmParams make_params(const Fp8GemmOperands& op, int64_t n_out, void* out,
@@ -50,12 +70,29 @@ inline mma_gemm::GemmParams make_params(const Fp8GemmOperands& op, int64_t n_out
   return p;
 }
 
+inline bool has_tma() {
+  int dev = 0;
+  return cudaGetDevice(&dev) == cudaSuccess && device_arch(dev).major >= 9;
+}
+
+template <typename Cfg, EpilogueKind EPI, Activation ACT, bool TMA>
+cudaError_t launch_split(const mma_gemm::GemmParams& p, cudaStream_t stream) {
+  const int splits = TMA ? pick_splits<Cfg>(mma_gemm::tile_count<Cfg, EPI>(p), p.k) : 1;
+  return mma_gemm::launch<Cfg, EPI, ACT, TMA>(p, splits, stream);
+}
+
+template <typename Cfg, typename CfgTma, EpilogueKind EPI, Activation ACT>
+cudaError_t run_split(const mma_gemm::GemmParams& p, cudaStream_t stream) {
+  if (!has_tma()) return launch_split<Cfg, EPI, ACT, false>(p, stream);
+  return launch_split<CfgTma, EPI, ACT, true>(p, stream);
+}
+
 template <EpilogueKind EPI, Activation ACT>
 cudaError_t run_tiled(const mma_gemm::GemmParams& p, GemmPath path, cudaStream_t stream) {
   switch (pick_tile(p.m, path)) {
-    case Tile::kSmall: return mma_gemm::launch<SmallM, EPI, ACT>(p, stream);
-    case Tile::kMid: return mma_gemm::launch<MidM, EPI, ACT>(p, stream);
-    default: return mma_gemm::launch<LargeM, EPI, ACT>(p, stream);
+    case Tile::kSmall: return run_split<SmallM, SmallMTma, EPI, ACT>(p, stream);
+    case Tile::kMid: return run_split<MidM, MidMTma, EPI, ACT>(p, stream);
+    default: return mma_gemm::launch<LargeM, EPI, ACT, false>(p, 1, stream);
   }
 }
 

@@ -204,6 +204,31 @@ def test_every_gemm_path(sfm, paths, m):
     assert_close_to_reference(got, sfm.reference.fp8_gelu_mlp_bf16(*dcase.args()))
 
 
+def is_hopper() -> bool:
+    return torch.cuda.get_device_capability() == (9, 0)
+
+
+@pytest.mark.parametrize("m", (1, 127, 128, 300, 1000))
+@pytest.mark.parametrize("per_row", (False, True))
+def test_tensor_core_tma_path(sfm, m, per_row):
+    """The Hopper wgmma/TMA GEMMs, forced for every GEMM, also where auto would not pick them."""
+    paths = ("tensor_core_tma", "tensor_core_tma")
+    gen = torch.Generator(device="cuda").manual_seed(1000 + m)
+    # K = 1152 and H = 4304 leave partial 128-byte K tiles and partial N tiles
+    for activation in ("silu", "gelu_tanh"):
+        case = gated_case(m, 1152, 4304, 1152, activation, per_row, generator=gen)
+        run = lambda: sfm._gated_mlp_with_paths(activation, paths, *case.args(),
+                                                out=poisoned_bf16((m, 1152)))
+        if not is_hopper():
+            with pytest.raises(RuntimeError, match="launching"):
+                run()
+            return
+        assert_close_to_reference(run(), sfm.reference.gated_mlp(*case.args(), activation))
+    dcase = dense_case(m, 1152, 4304, 1152, per_row, generator=gen)
+    got = sfm._gelu_mlp_with_paths(paths, *dcase.args(), out=poisoned_bf16((m, 1152)))
+    assert_close_to_reference(got, sfm.reference.fp8_gelu_mlp_bf16(*dcase.args()))
+
+
 def test_leading_dims_and_noncontiguous_input(sfm):
     gen = torch.Generator(device="cuda").manual_seed(5)
     case = gated_case(24, 256, 512, 256, "silu", False, generator=gen)

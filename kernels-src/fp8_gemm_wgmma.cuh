@@ -1,0 +1,302 @@
+// Hopper (sm_90a) FP8 GEMM with the fused MLP epilogues: TMA loads into a
+// multi-stage shared-memory ring guarded by mbarriers, one producer warp and two
+// consumer warpgroups issuing wgmma (m64n256k32, e4m3, fp32 accumulation), and the
+// epilogue applied to the accumulators in registers.
+//
+// Orientation: tokens are the M operand (128 per CTA, 64 per consumer warpgroup),
+// weight rows the N operand (256 per CTA). For the gated GEMM1 the CTA's 256 weight
+// rows are 128 gate rows and the matching 128 up rows, loaded by two TMA boxes into
+// adjacent halves of the B tile, so accumulator columns j and j + 128 of one thread
+// are gate and up of the same hidden unit: the SwiGLU/GeGLU epilogue stays in
+// registers and writes the FP8 hidden directly.
+#pragma once
+
+#include <cuda.h>
+#include <cuda_bf16.h>
+#include <cudaTypedefs.h>
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+
+#include "backend_registry.h"
+#include "common.cuh"
+#include "fp8_convert.cuh"
+#include "mlp_epilogues.cuh"
+#include "tma_util.cuh"
+
+// Internal linkage: this file is included by one TU only, but keep the same rule as the
+// portable kernels (each arch group gets its own copy).
+namespace static_fp8_mlp {
+namespace {
+namespace wgmma_gemm {
+
+using namespace tma;
+
+constexpr int kBM = 128;            // tokens per CTA
+constexpr int kBN = 256;            // weight rows per CTA
+constexpr int kBK = 128;            // bytes of K per stage (= one 128-byte swizzle row)
+constexpr int kStages = 4;
+constexpr int kConsumers = 2;       // consumer warpgroups, 64 tokens each
+constexpr int kThreads = 128 * (kConsumers + 1);
+constexpr int kTileABytes = kBM * kBK;   // 16 KB
+constexpr int kTileBBytes = kBN * kBK;   // 32 KB
+constexpr int kStageBytes = kTileABytes + kTileBBytes;
+constexpr int kSmemBytes = kStages * kStageBytes + 1024 /* alignment */ + 2 * kStages * 8;
+constexpr int kRasterGroupM = 8;
+
+SFM_DEVICE void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+SFM_DEVICE void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+template <int N>
+SFM_DEVICE void wgmma_wait() {
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
+
+// Shared-memory matrix descriptor for a K-major tile in the 128-byte swizzle layout
+// TMA writes: rows of 128 bytes, 8-row (1024-byte) swizzle atoms.
+SFM_DEVICE uint64_t smem_desc(const void* tile) {
+  const uint64_t addr = smem_u32(tile);
+  uint64_t desc = 0;
+  desc |= (addr & 0x3ffff) >> 4;          // start address
+  desc |= uint64_t(1) << 16;              // leading byte offset (unused for swizzled K-major)
+  desc |= uint64_t(1024 >> 4) << 32;      // stride byte offset: one 8-row atom
+  desc |= uint64_t(1) << 62;              // 128-byte swizzle
+  return desc;
+}
+
+// wgmma m64n256k32, e4m3 x e4m3 -> f32, A and B from shared memory (K-major, 128B
+// swizzle). scale_d = 0 overwrites the accumulators, 1 accumulates into them.
+// (The operand list is long by nature: one register per accumulator element.)
+SFM_DEVICE void wgmma_m64n256k32(float (&d)[128], uint64_t desc_a, uint64_t desc_b,
+                                int scale_d) {
+  asm volatile(
+      "{\n"
+      ".reg .pred p;\n"
+      "setp.ne.b32 p, %130, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n256k32.f32.e4m3.e4m3 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, %96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, %112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127}, "
+      "%128, %129, p, 1, 1;\n"
+      "}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]),
+        "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]),
+        "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]),
+        "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]),
+        "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]),
+        "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]),
+        "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]),
+        "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]),
+        "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
+      : "l"(desc_a), "l"(desc_b), "r"(scale_d));
+}
+
+// ---------------------------------------------------------------- kernel
+
+struct WgmmaParams {
+  int m;
+  int k;
+  int n_out;  // H for the gated GEMM1 (w has 2H rows), else N
+  void* out;
+  EpilogueParams epi;
+};
+
+template <EpilogueKind EPI, Activation ACT>
+__global__ void __launch_bounds__(kThreads, 1)
+    fp8_gemm_wgmma_kernel(const __grid_constant__ CUtensorMap tma_x,
+                          const __grid_constant__ CUtensorMap tma_w, const WgmmaParams p) {
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  constexpr bool kGated = EPI == EpilogueKind::kGatedToFp8;
+  constexpr int kOutCols = kGated ? kBN / 2 : kBN;
+
+  extern __shared__ uint8_t smem_raw[];
+  // TMA 128-byte swizzle needs 1024-byte aligned tiles.
+  uint8_t* smem = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) &
+                                             ~uintptr_t(1023));
+  uint64_t* full = reinterpret_cast<uint64_t*>(smem + kStages * kStageBytes);
+  uint64_t* empty = full + kStages;
+
+  // Grouped rasterisation: kRasterGroupM token tiles sweep the weight tiles together.
+  const int m_tiles = (p.m + kBM - 1) / kBM;
+  const int n_tiles = (p.n_out + kOutCols - 1) / kOutCols;
+  const int per_group = kRasterGroupM * n_tiles;
+  const int group = blockIdx.x / per_group;
+  const int first_m = group * kRasterGroupM;
+  const int group_rows = min(m_tiles - first_m, kRasterGroupM);
+  const int in_group = blockIdx.x - group * per_group;
+  const int m0 = (first_m + in_group % group_rows) * kBM;
+  const int c0 = (in_group / group_rows) * kOutCols;  // first output column
+
+  const int warpgroup = threadIdx.x / 128;
+  const int k_tiles = (p.k + kBK - 1) / kBK;
+
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < kStages; ++s) {
+      mbar_init(&full[s], 1);
+      mbar_init(&empty[s], kConsumers);
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  __syncthreads();
+
+  if (warpgroup == 0) {
+    // ---------------- producer: one thread issues every TMA load
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n");
+    if (threadIdx.x == 0) {
+      for (int kt = 0; kt < k_tiles; ++kt) {
+        const int s = kt % kStages;
+        const uint32_t phase = (kt / kStages) & 1;
+        mbar_wait(&empty[s], phase ^ 1);
+        uint8_t* a_tile = smem + s * kStageBytes;
+        uint8_t* b_tile = a_tile + kTileABytes;
+        mbar_expect_tx(&full[s], kStageBytes);
+        const int k0 = kt * kBK;
+        tma_load_2d(a_tile, &tma_x, &full[s], k0, m0);
+        if constexpr (kGated) {
+          tma_load_2d(b_tile, &tma_w, &full[s], k0, c0);                              // gate
+          tma_load_2d(b_tile + kTileBBytes / 2, &tma_w, &full[s], k0, p.n_out + c0);  // up
+        } else {
+          tma_load_2d(b_tile, &tma_w, &full[s], k0, c0);
+        }
+      }
+    }
+  } else {
+    // ---------------- consumers: 64 tokens x 256 weight rows each
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n");
+    const int cw = warpgroup - 1;
+    float acc[kBN / 2];
+#pragma unroll
+    for (int i = 0; i < kBN / 2; ++i) acc[i] = 0.0f;
+
+    for (int kt = 0; kt < k_tiles; ++kt) {
+      const int s = kt % kStages;
+      mbar_wait(&full[s], (kt / kStages) & 1);
+      const uint8_t* a_tile = smem + s * kStageBytes + cw * 64 * kBK;
+      const uint8_t* b_tile = smem + s * kStageBytes + kTileABytes;
+      const uint64_t da = smem_desc(a_tile);
+      const uint64_t db = smem_desc(b_tile);
+      wgmma_fence();
+#pragma unroll
+      for (int kk = 0; kk < kBK / 32; ++kk) {
+        // +32 bytes along K inside the swizzled row = +2 in the address field.
+        wgmma_m64n256k32(acc, da + 2 * kk, db + 2 * kk, 1);
+      }
+      wgmma_commit();
+      // Keep one stage of wgmma in flight; the previous stage is then free.
+      wgmma_wait<1>();
+      if (kt > 0 && (threadIdx.x % 128) == 0) mbar_arrive(&empty[(kt - 1) % kStages]);
+    }
+    wgmma_wait<0>();
+
+    // ---------------- epilogue: accumulators -> shared (output dtype) -> global
+    // Both consumers must be done reading the pipeline buffers before they are reused.
+    asm volatile("bar.sync 1, %0;\n" ::"n"(128 * kConsumers) : "memory");
+    constexpr int kOutBytes = EPI == EpilogueKind::kBiasToBf16 ? 2 : 1;
+    constexpr int kPitch = kOutCols * kOutBytes + 16;  // +16: conflict-free pair writes
+    uint8_t* tile = smem;
+    const int t = threadIdx.x % 128;
+    const int r0 = cw * 64 + (t / 32) * 16 + (t % 32) / 4;  // tile row of acc rows 0/1
+    const float x_scale = __ldg(p.epi.x_scale);
+    const float inv_hidden =
+        EPI == EpilogueKind::kBiasToBf16 ? 1.0f : inverse_hidden_scale(p.epi);
+    constexpr int kBlocks = kOutCols / 8;  // 8-column blocks of output per thread
+#pragma unroll
+    for (int j = 0; j < kBlocks; ++j) {
+      const int lc = j * 8 + (t % 4) * 2;  // tile columns lc, lc + 1
+      const int col = c0 + lc;
+      float sa0 = 0.f, sa1 = 0.f, sb0 = 0.f, sb1 = 0.f, bias0 = 0.f, bias1 = 0.f;
+      if (col < p.n_out) {  // n_out % 16 == 0, so col + 1 is in range too
+        sa0 = row_scale(p.epi, x_scale, col);
+        sa1 = row_scale(p.epi, x_scale, col + 1);
+        if constexpr (kGated) {
+          sb0 = row_scale(p.epi, x_scale, static_cast<int64_t>(p.n_out) + col);
+          sb1 = row_scale(p.epi, x_scale, static_cast<int64_t>(p.n_out) + col + 1);
+        } else if (p.epi.bias != nullptr) {
+          bias0 = __bfloat162float(p.epi.bias[col]);
+          bias1 = __bfloat162float(p.epi.bias[col + 1]);
+        }
+      }
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {  // tile rows r0 and r0 + 8
+        uint8_t* dst = tile + (r0 + half * 8) * kPitch + lc * kOutBytes;
+        const float v0 = acc[j * 4 + half * 2];
+        const float v1 = acc[j * 4 + half * 2 + 1];
+        if constexpr (EPI == EpilogueKind::kGatedToFp8) {
+          const float u0 = acc[(j + kBlocks) * 4 + half * 2] * sb0;
+          const float u1 = acc[(j + kBlocks) * 4 + half * 2 + 1] * sb1;
+          *reinterpret_cast<uint16_t*>(dst) =
+              q_pair(activate<ACT>(v0 * sa0) * u0 * inv_hidden,
+                     activate<ACT>(v1 * sa1) * u1 * inv_hidden);
+        } else if constexpr (EPI == EpilogueKind::kBiasGeluToFp8) {
+          *reinterpret_cast<uint16_t*>(dst) = q_pair(gelu_tanh(v0 * sa0 + bias0) * inv_hidden,
+                                                     gelu_tanh(v1 * sa1 + bias1) * inv_hidden);
+        } else {
+          *reinterpret_cast<__nv_bfloat162*>(dst) =
+              __floats2bfloat162_rn(v0 * sa0 + bias0, v1 * sa1 + bias1);
+        }
+      }
+    }
+    asm volatile("bar.sync 1, %0;\n" ::"n"(128 * kConsumers) : "memory");
+    // 16-byte coalesced stores of the tile's valid rows and columns.
+    constexpr int kChunks = kOutCols * kOutBytes / 16;
+    const int64_t out_pitch = static_cast<int64_t>(p.n_out) * kOutBytes;
+    const int64_t col_bytes0 = static_cast<int64_t>(c0) * kOutBytes;
+    uint8_t* out = static_cast<uint8_t*>(p.out);
+    for (int c = threadIdx.x - 128; c < kBM * kChunks; c += 128 * kConsumers) {
+      const int r = c / kChunks;
+      const int ch = c % kChunks;
+      const int row = m0 + r;
+      const int64_t byte_col = col_bytes0 + ch * 16;
+      if (row < p.m && byte_col < out_pitch) {
+        *reinterpret_cast<int4*>(out + row * out_pitch + byte_col) =
+            *reinterpret_cast<const int4*>(tile + r * kPitch + ch * 16);
+      }
+    }
+  }
+#endif
+}
+
+// ---------------------------------------------------------------- host side
+
+template <auto Kernel>
+cudaError_t allow_wgmma_smem() {
+  static std::atomic<uint64_t> done{0};
+  int dev = 0;
+  cudaError_t e = cudaGetDevice(&dev);
+  if (e != cudaSuccess) return e;
+  const uint64_t bit = 1ull << (dev & 63);
+  if (done.load(std::memory_order_acquire) & bit) return cudaSuccess;
+  e = cudaFuncSetAttribute(Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes);
+  if (e == cudaSuccess) done.fetch_or(bit, std::memory_order_acq_rel);
+  return e;
+}
+
+// x: [m, k]; w: [w_rows, k] with w_rows = 2 * n_out when gated, else n_out.
+template <EpilogueKind EPI, Activation ACT>
+cudaError_t launch(const uint8_t* x, const uint8_t* w, const WgmmaParams& p,
+                   cudaStream_t stream) {
+  if (p.m == 0 || p.n_out == 0) return cudaSuccess;
+  constexpr bool kGated = EPI == EpilogueKind::kGatedToFp8;
+  constexpr int kOutCols = kGated ? kBN / 2 : kBN;
+  CUtensorMap tma_x, tma_w;
+  cudaError_t e = make_tma(&tma_x, x, p.m, p.k, kBM, kBK);
+  if (e != cudaSuccess) return e;
+  e = make_tma(&tma_w, w, kGated ? 2 * int64_t(p.n_out) : p.n_out, p.k, kGated ? kBN / 2 : kBN,
+               kBK);
+  if (e != cudaSuccess) return e;
+  constexpr auto kernel = fp8_gemm_wgmma_kernel<EPI, ACT>;
+  e = allow_wgmma_smem<kernel>();
+  if (e != cudaSuccess) return e;
+  const int64_t blocks = host_ceil_div(p.m, kBM) * host_ceil_div(p.n_out, kOutCols);
+  kernel<<<static_cast<unsigned>(blocks), kThreads, kSmemBytes, stream>>>(tma_x, tma_w, p);
+  return cudaGetLastError();
+}
+
+}  // namespace wgmma_gemm
+}  // namespace
+}  // namespace static_fp8_mlp

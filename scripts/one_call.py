@@ -1,0 +1,34 @@
+"""Runs one MLP endpoint call (after a warm-up) for profiling with ncu:
+    ncu --clock-control none python3 scripts/one_call.py --build .gpu-build geglu 16
+"""
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from kernel_loader import load_kernel_module  # noqa: E402
+from mlp_cases import dense_case, gated_case  # noqa: E402
+
+SHAPES = {"geglu": (2048, 16384, 2048), "swiglu": (4096, 14336, 4096), "gelu": (1152, 4304, 1152)}
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--build", required=True)
+ap.add_argument("--path", default="auto")
+ap.add_argument("kind", choices=SHAPES)
+ap.add_argument("m", type=int)
+a = ap.parse_args()
+sfm = load_kernel_module(Path(a.build))
+k, h, n = SHAPES[a.kind]
+if a.kind == "gelu":
+    case = dense_case(a.m, k, h, n, False)
+    call = lambda: sfm._gelu_mlp_with_paths((a.path, a.path), *case.args())
+else:
+    act = "silu" if a.kind == "swiglu" else "gelu_tanh"
+    case = gated_case(a.m, k, h, n, act, False)
+    call = lambda: sfm._gated_mlp_with_paths(act, (a.path, a.path), *case.args())
+call()
+torch.cuda.synchronize()
+call()
+torch.cuda.synchronize()

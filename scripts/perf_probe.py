@@ -1,0 +1,114 @@
+"""Quick tuning probe (not the benchmark suite): times our endpoints per forced GEMM path
+as CUDA-graph replays and prints them next to the hardware floor and the
+torch.compile numbers of ../shared/BASELINES.md (H200, 2026-11-21).
+
+    python3 scripts/perf_probe.py --build .gpu-build [--m 1,16,...] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from kernel_loader import load_kernel_module  # noqa: E402
+from mlp_cases import dense_case, gated_case  # noqa: E402
+
+COPY_BW = 4.28e12  # bytes/s, BASELINES.md (H200)
+FP8_RATE = 1464e12  # FLOP/s, BASELINES.md (H200)
+COMPILE_US = {  # torch.compile static split path, BASELINES.md
+    ("geglu", 16): 39.4, ("geglu", 512): 114.8, ("geglu", 8192): 1671.3,
+    ("swiglu", 16): 55.8, ("swiglu", 512): 174.3, ("swiglu", 8192): 2620.2,
+    ("gelu", 16): 13.5, ("gelu", 512): 26.8, ("gelu", 8192): 226.6,
+}
+SHAPES = {"geglu": (2048, 16384, 2048), "swiglu": (4096, 14336, 4096), "gelu": (1152, 4304, 1152)}
+
+
+def graph_time_us(fn, reps=20, batches=5) -> float:
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        for _ in range(3):
+            fn()
+    torch.cuda.current_stream().wait_stream(s)
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        for _ in range(reps):
+            fn()
+    g.replay()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(batches):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        g.replay()
+        b.record()
+        b.synchronize()
+        times.append(a.elapsed_time(b) * 1000 / reps)
+    return sorted(times)[len(times) // 2]
+
+
+def floor_us(kind, m):
+    k, h, n = SHAPES[kind]
+    rows1 = 2 * h if kind != "gelu" else h
+    wbytes = rows1 * k + n * h
+    flops = 2 * m * (rows1 * k + n * h)
+    return max(wbytes / COPY_BW, flops / FP8_RATE) * 1e6
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", required=True)
+    ap.add_argument("--m", default="1,16,50,128,512,2048,8192")
+    ap.add_argument("--paths", default="auto,small_m,large_m,tensor_core_tma")
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    sfm = load_kernel_module(Path(args.build))
+    ms = [int(x) for x in args.m.split(",")]
+    paths = args.paths.split(",")
+    rows = []
+    for kind, (k, h, n) in SHAPES.items():
+        for m in ms:
+            if kind == "gelu":
+                case = dense_case(m, k, h, n, False)
+                call = lambda p: sfm._gelu_mlp_with_paths((p, p), *case.args(), out=out)
+            else:
+                act = "silu" if kind == "swiglu" else "gelu_tanh"
+                case = gated_case(m, k, h, n, act, False)
+                call = lambda p: sfm._gated_mlp_with_paths(act, (p, p), *case.args(), out=out)
+            out = torch.empty(m, n, dtype=torch.bfloat16, device="cuda")
+            row = {"kind": kind, "m": m, "floor_us": floor_us(kind, m),
+                   "compile_us": COMPILE_US.get((kind, m))}
+            for p in paths:
+                try:
+                    row[p] = graph_time_us(lambda: call(p))
+                except RuntimeError as exc:
+                    row[p] = None
+                    torch.cuda.synchronize()
+            rows.append(row)
+            best = min(v for v in (row[p] for p in paths) if v)
+            print(f"{kind:7s} M={m:5d} floor {row['floor_us']:8.1f}  " +
+                  "  ".join(f"{p}={row[p]:8.1f}" if row[p] else f"{p}=   n/a  " for p in paths) +
+                  f"  best%floor={100 * row['floor_us'] / best:5.1f}" +
+                  (f"  compile={row['compile_us']}" if row['compile_us'] else ""), flush=True)
+    # input quant bandwidth
+    for k in (1152, 2048, 4096):
+        m = 16 * 1024 * 1024 // k * 2
+        x = torch.randn(m, k, device="cuda").bfloat16()
+        cs = torch.ones(k, device="cuda", dtype=torch.bfloat16)
+        s = torch.tensor(0.01, device="cuda")
+        o = torch.empty(m, k, dtype=torch.float8_e4m3fn, device="cuda")
+        t = graph_time_us(lambda: sfm.channel_scale_quantize_fp8_static_bf16(x, cs, s, out=o), reps=10)
+        bw = 3 * m * k / (t * 1e-6)
+        rows.append({"kind": "quant", "m": m, "k": k, "us": t, "bytes_per_s": bw})
+        print(f"quant  M={m} K={k}: {t:.1f} us, {bw / 1e12:.2f} TB/s = {100 * bw / COPY_BW:.0f}% of copy")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
