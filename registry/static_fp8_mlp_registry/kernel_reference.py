@@ -1,0 +1,1 @@
+../../torch-ext/static_fp8_mlp/reference.py
