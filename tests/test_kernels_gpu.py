@@ -229,6 +229,22 @@ def test_tensor_core_tma_path(sfm, m, per_row):
     assert_close_to_reference(got, sfm.reference.fp8_gelu_mlp_bf16(*dcase.args()))
 
 
+@pytest.mark.parametrize("m", (16, 300))
+@pytest.mark.parametrize("activation", ("silu", "gelu_tanh"))
+def test_long_k_accuracy(sfm, m, activation):
+    """Real model sizes: K = 4096 and H = 14336 (the down projection's K). Long
+    reductions are where limited accumulator precision shows (Hopper's FP8 wgmma
+    accumulates with fewer bits than fp32), so check them on every path auto picks."""
+    gen = torch.Generator(device="cuda").manual_seed(77 + m)
+    case = gated_case(m, 4096, 14336, 512, activation, False, generator=gen)
+    fn = sfm.fp8_swiglu_mlp_bf16 if activation == "silu" else sfm.fp8_geglu_mlp_bf16
+    got = fn(*case.args(), out=poisoned_bf16((m, 512)))
+    assert_close_to_reference(got, sfm.reference.gated_mlp(*case.args(), activation))
+    dcase = dense_case(m, 2048, 16384, 512, True, generator=gen)
+    got = sfm.fp8_gelu_mlp_bf16(*dcase.args(), out=poisoned_bf16((m, 512)))
+    assert_close_to_reference(got, sfm.reference.fp8_gelu_mlp_bf16(*dcase.args()))
+
+
 def test_leading_dims_and_noncontiguous_input(sfm):
     gen = torch.Generator(device="cuda").manual_seed(5)
     case = gated_case(24, 256, 512, 256, "silu", False, generator=gen)
