@@ -38,18 +38,19 @@ inline Tile pick_tile(int64_t m, GemmPath path) {
   return Tile::kLarge;
 }
 
-// Split-K factor for a config: enough CTAs to give every multiprocessor its resident
-// share, at least 2 K tiles per split, at most 8 (the portable cluster size).
+// Split-K factor: the largest power of two that keeps tiles * splits within one CTA
+// per multiprocessor, at most 4, with at least 2 K tiles per split. Measured on H200
+// (scripts/perf_probe.py, M = 1 and 16): splitting further, up to 2 CTAs per SM and
+// clusters of 8, was slower for every shape (GeGLU 61 vs 55 us, SwiGLU 101 vs 82 us).
 // Clusters need sm_90+.
 template <typename Cfg>
 int pick_splits(int64_t tiles, int64_t k) {
   int dev = 0;
   if (cudaGetDevice(&dev) != cudaSuccess || device_arch(dev).major < 9) return 1;
-  const int64_t per_sm = (227 * 1024) / mma_gemm::smem_bytes<Cfg>();
-  const int64_t want = (per_sm > 0 ? per_sm : 1) * sm_count(dev);
+  const int64_t sms = sm_count(dev);
   const int64_t k_tiles = (k + Cfg::kBK - 1) / Cfg::kBK;
   int splits = 1;
-  while (splits < 8 && tiles * splits < want && k_tiles / (2 * splits) >= 2) splits *= 2;
+  while (splits < 4 && tiles * splits * 2 <= sms && k_tiles / (2 * splits) >= 2) splits *= 2;
   return splits;
 }
 
