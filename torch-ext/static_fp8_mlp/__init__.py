@@ -63,11 +63,11 @@ def channel_scale_quantize_fp8_static_bf16(
     k = input.shape[-1]
     check.vector(channel_scale, "channel_scale", k, "K", input)
     check.scalar_scale(scale, "scale", input)
-    check.on_cuda(input)
     if out is None:
         out = torch.empty(input.shape, dtype=check.FP8, device=input.device)
     else:
         check.out_tensor(out, tuple(input.shape), check.FP8, input)
+    check.on_cuda(input)
     if out.numel() == 0:
         return out
     ops.channel_scale_quantize_fp8_static_bf16(out, input, channel_scale, scale)
@@ -94,7 +94,6 @@ def _check_gated(input, gate_up_weight, down_weight, input_scale, gate_up_weight
     check.weight_scale(gate_up_weight_scale, "gate_up_weight_scale", 2 * h, input)
     check.scalar_scale(hidden_scale, "hidden_scale", input)
     check.weight_scale(down_weight_scale, "down_weight_scale", n, input)
-    check.on_cuda(input)
     return n
 
 
@@ -111,6 +110,7 @@ def _gated(op_name, activation, input, gate_up_weight, down_weight, input_scale,
     n = _check_gated(input, gate_up_weight, down_weight, input_scale, gate_up_weight_scale,
                      hidden_scale, down_weight_scale)
     out = _out_for(input, n, out)
+    check.on_cuda(input)
     if out.numel() == 0:
         return out
     args = (out, _rows(input), gate_up_weight, down_weight, input_scale, gate_up_weight_scale,
@@ -174,8 +174,8 @@ def _gelu(input, up_weight, up_bias, down_weight, down_bias, input_scale, up_wei
     check.weight_scale(up_weight_scale, "up_weight_scale", h, input)
     check.scalar_scale(hidden_scale, "hidden_scale", input)
     check.weight_scale(down_weight_scale, "down_weight_scale", n, input)
-    check.on_cuda(input)
     out = _out_for(input, n, out)
+    check.on_cuda(input)
     if out.numel() == 0:
         return out
     args = (out, _rows(input), up_weight, up_bias.contiguous(), down_weight,
