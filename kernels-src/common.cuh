@@ -4,6 +4,7 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <cstdint>
 
 namespace static_fp8_mlp {
@@ -25,6 +26,23 @@ struct alignas(16) Vec16 {
 struct alignas(8) Vec8 {
   uint32_t w[2];
 };
+
+// Raises a kernel's dynamic shared-memory limit once per device (a per-instantiation
+// bit mask: kernels live in per-TU anonymous namespaces, so each has its own). Setting
+// a function attribute is not a stream operation, so this is legal during graph
+// capture, which keeps the very first call capturable.
+template <auto Kernel>
+cudaError_t allow_dynamic_smem(int bytes) {
+  static std::atomic<uint64_t> done{0};
+  int dev = 0;
+  cudaError_t e = cudaGetDevice(&dev);
+  if (e != cudaSuccess) return e;
+  const uint64_t bit = 1ull << (dev & 63);
+  if (done.load(std::memory_order_acquire) & bit) return cudaSuccess;
+  e = cudaFuncSetAttribute(Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+  if (e == cudaSuccess) done.fetch_or(bit, std::memory_order_acq_rel);
+  return e;
+}
 
 // Number of multiprocessors of the current device, cached per device (a device query
 // per launch is too slow; a process-global int would be wrong with several GPUs).

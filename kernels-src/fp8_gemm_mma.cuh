@@ -431,21 +431,6 @@ __global__ void __launch_bounds__(Cfg::kThreads)
   }
 }
 
-// Raises the dynamic shared-memory limit of one kernel once per device. Setting a
-// function attribute is not a stream operation, so this is legal during graph capture.
-template <auto Kernel>
-cudaError_t allow_smem(int bytes) {
-  static std::atomic<uint64_t> done{0};
-  int dev = 0;
-  cudaError_t e = cudaGetDevice(&dev);
-  if (e != cudaSuccess) return e;
-  const uint64_t bit = 1ull << (dev & 63);
-  if (done.load(std::memory_order_acquire) & bit) return cudaSuccess;
-  e = cudaFuncSetAttribute(Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
-  if (e == cudaSuccess) done.fetch_or(bit, std::memory_order_acq_rel);
-  return e;
-}
-
 // Tiles of this config for a problem (so callers can choose a split-K factor).
 template <typename Cfg, EpilogueKind EPI>
 int64_t tile_count(const GemmParams& p) {
@@ -470,7 +455,7 @@ cudaError_t launch(const GemmParams& p, int splits, cudaStream_t stream) {
   }
   static_assert(Cfg::kBT * (kOutCols * OutputTraits<EPI>::kBytes + 16) <= Cfg::kPipelineBytes,
                 "output staging must fit in the pipeline buffers");
-  cudaError_t e = allow_smem<kernel>(smem);
+  cudaError_t e = allow_dynamic_smem<kernel>(smem);
   if (e != cudaSuccess) return e;
   const int64_t t_tiles = host_ceil_div(p.m, Cfg::kBT);
   const int64_t w_tiles = host_ceil_div(p.n_out, kOutCols);

@@ -274,19 +274,6 @@ __global__ void __launch_bounds__(kThreads, 1)
 
 // ---------------------------------------------------------------- host side
 
-template <auto Kernel>
-cudaError_t allow_wgmma_smem() {
-  static std::atomic<uint64_t> done{0};
-  int dev = 0;
-  cudaError_t e = cudaGetDevice(&dev);
-  if (e != cudaSuccess) return e;
-  const uint64_t bit = 1ull << (dev & 63);
-  if (done.load(std::memory_order_acquire) & bit) return cudaSuccess;
-  e = cudaFuncSetAttribute(Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes);
-  if (e == cudaSuccess) done.fetch_or(bit, std::memory_order_acq_rel);
-  return e;
-}
-
 // x: [m, k]; w: [w_rows, k] with w_rows = 2 * n_out when gated, else n_out.
 template <EpilogueKind EPI, Activation ACT>
 cudaError_t launch(const uint8_t* x, const uint8_t* w, const WgmmaParams& p,
@@ -301,7 +288,7 @@ cudaError_t launch(const uint8_t* x, const uint8_t* w, const WgmmaParams& p,
                kBK);
   if (e != cudaSuccess) return e;
   constexpr auto kernel = fp8_gemm_wgmma_kernel<EPI, ACT>;
-  e = allow_wgmma_smem<kernel>();
+  e = allow_dynamic_smem<kernel>(kSmemBytes);
   if (e != cudaSuccess) return e;
   const int64_t blocks = host_ceil_div(p.m, kBM) * host_ceil_div(p.n_out, kOutCols);
   kernel<<<static_cast<unsigned>(blocks), kThreads, kSmemBytes, stream>>>(tma_x, tma_w, p);

@@ -28,11 +28,7 @@ inline wgmma_gemm::WgmmaParams make_params(const Fp8GemmOperands& op, int64_t n_
   p.k = static_cast<int>(op.k);
   p.n_out = static_cast<int>(n_out);
   p.out = out;
-  p.epi.x_scale = op.x_scale;
-  p.epi.w_scale = op.w_scale;
-  p.epi.w_scale_per_row = op.w_scale_per_row;
-  p.epi.bias = static_cast<const __nv_bfloat16*>(bias);
-  p.epi.hidden_scale = hidden_scale;
+  p.epi = make_epilogue(op, bias, hidden_scale);
   return p;
 }
 

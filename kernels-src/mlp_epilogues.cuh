@@ -50,6 +50,18 @@ struct EpilogueParams {
   const float* hidden_scale;  // FP8 epilogues only
 };
 
+// The epilogue's view of a GEMM's operands.
+inline EpilogueParams make_epilogue(const Fp8GemmOperands& op, const void* bias,
+                                    const float* hidden_scale) {
+  EpilogueParams e;
+  e.x_scale = op.x_scale;
+  e.w_scale = op.w_scale;
+  e.w_scale_per_row = op.w_scale_per_row;
+  e.bias = static_cast<const __nv_bfloat16*>(bias);
+  e.hidden_scale = hidden_scale;
+  return e;
+}
+
 // 1 / hidden_scale, so the epilogue multiplies instead of dividing per element.
 SFM_DEVICE float inverse_hidden_scale(const EpilogueParams& p) {
   return __frcp_rn(__ldg(p.hidden_scale));

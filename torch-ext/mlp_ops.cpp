@@ -119,6 +119,21 @@ sfm::GemmPath to_path(int64_t p, const char* name) {
   return static_cast<sfm::GemmPath>(p);
 }
 
+// out[M, N] = bf16(hidden * hidden_scale @ (down_weight * down_weight_scale)^T + bias).
+void run_down_gemm(const sfm::KernelBackend& backend, const torch::Tensor& hidden,
+                   const torch::Tensor& down_weight, const torch::Tensor& hidden_scale,
+                   const torch::Tensor& down_weight_scale, bool per_row, const void* bias,
+                   torch::Tensor& out, sfm::GemmPath path, cudaStream_t stream) {
+  sfm::Gemm2Args g2{};
+  g2.op = {static_cast<const uint8_t*>(hidden.data_ptr()),
+           static_cast<const uint8_t*>(down_weight.data_ptr()),
+           hidden.size(0), down_weight.size(0), hidden.size(1),
+           hidden_scale.data_ptr<float>(), down_weight_scale.data_ptr<float>(), per_row};
+  g2.bias = bias;
+  g2.out = out.data_ptr();
+  check_launch(backend.gemm2(g2, path, stream), "the down GEMM");
+}
+
 void gated_mlp(torch::Tensor& out, const torch::Tensor& input, const torch::Tensor& gate_up_weight,
                const torch::Tensor& down_weight, const torch::Tensor& input_scale,
                const torch::Tensor& gate_up_weight_scale, const torch::Tensor& hidden_scale,
@@ -159,14 +174,8 @@ void gated_mlp(torch::Tensor& out, const torch::Tensor& input, const torch::Tens
   g1.hidden = static_cast<uint8_t*>(hidden.data_ptr());
   check_launch(backend.gated_gemm1(g1, path1, stream), "the gate/up GEMM");
 
-  sfm::Gemm2Args g2{};
-  g2.op = {static_cast<const uint8_t*>(hidden.data_ptr()),
-           static_cast<const uint8_t*>(down_weight.data_ptr()),
-           pr.m, n, h,
-           hidden_scale.data_ptr<float>(), down_weight_scale.data_ptr<float>(), d_rows};
-  g2.bias = nullptr;
-  g2.out = out.data_ptr();
-  check_launch(backend.gemm2(g2, path2, stream), "the down GEMM");
+  run_down_gemm(backend, hidden, down_weight, hidden_scale, down_weight_scale, d_rows,
+                nullptr, out, path2, stream);
 }
 
 void gelu_mlp(torch::Tensor& out, const torch::Tensor& input, const torch::Tensor& up_weight,
@@ -216,14 +225,8 @@ void gelu_mlp(torch::Tensor& out, const torch::Tensor& input, const torch::Tenso
   g1.hidden = static_cast<uint8_t*>(hidden.data_ptr());
   check_launch(backend.dense_gemm1(g1, path1, stream), "the up GEMM");
 
-  sfm::Gemm2Args g2{};
-  g2.op = {static_cast<const uint8_t*>(hidden.data_ptr()),
-           static_cast<const uint8_t*>(down_weight.data_ptr()),
-           pr.m, n, h,
-           hidden_scale.data_ptr<float>(), down_weight_scale.data_ptr<float>(), d_rows};
-  g2.bias = down_bias.data_ptr();
-  g2.out = out.data_ptr();
-  check_launch(backend.gemm2(g2, path2, stream), "the down GEMM");
+  run_down_gemm(backend, hidden, down_weight, hidden_scale, down_weight_scale, d_rows,
+                down_bias.data_ptr(), out, path2, stream);
 }
 
 }  // namespace

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import CliError
-from .validate import add_common_arguments, format_table, is_bytecode, validate_build
+from .validate import add_common_arguments, is_bytecode, validate_and_print
 
 HELP = "Validate a build, then publish its variants to a Hub kernel repo (or a git mirror)."
 
@@ -226,14 +226,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    report = validate_build(
-        args.build_dir,
-        build_toml=args.build_toml,
-        variants=args.variants,
-        dev_build=args.dev_build,
-        import_check=not args.no_import,
-    )
-    print(format_table(report))
+    report = validate_and_print(args)
     if not report.ok:
         failures = report.failures()
         raise CliError(

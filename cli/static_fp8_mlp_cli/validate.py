@@ -750,7 +750,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the report as JSON")
 
 
-def run(args: argparse.Namespace) -> int:
+def validate_and_print(args: argparse.Namespace):
+    """Validate `args.build_dir` as the validate/publish flags say; print the table."""
     report = validate_build(
         args.build_dir,
         build_toml=args.build_toml,
@@ -759,6 +760,11 @@ def run(args: argparse.Namespace) -> int:
         import_check=not args.no_import,
     )
     print(format_table(report))
+    return report
+
+
+def run(args: argparse.Namespace) -> int:
+    report = validate_and_print(args)
     if args.json is not None:
         args.json.write_text(json.dumps(report.to_json(), indent=2) + "\n")
     return 0 if report.ok else 1
