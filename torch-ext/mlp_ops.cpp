@@ -119,16 +119,32 @@ sfm::GemmPath to_path(int64_t p, const char* name) {
   return static_cast<sfm::GemmPath>(p);
 }
 
+// x [M, K] (M given: x may carry leading dims) times w [rows, K]^T, as the backends see it.
+sfm::Fp8GemmOperands gemm_operands(const torch::Tensor& x, int64_t m, const torch::Tensor& w,
+                                   const torch::Tensor& x_scale, const torch::Tensor& w_scale,
+                                   bool w_scale_per_row) {
+  return {static_cast<const uint8_t*>(x.data_ptr()), static_cast<const uint8_t*>(w.data_ptr()),
+          m, w.size(0), w.size(1), x_scale.data_ptr<float>(), w_scale.data_ptr<float>(),
+          w_scale_per_row};
+}
+
+// One bf16 value per row of something: a contiguous [length] vector.
+void check_vector(const torch::Tensor& t, const char* name, int64_t length,
+                  const torch::Tensor& like, const char* what) {
+  check_device_tensor(t, name, at::kBFloat16, like);
+  TORCH_CHECK(t.dim() == 1 && t.size(0) == length && t.is_contiguous(), "static_fp8_mlp: `", name,
+              "` must be a contiguous bf16 tensor of shape [", length, "] (", what, "), got ",
+              t.sizes());
+}
+
 // out[M, N] = bf16(hidden * hidden_scale @ (down_weight * down_weight_scale)^T + bias).
 void run_down_gemm(const sfm::KernelBackend& backend, const torch::Tensor& hidden,
                    const torch::Tensor& down_weight, const torch::Tensor& hidden_scale,
                    const torch::Tensor& down_weight_scale, bool per_row, const void* bias,
                    torch::Tensor& out, sfm::GemmPath path, cudaStream_t stream) {
   sfm::Gemm2Args g2{};
-  g2.op = {static_cast<const uint8_t*>(hidden.data_ptr()),
-           static_cast<const uint8_t*>(down_weight.data_ptr()),
-           hidden.size(0), down_weight.size(0), hidden.size(1),
-           hidden_scale.data_ptr<float>(), down_weight_scale.data_ptr<float>(), per_row};
+  g2.op = gemm_operands(hidden, hidden.size(0), down_weight, hidden_scale, down_weight_scale,
+                        per_row);
   g2.bias = bias;
   g2.out = out.data_ptr();
   check_launch(backend.gemm2(g2, path, stream), "the down GEMM");
@@ -165,10 +181,7 @@ void gated_mlp(torch::Tensor& out, const torch::Tensor& input, const torch::Tens
   auto hidden = at::empty({pr.m, h}, input.options());
 
   sfm::GatedGemm1Args g1{};
-  g1.op = {static_cast<const uint8_t*>(input.data_ptr()),
-           static_cast<const uint8_t*>(gate_up_weight.data_ptr()),
-           pr.m, 2 * h, pr.k,
-           input_scale.data_ptr<float>(), gate_up_weight_scale.data_ptr<float>(), gu_rows};
+  g1.op = gemm_operands(input, pr.m, gate_up_weight, input_scale, gate_up_weight_scale, gu_rows);
   g1.act = act;
   g1.hidden_scale = hidden_scale.data_ptr<float>();
   g1.hidden = static_cast<uint8_t*>(hidden.data_ptr());
@@ -195,14 +208,8 @@ void gelu_mlp(torch::Tensor& out, const torch::Tensor& input, const torch::Tenso
   check_multiple_of_16(pr.k, "K (input.size(-1))");
   check_multiple_of_16(h, "H (up_weight.size(0))");
   check_multiple_of_16(n, "N (down_weight.size(0))");
-  check_device_tensor(up_bias, "up_bias", at::kBFloat16, input);
-  TORCH_CHECK(up_bias.dim() == 1 && up_bias.size(0) == h && up_bias.is_contiguous(),
-              "static_fp8_mlp: `up_bias` must be a contiguous bf16 tensor of shape [", h,
-              "], got ", up_bias.sizes());
-  check_device_tensor(down_bias, "down_bias", at::kBFloat16, input);
-  TORCH_CHECK(down_bias.dim() == 1 && down_bias.size(0) == n && down_bias.is_contiguous(),
-              "static_fp8_mlp: `down_bias` must be a contiguous bf16 tensor of shape [", n,
-              "], got ", down_bias.sizes());
+  check_vector(up_bias, "up_bias", h, input, "H");
+  check_vector(down_bias, "down_bias", n, input, "N");
   check_scalar_scale(input_scale, "input_scale", input);
   check_scalar_scale(hidden_scale, "hidden_scale", input);
   const bool up_rows = check_weight_scale(up_weight_scale, "up_weight_scale", h, input);
@@ -216,10 +223,7 @@ void gelu_mlp(torch::Tensor& out, const torch::Tensor& input, const torch::Tenso
   auto hidden = at::empty({pr.m, h}, input.options());
 
   sfm::DenseGemm1Args g1{};
-  g1.op = {static_cast<const uint8_t*>(input.data_ptr()),
-           static_cast<const uint8_t*>(up_weight.data_ptr()),
-           pr.m, h, pr.k,
-           input_scale.data_ptr<float>(), up_weight_scale.data_ptr<float>(), up_rows};
+  g1.op = gemm_operands(input, pr.m, up_weight, input_scale, up_weight_scale, up_rows);
   g1.bias = up_bias.data_ptr();
   g1.hidden_scale = hidden_scale.data_ptr<float>();
   g1.hidden = static_cast<uint8_t*>(hidden.data_ptr());
@@ -241,11 +245,7 @@ void channel_scale_quantize_fp8_static_bf16(torch::Tensor& out, const torch::Ten
               c10::toString(input.scalar_type()));
   TORCH_CHECK(input.dim() >= 1, "static_fp8_mlp: `input` must have at least one dimension");
   const int64_t k = input.size(-1);
-  check_device_tensor(channel_scale, "channel_scale", at::kBFloat16, input);
-  TORCH_CHECK(channel_scale.dim() == 1 && channel_scale.size(0) == k &&
-                  channel_scale.is_contiguous(),
-              "static_fp8_mlp: `channel_scale` must be a contiguous bf16 tensor of shape [", k,
-              "] (input.size(-1)), got ", channel_scale.sizes());
+  check_vector(channel_scale, "channel_scale", k, input, "input.size(-1)");
   check_scalar_scale(scale, "scale", input);
   const int64_t m = k == 0 ? 0 : input.numel() / k;
   check_out(out, input, m, k, at::kFloat8_e4m3fn);
