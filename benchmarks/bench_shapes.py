@@ -67,7 +67,7 @@ DEFAULT_SHAPES: dict[str, Shape] = {
 DEFAULT_M = (1, 16, 50, 128, 512, 2048, 8192)
 QUICK_M = (16, 512)
 
-GEMM_PATHS = ("auto", "small_m", "large_m", "tensor_core_tma")
+GEMM_PATHS = ("auto", "small_m", "large_m", "tensor_core_tma", "weight_stream")
 # auto/auto plus every forced pair
 DEFAULT_PATH_COMBOS: tuple[tuple[str, str], ...] = (("auto", "auto"),) + tuple(
     itertools.product(GEMM_PATHS[1:], repeat=2)

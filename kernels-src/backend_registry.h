@@ -20,7 +20,13 @@ namespace static_fp8_mlp {
 enum class Activation : int { kSilu = 0, kGeluTanh = 1 };
 
 // Which GEMM implementation to use; kAuto lets the backend pick by shape.
-enum class GemmPath : int { kAuto = 0, kSmallM = 1, kLargeM = 2, kTensorCoreTma = 3 };
+enum class GemmPath : int {
+  kAuto = 0,
+  kSmallM = 1,         // portable mma.sync, small token tiles (+ cluster split-K on sm_90+)
+  kLargeM = 2,         // portable mma.sync, 128x128 tiles
+  kTensorCoreTma = 3,  // sm_90a wgmma + TMA
+  kWeightStream = 4,   // sm_90+ persistent weight-streaming kernel (decode)
+};
 
 // x[M, K] (row stride K) times w[N, K]^T, both FP8 e4m3, row-major and 16-byte aligned.
 struct Fp8GemmOperands {

@@ -1,24 +1,57 @@
 // The Hopper backend: the wgmma/TMA GEMMs for batches large enough to fill the tensor
-// cores, the portable mma.sync kernels (weights streamed as the wide operand) for
-// decode-sized batches, where they stream weights closer to memory bandwidth.
+// cores, the persistent weight-streaming kernel (fp8_gemm_stream.cuh) for decode-sized
+// batches, and the portable mma.sync kernels when a path is forced.
 #pragma once
 
+#include "fp8_gemm_stream.cuh"
 #include "fp8_gemm_wgmma.cuh"
 #include "portable_backend.cuh"
+
+// Tuning knobs (defaults measured on H200; overridable for tuning builds).
+#ifndef SFM_MAX_STREAM_TOKENS
+#define SFM_MAX_STREAM_TOKENS 32
+#endif
+
 
 namespace static_fp8_mlp {
 namespace {
 namespace hopper {
 
-// Up to 16 tokens the split-K weight-streaming kernels win; from 17 on the wgmma
-// kernel is faster than the 64-token mma.sync tiles at every shape measured on H200
-// (scripts/perf_probe.py; see benchmarks/NOTES.md).
-constexpr int64_t kMinTokensForWgmma = 17;
+// Dispatch by batch size, measured on H200 (scripts/perf_probe.py, benchmarks/RESULTS.md):
+// - up to 32 tokens every GEMM is a pass over the weights: the streaming kernel;
+// - up to 128 tokens the gate/up GEMM (many weight rows) runs on wgmma, while the down
+//   GEMM, whose 128-row wgmma tiles would leave most SMs idle (N / 128 CTAs), keeps
+//   streaming when N is small or the batch is at most 64 tokens;
+// - above, wgmma for both.
+constexpr int64_t kMaxStreamTokens = SFM_MAX_STREAM_TOKENS;
+constexpr int64_t kMaxStreamGemm2Tokens = 128;
 
-inline bool use_wgmma(int64_t m, GemmPath path) {
-  if (path == GemmPath::kTensorCoreTma) return true;
-  if (path != GemmPath::kAuto) return false;
-  return m >= kMinTokensForWgmma;
+enum class Kernel { kStream, kWgmma, kPortable };
+
+inline Kernel pick(int64_t m, GemmPath path, bool gemm2 = false, int64_t n_out = 0) {
+  switch (path) {
+    case GemmPath::kTensorCoreTma: return Kernel::kWgmma;
+    case GemmPath::kWeightStream: return Kernel::kStream;
+    case GemmPath::kAuto:
+      if (m <= kMaxStreamTokens) return Kernel::kStream;
+      if (gemm2 && m <= kMaxStreamGemm2Tokens && (m <= 64 || n_out <= 2048)) {
+        return Kernel::kStream;
+      }
+      return Kernel::kWgmma;
+    default: return Kernel::kPortable;
+  }
+}
+
+// The streaming kernel with a 16-token tile for decode, 32 for larger forced batches;
+// the weight-tile width is chosen per problem among BWS.
+template <EpilogueKind EPI, Activation ACT, int... BWS>
+cudaError_t stream(const Fp8GemmOperands& op, int64_t n_out, void* out, const void* bias,
+                   const float* hidden_scale, cudaStream_t s) {
+  const auto epi = make_epilogue(op, bias, hidden_scale);
+  if (op.m <= 16) {
+    return stream_gemm::launch<16, EPI, ACT, BWS...>(op.x, op.w, op.m, op.k, n_out, out, epi, s);
+  }
+  return stream_gemm::launch<32, EPI, ACT, BWS...>(op.x, op.w, op.m, op.k, n_out, out, epi, s);
 }
 
 inline wgmma_gemm::WgmmaParams make_params(const Fp8GemmOperands& op, int64_t n_out, void* out,
@@ -33,7 +66,16 @@ inline wgmma_gemm::WgmmaParams make_params(const Fp8GemmOperands& op, int64_t n_
 }
 
 inline cudaError_t gated_gemm1(const GatedGemm1Args& a, GemmPath path, cudaStream_t stream) {
-  if (!use_wgmma(a.op.m, path)) return portable::gated_gemm1(a, path, stream);
+  const Kernel kernel = pick(a.op.m, path);
+  if (kernel == Kernel::kPortable) return portable::gated_gemm1(a, path, stream);
+  if (kernel == Kernel::kStream) {
+    if (a.act == Activation::kSilu) {
+      return hopper::stream<EpilogueKind::kGatedToFp8, Activation::kSilu, 32, 64>(
+          a.op, a.op.n / 2, a.hidden, nullptr, a.hidden_scale, stream);
+    }
+    return hopper::stream<EpilogueKind::kGatedToFp8, Activation::kGeluTanh, 32, 64>(
+        a.op, a.op.n / 2, a.hidden, nullptr, a.hidden_scale, stream);
+  }
   const auto p = make_params(a.op, a.op.n / 2, a.hidden, nullptr, a.hidden_scale);
   if (a.act == Activation::kSilu) {
     return wgmma_gemm::launch<EpilogueKind::kGatedToFp8, Activation::kSilu>(a.op.x, a.op.w, p,
@@ -44,14 +86,24 @@ inline cudaError_t gated_gemm1(const GatedGemm1Args& a, GemmPath path, cudaStrea
 }
 
 inline cudaError_t dense_gemm1(const DenseGemm1Args& a, GemmPath path, cudaStream_t stream) {
-  if (!use_wgmma(a.op.m, path)) return portable::dense_gemm1(a, path, stream);
+  const Kernel kernel = pick(a.op.m, path);
+  if (kernel == Kernel::kPortable) return portable::dense_gemm1(a, path, stream);
+  if (kernel == Kernel::kStream) {
+    return hopper::stream<EpilogueKind::kBiasGeluToFp8, Activation::kGeluTanh, 16, 32, 64>(
+        a.op, a.op.n, a.hidden, a.bias, a.hidden_scale, stream);
+  }
   const auto p = make_params(a.op, a.op.n, a.hidden, a.bias, a.hidden_scale);
   return wgmma_gemm::launch<EpilogueKind::kBiasGeluToFp8, Activation::kGeluTanh>(a.op.x, a.op.w,
                                                                                 p, stream);
 }
 
 inline cudaError_t gemm2(const Gemm2Args& a, GemmPath path, cudaStream_t stream) {
-  if (!use_wgmma(a.op.m, path)) return portable::gemm2(a, path, stream);
+  const Kernel kernel = pick(a.op.m, path, /*gemm2=*/true, a.op.n);
+  if (kernel == Kernel::kPortable) return portable::gemm2(a, path, stream);
+  if (kernel == Kernel::kStream) {
+    return hopper::stream<EpilogueKind::kBiasToBf16, Activation::kGeluTanh, 16, 32, 64>(
+        a.op, a.op.n, a.out, a.bias, nullptr, stream);
+  }
   const auto p = make_params(a.op, a.op.n, a.out, a.bias, nullptr);
   return wgmma_gemm::launch<EpilogueKind::kBiasToBf16, Activation::kGeluTanh>(a.op.x, a.op.w, p,
                                                                              stream);

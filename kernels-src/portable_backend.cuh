@@ -94,7 +94,9 @@ cudaError_t run_tiled(const mma_gemm::GemmParams& p, GemmPath path, cudaStream_t
 }
 
 inline cudaError_t gated_gemm1(const GatedGemm1Args& a, GemmPath path, cudaStream_t stream) {
-  if (path == GemmPath::kTensorCoreTma) return cudaErrorNotSupported;
+  if (path == GemmPath::kTensorCoreTma || path == GemmPath::kWeightStream) {
+    return cudaErrorNotSupported;
+  }
   const auto p = make_params(a.op, a.op.n / 2, a.hidden, nullptr, a.hidden_scale);
   if (a.act == Activation::kSilu) {
     return run_tiled<EpilogueKind::kGatedToFp8, Activation::kSilu>(p, path, stream);
@@ -103,13 +105,17 @@ inline cudaError_t gated_gemm1(const GatedGemm1Args& a, GemmPath path, cudaStrea
 }
 
 inline cudaError_t dense_gemm1(const DenseGemm1Args& a, GemmPath path, cudaStream_t stream) {
-  if (path == GemmPath::kTensorCoreTma) return cudaErrorNotSupported;
+  if (path == GemmPath::kTensorCoreTma || path == GemmPath::kWeightStream) {
+    return cudaErrorNotSupported;
+  }
   const auto p = make_params(a.op, a.op.n, a.hidden, a.bias, a.hidden_scale);
   return run_tiled<EpilogueKind::kBiasGeluToFp8, Activation::kGeluTanh>(p, path, stream);
 }
 
 inline cudaError_t gemm2(const Gemm2Args& a, GemmPath path, cudaStream_t stream) {
-  if (path == GemmPath::kTensorCoreTma) return cudaErrorNotSupported;
+  if (path == GemmPath::kTensorCoreTma || path == GemmPath::kWeightStream) {
+    return cudaErrorNotSupported;
+  }
   const auto p = make_params(a.op, a.op.n, a.out, a.bias, nullptr);
   return run_tiled<EpilogueKind::kBiasToBf16, Activation::kGeluTanh>(p, path, stream);
 }

@@ -55,6 +55,15 @@ SFM_DEVICE void tma_load_2d(void* dst, const CUtensorMap* map, uint64_t* bar, in
       : "memory");
 }
 
+SFM_DEVICE void tma_load_3d(void* dst, const CUtensorMap* map, uint64_t* bar, int c0, int c1,
+                            int c2) {
+  asm volatile(
+      "cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes"
+      " [%0], [%1, {%3, %4, %5}], [%2];\n" ::"r"(smem_u32(dst)),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(smem_u32(bar)), "r"(c0), "r"(c1), "r"(c2)
+      : "memory");
+}
+
 // cuTensorMapEncodeTiled through the runtime's driver entry point: no link-time
 // dependency on libcuda (the Hub ABI rules allow only torch and its CUDA libraries).
 inline PFN_cuTensorMapEncodeTiled_v12000 encode_fn() {
@@ -87,6 +96,28 @@ inline cudaError_t make_tma(CUtensorMap* map, const uint8_t* base, int64_t rows,
                             CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
                             CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   return r == CUDA_SUCCESS ? cudaSuccess : cudaErrorInvalidValue;
+}
+
+// The same matrix seen as [k / 128][rows][128 bytes] (dims innermost first: byte in a
+// 128-byte block, row, block), so one box of box_rows x box_blocks lands in shared memory
+// as box_blocks consecutive [box_rows][128] swizzled blocks: a whole pipeline stage in
+// one bulk copy instead of one per block (small boxes leave the copy engine short of
+// bytes in flight). Needs k % 128 == 0: the innermost extent is a whole block.
+inline cudaError_t make_tma_blocks(CUtensorMap* map, const uint8_t* base, int64_t rows, int64_t k,
+                                   int box_rows, int box_blocks) {
+  const auto encode = encode_fn();
+  if (encode == nullptr || k % 128 != 0) return cudaErrorNotSupported;
+  const cuuint64_t dims[3] = {128, static_cast<cuuint64_t>(rows), static_cast<cuuint64_t>(k / 128)};
+  const cuuint64_t strides[2] = {static_cast<cuuint64_t>(k), 128};
+  const cuuint32_t box[3] = {128, static_cast<cuuint32_t>(box_rows),
+                             static_cast<cuuint32_t>(box_blocks)};
+  const cuuint32_t elem_strides[3] = {1, 1, 1};
+  const CUresult r = encode(map, CU_TENSOR_MAP_DATA_TYPE_UINT8, 3,
+                            const_cast<uint8_t*>(base), dims, strides, box, elem_strides,
+                            CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                            CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                            CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  return r == CUDA_SUCCESS ? cudaSuccess : cudaErrorNotSupported;
 }
 
 }  // namespace tma

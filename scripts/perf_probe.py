@@ -52,6 +52,30 @@ def graph_time_us(fn, reps=20, batches=5) -> float:
     return sorted(times)[len(times) // 2]
 
 
+def pair(path: str) -> tuple[str, str]:
+    """"a/b" -> (a, b): GEMM1 and GEMM2 paths; "a" -> (a, a)."""
+    a, _, b = path.partition("/")
+    return a, b or a
+
+
+def kernel_times_us(fn, reps=20) -> list[tuple[str, float]]:
+    """Average device time per call of each kernel fn launches (torch.profiler, eager)."""
+    import re
+    from torch.profiler import ProfilerActivity, profile
+    fn()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(reps):
+            fn()
+        torch.cuda.synchronize()
+    out = []
+    for ev in prof.key_averages():
+        if ev.device_type.name == "CUDA" and ev.count >= reps:
+            name = re.sub(r"static_fp8_mlp::|\(anonymous namespace\)::|<unnamed>::", "", ev.key)
+            out.append((name[:90], ev.device_time_total / reps))
+    return out
+
+
 def floor_us(kind, m):
     k, h, n = SHAPES[kind]
     rows1 = 2 * h if kind != "gelu" else h
@@ -64,7 +88,10 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", required=True)
     ap.add_argument("--m", default="1,16,50,128,512,2048,8192")
-    ap.add_argument("--paths", default="auto,small_m,large_m,tensor_core_tma")
+    ap.add_argument("--kinds", default="geglu,swiglu,gelu")
+    ap.add_argument("--paths", default="auto,small_m,large_m,tensor_core_tma,weight_stream")
+    ap.add_argument("--skip-quant", action="store_true")
+    ap.add_argument("--kernels", action="store_true", help="also print per-kernel times (auto path)")
     ap.add_argument("--json")
     args = ap.parse_args()
     sfm = load_kernel_module(Path(args.build))
@@ -72,14 +99,16 @@ def main():
     paths = args.paths.split(",")
     rows = []
     for kind, (k, h, n) in SHAPES.items():
+        if kind not in args.kinds.split(","):
+            continue
         for m in ms:
             if kind == "gelu":
                 case = dense_case(m, k, h, n, False)
-                call = lambda p: sfm._gelu_mlp_with_paths((p, p), *case.args(), out=out)
+                call = lambda p: sfm._gelu_mlp_with_paths(pair(p), *case.args(), out=out)
             else:
                 act = "silu" if kind == "swiglu" else "gelu_tanh"
                 case = gated_case(m, k, h, n, act, False)
-                call = lambda p: sfm._gated_mlp_with_paths(act, (p, p), *case.args(), out=out)
+                call = lambda p: sfm._gated_mlp_with_paths(act, pair(p), *case.args(), out=out)
             out = torch.empty(m, n, dtype=torch.bfloat16, device="cuda")
             row = {"kind": kind, "m": m, "floor_us": floor_us(kind, m),
                    "compile_us": COMPILE_US.get((kind, m))}
@@ -89,14 +118,26 @@ def main():
                 except RuntimeError as exc:
                     row[p] = None
                     torch.cuda.synchronize()
+            if args.kernels:
+                row["kernels"] = kernel_times_us(lambda: call(paths[0]))
+                for name, us in row["kernels"]:
+                    print(f"    {us:8.2f} us  {name}")
             rows.append(row)
             best = min(v for v in (row[p] for p in paths) if v)
             print(f"{kind:7s} M={m:5d} floor {row['floor_us']:8.1f}  " +
                   "  ".join(f"{p}={row[p]:8.1f}" if row[p] else f"{p}=   n/a  " for p in paths) +
                   f"  best%floor={100 * row['floor_us'] / best:5.1f}" +
                   (f"  compile={row['compile_us']}" if row['compile_us'] else ""), flush=True)
-    # input quant bandwidth
-    for k in (1152, 2048, 4096):
+    # device-to-device copy ceiling by size (bytes read + written)
+    for mib in (64, 256, 1024):
+        src = torch.empty(mib << 20, dtype=torch.uint8, device="cuda").random_()
+        dst = torch.empty_like(src)
+        t = graph_time_us(lambda: dst.copy_(src), reps=10)
+        bw = 2 * src.numel() / (t * 1e-6)
+        rows.append({"kind": "copy", "mib": mib, "us": t, "bytes_per_s": bw})
+        print(f"copy {mib:5d} MiB: {t:8.1f} us, {bw / 1e12:.2f} TB/s", flush=True)
+        del src, dst
+    for k in (() if args.skip_quant else (1152, 2048, 4096)):
         m = 16 * 1024 * 1024 // k * 2
         x = torch.randn(m, k, device="cuda").bfloat16()
         cs = torch.ones(k, device="cuda", dtype=torch.bfloat16)

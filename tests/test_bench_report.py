@@ -126,7 +126,7 @@ def test_parse_m_and_path_combos():
         with pytest.raises(ValueError):
             bench_shapes.parse_ms(bad)
     combos = bench_shapes.parse_path_combos(None)
-    assert combos[0] == ("auto", "auto") and len(combos) == 10
+    assert combos[0] == ("auto", "auto") and len(combos) == 17
     assert ("tensor_core_tma", "small_m") in combos
     assert bench_shapes.parse_path_combos("small_m/large_m,auto") == [("small_m", "large_m"),
                                                                      ("auto", "auto")]
@@ -137,7 +137,7 @@ def test_parse_m_and_path_combos():
 def test_options_defaults_quick_and_errors(tmp_path):
     o = bench_mlp.options_from_args(bench_mlp.parse_args(["--build", "b", "--out", str(tmp_path)]))
     assert o.ms == list(bench_shapes.DEFAULT_M) and len(o.shapes) == 4
-    assert (o.batches, o.copy_mib, o.gemm_n, o.tol) == (5, 1024, 8192, 1e-2)
+    assert (o.batches, o.copy_mib, o.gemm_n, o.tol) == (5, 256, 8192, 1e-2)
     assert o.skip == set() and not o.compare_paths and o.out == tmp_path
     q = bench_mlp.options_from_args(bench_mlp.parse_args(
         ["--quick", "--shapes", "siglip-gelu", "--no-quant", "--skip", "bf16,split",

@@ -229,6 +229,47 @@ def test_tensor_core_tma_path(sfm, m, per_row):
     assert_close_to_reference(got, sfm.reference.fp8_gelu_mlp_bf16(*dcase.args()))
 
 
+@pytest.mark.parametrize("m", (1, 5, 16, 17, 40, 100))
+@pytest.mark.parametrize("shape", ((1152, 4304, 1152), (1152, 4304, 256), (4096, 2048, 512)))
+def test_weight_stream_path(sfm, m, shape):
+    """The Hopper persistent weight-streaming GEMMs, forced for every GEMM. The shapes
+    cover a K tail inside a stage (1152 = 2.25 stages), several tiles per CTA (H = 4304),
+    cluster split-K (N = 256 and 512: fewer tiles than half the SMs), 16- and 32-token
+    tiles and several token tiles (M = 40, 100)."""
+    k, h, n = shape
+    paths = ("weight_stream", "weight_stream")
+    gen = torch.Generator(device="cuda").manual_seed(2000 + m + k + n)
+    for activation in ("silu", "gelu_tanh"):
+        case = gated_case(m, k, h, n, activation, m % 2 == 1, generator=gen)
+        run = lambda: sfm._gated_mlp_with_paths(activation, paths, *case.args(),
+                                                out=poisoned_bf16((m, n)))
+        if not is_hopper():
+            with pytest.raises(RuntimeError, match="launching"):
+                run()
+            return
+        assert_close_to_reference(run(), sfm.reference.gated_mlp(*case.args(), activation))
+    for per_row in (False, True):
+        dcase = dense_case(m, k, h, n, per_row, generator=gen)
+        got = sfm._gelu_mlp_with_paths(paths, *dcase.args(), out=poisoned_bf16((m, n)))
+        assert_close_to_reference(got, sfm.reference.fp8_gelu_mlp_bf16(*dcase.args()))
+
+
+@pytest.mark.parametrize("m", (1, 16))
+def test_back_to_back_calls_read_their_own_hidden(sfm, m):
+    """GEMM2 may start before GEMM1 ends (programmatic dependent launch) and each call's
+    hidden buffer reuses the previous call's memory: a GEMM2 that read x too early would
+    reproduce the previous call's MLP. Five calls, no synchronisation in between."""
+    gen = torch.Generator(device="cuda").manual_seed(31 + m)
+    cases = [gated_case(m, 2048, 8192, 1024, "silu", False, generator=gen) for _ in range(5)]
+    outs = [sfm.fp8_swiglu_mlp_bf16(*c.args(), out=poisoned_bf16((m, 1024))) for c in cases]
+    dcases = [dense_case(m, 2048, 8192, 1024, True, generator=gen) for _ in range(5)]
+    douts = [sfm.fp8_gelu_mlp_bf16(*c.args(), out=poisoned_bf16((m, 1024))) for c in dcases]
+    for c, o in zip(cases, outs):
+        assert_close_to_reference(o, sfm.reference.gated_mlp(*c.args(), "silu"))
+    for c, o in zip(dcases, douts):
+        assert_close_to_reference(o, sfm.reference.fp8_gelu_mlp_bf16(*c.args()))
+
+
 @pytest.mark.parametrize("m", (16, 300))
 @pytest.mark.parametrize("activation", ("silu", "gelu_tanh"))
 def test_long_k_accuracy(sfm, m, activation):

@@ -114,8 +114,8 @@ void check_launch(cudaError_t e, const char* what) {
 }
 
 sfm::GemmPath to_path(int64_t p, const char* name) {
-  TORCH_CHECK(p >= 0 && p <= 3, "static_fp8_mlp: `", name, "` must be 0 (auto), 1 (small-M), ",
-              "2 (large-M) or 3 (tensor-core TMA), got ", p);
+  TORCH_CHECK(p >= 0 && p <= 4, "static_fp8_mlp: `", name, "` must be 0 (auto), 1 (small-M), ",
+              "2 (large-M), 3 (tensor-core TMA) or 4 (weight stream), got ", p);
   return static_cast<sfm::GemmPath>(p);
 }
 
