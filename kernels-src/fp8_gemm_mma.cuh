@@ -95,6 +95,17 @@ SFM_DEVICE void ldmatrix_x2(uint32_t addr, uint32_t& r0, uint32_t& r1) {
                : "r"(addr));
 }
 
+// Zeroes an [MI][NI][4] array of mma.sync accumulator fragments.
+template <int MI, int NI>
+SFM_DEVICE void zero_fragments(float (&acc)[MI][NI][4]) {
+#pragma unroll
+  for (int mi = 0; mi < MI; ++mi)
+#pragma unroll
+    for (int ni = 0; ni < NI; ++ni)
+#pragma unroll
+      for (int r = 0; r < 4; ++r) acc[mi][ni][r] = 0.0f;
+}
+
 SFM_DEVICE void mma_fp8(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
   asm(
       "mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32 "
@@ -236,12 +247,7 @@ __global__ void __launch_bounds__(Cfg::kThreads)
   };
 
   float acc[Cfg::kMI][Cfg::kNI][4];
-#pragma unroll
-  for (int mi = 0; mi < Cfg::kMI; ++mi)
-#pragma unroll
-    for (int ni = 0; ni < Cfg::kNI; ++ni)
-#pragma unroll
-      for (int r = 0; r < 4; ++r) acc[mi][ni][r] = 0.0f;
+  zero_fragments(acc);
 
   // ---- one stage's MMAs (shared by both pipelines) ----
   auto compute_stage = [&](const uint8_t* stage) {

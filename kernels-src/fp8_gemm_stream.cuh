@@ -42,6 +42,9 @@
 #ifndef SFM_STREAM_WHOLE_STAGE_BOXES  // 0: one TMA box per 128-byte block (for comparison)
 #define SFM_STREAM_WHOLE_STAGE_BOXES 1
 #endif
+#ifndef SFM_STREAM_CTAS_PER_SM  // 1: ~200 KB ring per SM; 2: two CTAs with half each
+#define SFM_STREAM_CTAS_PER_SM 1
+#endif
 #ifndef SFM_STREAM_PDL  // 0: GEMM2 waits for GEMM1 to finish before it launches
 #define SFM_STREAM_PDL 1
 #endif
@@ -72,11 +75,13 @@ struct StreamConfig {
   static constexpr int kBarrierBytes = 8 * (2 * kMaxStages + 1);
   // Every launch asks for the same shared memory (one CTA per SM), so occupancy and
   // cluster limits are properties of the kernel alone.
-  static constexpr int kSmemBytes = 216 * 1024;
+  static constexpr int kCtasPerSm = SFM_STREAM_CTAS_PER_SM;
+  static constexpr int kSmemBytes = (kCtasPerSm == 1 ? 216 : 108) * 1024;
   static constexpr int kDataBytes = kSmemBytes - 1024 - kReduceBytes - kBarrierBytes;
   static constexpr int kMaxResidentX = SFM_STREAM_MAX_RESIDENT_X;
   static_assert(BW % 16 == 0 && BT % 16 == 0, "whole MMA tiles, token tiles loaded in pairs");
-  static_assert(kDataBytes >= 3 * kBlocks * (kWBlockBytes + kXBlockBytes), "ring too shallow");
+  static_assert(kCtasPerSm > 1 || kDataBytes >= 3 * kBlocks * (kWBlockBytes + kXBlockBytes),
+                "ring too shallow");
 };
 
 struct StreamParams {
@@ -246,12 +251,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
     int it = 0;
     for (int tile = blockIdx.x; tile < p.tiles; tile += gridDim.x) {
       float acc[Cfg::kMI][Cfg::kNI][4];
-#pragma unroll
-      for (int mi = 0; mi < Cfg::kMI; ++mi)
-#pragma unroll
-        for (int ni = 0; ni < Cfg::kNI; ++ni)
-#pragma unroll
-          for (int r = 0; r < 4; ++r) acc[mi][ni][r] = 0.0f;
+      mma_gemm::zero_fragments(acc);
 
       for (int st = st_begin; st < st_end; ++st, ++it) {
         const int slot = it % p.stages;
@@ -461,7 +461,7 @@ int max_active_clusters(int dev, int splits) {
 template <typename Cfg, EpilogueKind EPI, Activation ACT>
 Plan make_plan(int64_t m, int64_t k, int64_t n_out, int dev) {
   constexpr auto kernel = stream_gemm_kernel<Cfg, EPI, ACT>;
-  const int64_t sms = sm_count(dev);
+  const int64_t sms = sm_count(dev) * Cfg::kCtasPerSm;  // CTA slots
   const int64_t t_tiles = host_ceil_div(m, Cfg::kBT);
   const int64_t k_stages = host_ceil_div(k, Cfg::kStageK);
   Plan plan;
@@ -477,7 +477,8 @@ Plan make_plan(int64_t m, int64_t k, int64_t n_out, int dev) {
   plan.grid = plan.splits > 1 ? plan.tiles : std::min(plan.tiles, sms);
   const int64_t split_stages = host_ceil_div(k_stages, plan.splits);
   const int64_t x_bytes = split_stages * Cfg::kBlocks * Cfg::kXBlockBytes;
-  plan.x_resident = t_tiles == 1 && x_bytes <= Cfg::kMaxResidentX;
+  plan.x_resident = t_tiles == 1 && x_bytes <= Cfg::kMaxResidentX &&
+                    Cfg::kDataBytes - x_bytes >= 2 * Cfg::kBlocks * Cfg::kWBlockBytes;
   plan.stage_bytes = Cfg::kBlocks * (Cfg::kWBlockBytes + (plan.x_resident ? 0 : Cfg::kXBlockBytes));
   const int64_t ring = Cfg::kDataBytes - (plan.x_resident ? x_bytes : 0);
   plan.stages = static_cast<int>(std::min<int64_t>(Cfg::kMaxStages, ring / plan.stage_bytes));
@@ -486,6 +487,10 @@ Plan make_plan(int64_t m, int64_t k, int64_t n_out, int dev) {
   // tiles beat 16- and 32-row ones even where they leave multiprocessors idle).
   constexpr double kTileOverheadBytes = 48 * 1024;
   const int64_t tiles_per_cta = host_ceil_div(plan.tiles, plan.grid);
+  if (plan.stages < 2) {  // this tile shape does not fit the ring: never pick it
+    plan.cost = 1e300;
+    return plan;
+  }
   plan.cost = static_cast<double>(tiles_per_cta) *
               (static_cast<double>(k / plan.splits) * plan.stage_bytes / Cfg::kStageK +
                kTileOverheadBytes);

@@ -80,6 +80,17 @@ inline PFN_cuTensorMapEncodeTiled_v12000 encode_fn() {
   return fn;
 }
 
+// Encodes a tensor map of bytes with the 128-byte swizzle, zero fill out of bounds.
+inline CUresult encode_u8_swizzled(CUtensorMap* map, cuuint32_t rank, const uint8_t* base,
+                                   const cuuint64_t* dims, const cuuint64_t* strides,
+                                   const cuuint32_t* box) {
+  const cuuint32_t elem_strides[3] = {1, 1, 1};
+  return encode_fn()(map, CU_TENSOR_MAP_DATA_TYPE_UINT8, rank, const_cast<uint8_t*>(base), dims,
+                     strides, box, elem_strides, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                     CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                     CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+}
+
 // A [rows, k] FP8 row-major matrix, loaded in boxes of box_rows x box_k bytes (box_k <= 128
 // for the 128-byte swizzle).
 inline cudaError_t make_tma(CUtensorMap* map, const uint8_t* base, int64_t rows, int64_t k,
@@ -89,13 +100,9 @@ inline cudaError_t make_tma(CUtensorMap* map, const uint8_t* base, int64_t rows,
   const cuuint64_t dims[2] = {static_cast<cuuint64_t>(k), static_cast<cuuint64_t>(rows)};
   const cuuint64_t strides[1] = {static_cast<cuuint64_t>(k)};
   const cuuint32_t box[2] = {static_cast<cuuint32_t>(box_k), static_cast<cuuint32_t>(box_rows)};
-  const cuuint32_t elem_strides[2] = {1, 1};
-  const CUresult r = encode(map, CU_TENSOR_MAP_DATA_TYPE_UINT8, 2,
-                            const_cast<uint8_t*>(base), dims, strides, box, elem_strides,
-                            CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
-                            CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
-                            CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-  return r == CUDA_SUCCESS ? cudaSuccess : cudaErrorInvalidValue;
+  return encode_u8_swizzled(map, 2, base, dims, strides, box) == CUDA_SUCCESS
+             ? cudaSuccess
+             : cudaErrorInvalidValue;
 }
 
 // The same matrix seen as [k / 128][rows][128 bytes] (dims innermost first: byte in a
@@ -111,13 +118,9 @@ inline cudaError_t make_tma_blocks(CUtensorMap* map, const uint8_t* base, int64_
   const cuuint64_t strides[2] = {static_cast<cuuint64_t>(k), 128};
   const cuuint32_t box[3] = {128, static_cast<cuuint32_t>(box_rows),
                              static_cast<cuuint32_t>(box_blocks)};
-  const cuuint32_t elem_strides[3] = {1, 1, 1};
-  const CUresult r = encode(map, CU_TENSOR_MAP_DATA_TYPE_UINT8, 3,
-                            const_cast<uint8_t*>(base), dims, strides, box, elem_strides,
-                            CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
-                            CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
-                            CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-  return r == CUDA_SUCCESS ? cudaSuccess : cudaErrorNotSupported;
+  return encode_u8_swizzled(map, 3, base, dims, strides, box) == CUDA_SUCCESS
+             ? cudaSuccess
+             : cudaErrorNotSupported;
 }
 
 }  // namespace tma
