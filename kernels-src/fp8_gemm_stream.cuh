@@ -45,6 +45,9 @@
 #ifndef SFM_STREAM_CTAS_PER_SM  // 1: ~200 KB ring per SM; 2: two CTAs with half each
 #define SFM_STREAM_CTAS_PER_SM 1
 #endif
+#ifndef SFM_STREAM_ROW_GROUPS  // consumer warps per K block of a stage (1 or 2)
+#define SFM_STREAM_ROW_GROUPS 2
+#endif
 #ifndef SFM_STREAM_PDL  // 0: GEMM2 waits for GEMM1 to finish before it launches
 #define SFM_STREAM_PDL 1
 #endif
@@ -60,17 +63,21 @@ template <int BW, int BT>
 struct StreamConfig {
   static constexpr int kBW = BW;  // weight rows per tile
   static constexpr int kBT = BT;  // tokens per tile
-  static constexpr int kConsumers = 4;
+  static constexpr int kBlocks = 4;  // 128-byte K blocks per stage
+  // Consumer warps per K block, each taking 1 / kRowGroups of the tile's m-tiles (more
+  // warps keep more mma.sync in flight when the token tile is wide).
+  static constexpr int kRowGroups = SFM_STREAM_ROW_GROUPS;
+  static constexpr int kConsumers = kBlocks * kRowGroups;
   static constexpr int kThreads = 32 * (kConsumers + 1);  // + one producer warp
   static constexpr int kConsumerThreads = 32 * kConsumers;
-  static constexpr int kBlocks = kConsumers;  // 128-byte K blocks per stage
   static constexpr int kStageK = 128 * kBlocks;
   static constexpr int kWBlockBytes = BW * 128;
   static constexpr int kXBlockBytes = BT * 128;
   static constexpr int kMI = BW / 16;
   static constexpr int kNI = BT / 8;
-  // One fp32 partial per accumulator per consumer warp.
-  static constexpr int kReduceBytes = kConsumers * kMI * kNI * 4 * 32 * 4;
+  static constexpr int kWarpMI = kMI / kRowGroups;  // m-tiles per consumer warp
+  // One fp32 partial per accumulator per K block.
+  static constexpr int kReduceBytes = kBlocks * kMI * kNI * 4 * 32 * 4;
   static constexpr int kMaxStages = 16;
   static constexpr int kBarrierBytes = 8 * (2 * kMaxStages + 1);
   // Every launch asks for the same shared memory (one CTA per SM), so occupancy and
@@ -80,6 +87,7 @@ struct StreamConfig {
   static constexpr int kDataBytes = kSmemBytes - 1024 - kReduceBytes - kBarrierBytes;
   static constexpr int kMaxResidentX = SFM_STREAM_MAX_RESIDENT_X;
   static_assert(BW % 16 == 0 && BT % 16 == 0, "whole MMA tiles, token tiles loaded in pairs");
+  static_assert(kWarpMI >= 1 && kMI % kRowGroups == 0, "m-tiles split evenly over row groups");
   static_assert(kCtasPerSm > 1 || kDataBytes >= 3 * kBlocks * (kWBlockBytes + kXBlockBytes),
                 "ring too shallow");
 };
@@ -103,7 +111,10 @@ SFM_DEVICE uint32_t swizzled(int row, int chunk) {
   return static_cast<uint32_t>(row * 128 + (((chunk ^ row) & 7) << 4));
 }
 
-SFM_DEVICE void consumer_barrier() { asm volatile("bar.sync 1, %0;\n" ::"n"(128) : "memory"); }
+template <int THREADS>
+SFM_DEVICE void consumer_barrier() {
+  asm volatile("bar.sync 1, %0;\n" ::"n"(THREADS) : "memory");
+}
 
 template <EpilogueKind EPI>
 constexpr int out_cols(int bw) {
@@ -119,9 +130,10 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
   constexpr bool kGemm2 = EPI == EpilogueKind::kBiasToBf16;
   constexpr int kOutCols = out_cols<EPI>(Cfg::kBW);
   constexpr int kPairs = Cfg::kBT * kOutCols / 2;  // output column pairs per tile
-  constexpr int kPairsPerThread = kPairs / Cfg::kConsumerThreads;
+  constexpr int kPairsPerThread = (kPairs + Cfg::kConsumerThreads - 1) / Cfg::kConsumerThreads;
   constexpr int kSums = kGated ? 2 : 1;  // gate and up, or the single accumulator
-  static_assert(kPairs % Cfg::kConsumerThreads == 0, "whole pairs per consumer thread");
+  static_assert(kPairs % Cfg::kConsumerThreads == 0 || kPairs < Cfg::kConsumerThreads,
+                "whole pairs per consumer thread");
 
   extern __shared__ __align__(1024) uint8_t smem_raw[];
   uint8_t* ring = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) &
@@ -155,6 +167,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
 
   // Tile t: token tile t % t_tiles of weight tile t / t_tiles (CTAs working at the same
   // time on one weight tile share it through L2).
+  const int kblock = warp % Cfg::kBlocks;        // consumer warp: its K block of a stage
+  const int mi0 = (warp / Cfg::kBlocks) * Cfg::kWarpMI;  // and its first m-tile
   if (warp == Cfg::kConsumers) {
     // ---------------- producer: one lane keeps the ring full ----------------
     // Stage layout: [half][block][row][128 B] weights (half: gate / up rows of the gated
@@ -250,31 +264,32 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
     if (p.x_resident) tma::mbar_wait(x_full, 0);
     int it = 0;
     for (int tile = blockIdx.x; tile < p.tiles; tile += gridDim.x) {
-      float acc[Cfg::kMI][Cfg::kNI][4];
+      float acc[Cfg::kWarpMI][Cfg::kNI][4];  // m-tiles mi0 .. mi0 + kWarpMI - 1
       mma_gemm::zero_fragments(acc);
 
       for (int st = st_begin; st < st_end; ++st, ++it) {
         const int slot = it % p.stages;
         tma::mbar_wait(&full[slot], (it / p.stages) & 1);
-        const int kb = st * Cfg::kStageK + warp * 128;
+        const int kb = st * Cfg::kStageK + kblock * 128;
         if (kb < p.k) {  // this warp's block exists (K tail)
           constexpr int kHalfRows = kGated ? Cfg::kBW / 2 : Cfg::kBW;
           const uint8_t* stage = ring + slot * stage_bytes;
-          const uint8_t* wb = stage + warp * kHalfRows * 128;  // gate (or only) rows
+          const uint8_t* wb = stage + kblock * kHalfRows * 128;  // gate (or only) rows
           const uint8_t* xb =
               p.x_resident
-                  ? x_smem + ((st - st_begin) * Cfg::kBlocks + warp) * Cfg::kXBlockBytes
-                  : stage + Cfg::kBlocks * Cfg::kWBlockBytes + warp * Cfg::kXBlockBytes;
+                  ? x_smem + ((st - st_begin) * Cfg::kBlocks + kblock) * Cfg::kXBlockBytes
+                  : stage + Cfg::kBlocks * Cfg::kWBlockBytes + kblock * Cfg::kXBlockBytes;
 #pragma unroll
           for (int ks = 0; ks < 4; ++ks) {  // 32 bytes of K per mma
-            uint32_t a[Cfg::kMI][4];
+            uint32_t a[Cfg::kWarpMI][4];
 #pragma unroll
-            for (int mi = 0; mi < Cfg::kMI; ++mi) {
-              // m-tile mi: rows [16 mi, 16 mi + 16) of the tile; up rows live in the
+            for (int mi = 0; mi < Cfg::kWarpMI; ++mi) {
+              // m-tile gm: rows [16 gm, 16 gm + 16) of the tile; up rows live in the
               // second half of the stage
               constexpr int kHalfMI = kHalfRows / 16;
-              const uint8_t* half = wb + (mi / kHalfMI) * (Cfg::kBlocks * kHalfRows * 128);
-              const int row = (mi % kHalfMI) * 16 + (lane & 15);
+              const int gm = mi0 + mi;
+              const uint8_t* half = wb + (gm / kHalfMI) * (Cfg::kBlocks * kHalfRows * 128);
+              const int row = (gm % kHalfMI) * 16 + (lane & 15);
               mma_gemm::ldmatrix_x4(tma::smem_u32(half + swizzled(row, ks * 2 + (lane >> 4))),
                                     a[mi][0], a[mi][1], a[mi][2], a[mi][3]);
             }
@@ -287,7 +302,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
                   b[ni][1], b[ni + 1][0], b[ni + 1][1]);
             }
 #pragma unroll
-            for (int mi = 0; mi < Cfg::kMI; ++mi)
+            for (int mi = 0; mi < Cfg::kWarpMI; ++mi)
 #pragma unroll
               for (int ni = 0; ni < Cfg::kNI; ++ni)
                 mma_gemm::mma_fp8(acc[mi][ni], a[mi], b[ni][0], b[ni][1]);
@@ -297,22 +312,24 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
         if (lane == 0) tma::mbar_arrive(&empty[slot]);
       }
 
-      // ---- the warps' partial sums meet: reduce[warp][mi][ni][r][lane] ----
+      // ---- the warps' partial sums meet: reduce[k block][m-tile][ni][r][lane] ----
 #pragma unroll
-      for (int mi = 0; mi < Cfg::kMI; ++mi)
+      for (int mi = 0; mi < Cfg::kWarpMI; ++mi)
 #pragma unroll
         for (int ni = 0; ni < Cfg::kNI; ++ni)
 #pragma unroll
           for (int r = 0; r < 4; ++r)
-            reduce[(((warp * Cfg::kMI + mi) * Cfg::kNI + ni) * 4 + r) * 32 + lane] = acc[mi][ni][r];
-      consumer_barrier();
+            reduce[(((kblock * Cfg::kMI + mi0 + mi) * Cfg::kNI + ni) * 4 + r) * 32 + lane] =
+                acc[mi][ni][r];
+      consumer_barrier<Cfg::kConsumerThreads>();
 
       // Each consumer thread owns kPairsPerThread pairs of adjacent output columns of
       // one token; sum[i][c][s]: pair i, column c of the pair, gate/up (or single) sum s.
       float sum[kPairsPerThread][2][kSums];
 #pragma unroll
       for (int i = 0; i < kPairsPerThread; ++i) {
-        const int e = threadIdx.x + i * Cfg::kConsumerThreads;
+        const int e = min(static_cast<int>(threadIdx.x) + i * Cfg::kConsumerThreads,
+                          kPairs - 1);  // threads past the tile's pairs store nothing
         const int tok = e / (kOutCols / 2);
         const int col0 = (e % (kOutCols / 2)) * 2;
 #pragma unroll
@@ -327,13 +344,13 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
             const int r = (row / 8) * 2 + (tk % 2);
             float v = 0.0f;
 #pragma unroll
-            for (int w = 0; w < Cfg::kConsumers; ++w)
-              v += reduce[(((w * Cfg::kMI + mi) * Cfg::kNI + ni) * 4 + r) * 32 + frag_lane];
+            for (int kbl = 0; kbl < Cfg::kBlocks; ++kbl)
+              v += reduce[(((kbl * Cfg::kMI + mi) * Cfg::kNI + ni) * 4 + r) * 32 + frag_lane];
             sum[i][c][s] = v;
           }
         }
       }
-      consumer_barrier();  // reduce[] is free for the next tile
+      consumer_barrier<Cfg::kConsumerThreads>();  // reduce[] is free for the next tile
 
       const int t0 = (tile % p.t_tiles) * Cfg::kBT;
       const int c0 = (tile / p.t_tiles) * kOutCols;
@@ -371,7 +388,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
         const int e = threadIdx.x + i * Cfg::kConsumerThreads;
         const int t = t0 + e / (kOutCols / 2);
         const int g0 = c0 + (e % (kOutCols / 2)) * 2;
-        if (t >= p.m || g0 >= p.n_out) continue;
+        if (e >= kPairs || t >= p.m || g0 >= p.n_out) continue;
         float v[2];
 #pragma unroll
         for (int c = 0; c < 2; ++c) {

@@ -8,8 +8,9 @@
 // accumulated by wgmma from zero and then added into fp32 registers ("promotion"),
 // which needs two accumulator sets and so a 128-row weight tile.
 //
-// Orientation: tokens are the M operand (128 per CTA, 64 per consumer warpgroup),
-// weight rows the N operand (128 per CTA). For the gated GEMM1 the CTA's 128 weight
+// Orientation: tokens are the M operand (128 per CTA, 64 per consumer warpgroup; or, for
+// batches up to 64, 64 tokens shared by both warpgroups), weight rows the N operand
+// (128 per consumer warpgroup: shared, or 256 per CTA in the wide shape). For the gated GEMM1 the CTA's 128 weight
 // rows are 64 gate rows and the matching 64 up rows, loaded by two TMA boxes into
 // adjacent halves of the B tile, so accumulator columns j and j + 64 of one thread
 // are gate and up of the same hidden unit: the SwiGLU/GeGLU epilogue stays in
@@ -38,17 +39,26 @@ namespace wgmma_gemm {
 
 using namespace tma;
 
-constexpr int kBM = 128;            // tokens per CTA
-constexpr int kBN = 128;            // weight rows per CTA
+constexpr int kBN = 128;            // weight rows per consumer warpgroup
 constexpr int kBK = 128;            // bytes of K per stage (= one 128-byte swizzle row)
-constexpr int kStages = 6;
-constexpr int kConsumers = 2;       // consumer warpgroups, 64 tokens each
+constexpr int kConsumers = 2;       // consumer warpgroups
 constexpr int kThreads = 128 * (kConsumers + 1);
-constexpr int kTileABytes = kBM * kBK;   // 16 KB
-constexpr int kTileBBytes = kBN * kBK;   // 16 KB
-constexpr int kStageBytes = kTileABytes + kTileBBytes;
-constexpr int kSmemBytes = kStages * kStageBytes + 1024 /* alignment */ + 2 * kStages * 8;
 constexpr int kRasterGroupM = 8;
+
+// Two CTA shapes. Tall (batches above 64): 128 tokens (64 per consumer warpgroup) x 128
+// weight rows. Wide (batches up to 64): 64 tokens shared by both warpgroups x 256
+// weight rows (128 each), so a small batch does not pay for 128-token tiles of
+// mostly padding.
+template <bool WIDE>
+struct Shape {
+  static constexpr int kBM = WIDE ? 64 : 128;               // tokens per CTA
+  static constexpr int kRows = WIDE ? 2 * kBN : kBN;        // weight rows per CTA
+  static constexpr int kTileABytes = kBM * kBK;
+  static constexpr int kTileBBytes = kRows * kBK;
+  static constexpr int kStageBytes = kTileABytes + kTileBBytes;
+  static constexpr int kStages = WIDE ? 5 : 6;
+  static constexpr int kSmemBytes = kStages * kStageBytes + 1024 /* alignment */ + 2 * kStages * 8;
+};
 
 SFM_DEVICE void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 SFM_DEVICE void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
@@ -103,13 +113,19 @@ struct WgmmaParams {
   EpilogueParams epi;
 };
 
-template <EpilogueKind EPI, Activation ACT>
+template <EpilogueKind EPI, Activation ACT, bool WIDE>
 __global__ void __launch_bounds__(kThreads, 1)
     fp8_gemm_wgmma_kernel(const __grid_constant__ CUtensorMap tma_x,
                           const __grid_constant__ CUtensorMap tma_w, const WgmmaParams p) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  using S = Shape<WIDE>;
+  constexpr int kBM = S::kBM;
+  constexpr int kStages = S::kStages;
+  constexpr int kStageBytes = S::kStageBytes;
+  constexpr int kTileABytes = S::kTileABytes;
   constexpr bool kGated = EPI == EpilogueKind::kGatedToFp8;
-  constexpr int kOutCols = kGated ? kBN / 2 : kBN;
+  constexpr int kWgCols = kGated ? kBN / 2 : kBN;  // output columns per consumer warpgroup
+  constexpr int kOutCols = WIDE ? 2 * kWgCols : kWgCols;  // output columns per CTA
 
   extern __shared__ uint8_t smem_raw[];
   // TMA 128-byte swizzle needs 1024-byte aligned tiles.
@@ -154,11 +170,18 @@ __global__ void __launch_bounds__(kThreads, 1)
         mbar_expect_tx(&full[s], kStageBytes);
         const int k0 = kt * kBK;
         tma_load_2d(a_tile, &tma_x, &full[s], k0, m0);
-        if constexpr (kGated) {
-          tma_load_2d(b_tile, &tma_w, &full[s], k0, c0);                              // gate
-          tma_load_2d(b_tile + kTileBBytes / 2, &tma_w, &full[s], k0, p.n_out + c0);  // up
-        } else {
-          tma_load_2d(b_tile, &tma_w, &full[s], k0, c0);
+        // B: per consumer warpgroup 128 rows; gated: its 64 gate rows, then the matching
+        // 64 up rows.
+#pragma unroll
+        for (int g = 0; g < (WIDE ? 2 : 1); ++g) {
+          uint8_t* b_wg = b_tile + g * kBN * kBK;
+          const int cg = c0 + g * kWgCols;
+          if constexpr (kGated) {
+            tma_load_2d(b_wg, &tma_w, &full[s], k0, cg);                              // gate
+            tma_load_2d(b_wg + kBN * kBK / 2, &tma_w, &full[s], k0, p.n_out + cg);    // up
+          } else {
+            tma_load_2d(b_wg, &tma_w, &full[s], k0, cg);
+          }
         }
       }
     }
@@ -184,8 +207,10 @@ __global__ void __launch_bounds__(kThreads, 1)
         if (kt < k_tiles) {
           const int s = kt % kStages;
           mbar_wait(&full[s], (kt / kStages) & 1);
-          const uint64_t da = smem_desc(smem + s * kStageBytes + cw * 64 * kBK);
-          const uint64_t db = smem_desc(smem + s * kStageBytes + kTileABytes);
+          // Tall: own 64 tokens, shared B. Wide: shared 64 tokens, own 128 B rows.
+          const uint64_t da = smem_desc(smem + s * kStageBytes + (WIDE ? 0 : cw * 64 * kBK));
+          const uint64_t db =
+              smem_desc(smem + s * kStageBytes + kTileABytes + (WIDE ? cw * kBN * kBK : 0));
 #pragma unroll
           for (int kk = 0; kk < kBK / 32; ++kk) {
             // +32 bytes along K inside the swizzled row = +2 in the address field.
@@ -211,14 +236,15 @@ __global__ void __launch_bounds__(kThreads, 1)
     constexpr int kPitch = kOutCols * kOutBytes + 16;  // +16: conflict-free pair writes
     uint8_t* tile = smem;
     const int t = threadIdx.x % 128;
-    const int r0 = cw * 64 + (t / 32) * 16 + (t % 32) / 4;  // tile row of acc rows 0/1
+    const int r0 = (WIDE ? 0 : cw * 64) + (t / 32) * 16 + (t % 32) / 4;  // tile row of acc rows 0/1
+    const int wg_col0 = WIDE ? cw * kWgCols : 0;  // this warpgroup's first tile column
     const float x_scale = __ldg(p.epi.x_scale);
     const float inv_hidden =
         EPI == EpilogueKind::kBiasToBf16 ? 1.0f : inverse_hidden_scale(p.epi);
-    constexpr int kBlocks = kOutCols / 8;  // 8-column blocks of output per thread
+    constexpr int kBlocks = kWgCols / 8;  // 8-column blocks of output per thread
 #pragma unroll
     for (int j = 0; j < kBlocks; ++j) {
-      const int lc = j * 8 + (t % 4) * 2;  // tile columns lc, lc + 1
+      const int lc = wg_col0 + j * 8 + (t % 4) * 2;  // tile columns lc, lc + 1
       const int col = c0 + lc;
       float sa0 = 0.f, sa1 = 0.f, sb0 = 0.f, sb1 = 0.f, bias0 = 0.f, bias1 = 0.f;
       if (col < p.n_out) {  // n_out % 16 == 0, so col + 1 is in range too
@@ -275,24 +301,36 @@ __global__ void __launch_bounds__(kThreads, 1)
 // ---------------------------------------------------------------- host side
 
 // x: [m, k]; w: [w_rows, k] with w_rows = 2 * n_out when gated, else n_out.
-template <EpilogueKind EPI, Activation ACT>
-cudaError_t launch(const uint8_t* x, const uint8_t* w, const WgmmaParams& p,
-                   cudaStream_t stream) {
-  if (p.m == 0 || p.n_out == 0) return cudaSuccess;
+template <EpilogueKind EPI, Activation ACT, bool WIDE>
+cudaError_t launch_shape(const uint8_t* x, const uint8_t* w, const WgmmaParams& p,
+                         cudaStream_t stream) {
+  using S = Shape<WIDE>;
   constexpr bool kGated = EPI == EpilogueKind::kGatedToFp8;
-  constexpr int kOutCols = kGated ? kBN / 2 : kBN;
+  constexpr int kWgCols = kGated ? kBN / 2 : kBN;
+  constexpr int kOutCols = WIDE ? 2 * kWgCols : kWgCols;
   CUtensorMap tma_x, tma_w;
-  cudaError_t e = make_tma(&tma_x, x, p.m, p.k, kBM, kBK);
+  cudaError_t e = make_tma(&tma_x, x, p.m, p.k, S::kBM, kBK);
   if (e != cudaSuccess) return e;
   e = make_tma(&tma_w, w, kGated ? 2 * int64_t(p.n_out) : p.n_out, p.k, kGated ? kBN / 2 : kBN,
                kBK);
   if (e != cudaSuccess) return e;
-  constexpr auto kernel = fp8_gemm_wgmma_kernel<EPI, ACT>;
-  e = allow_dynamic_smem<kernel>(kSmemBytes);
+  constexpr auto kernel = fp8_gemm_wgmma_kernel<EPI, ACT, WIDE>;
+  e = allow_dynamic_smem<kernel>(S::kSmemBytes);
   if (e != cudaSuccess) return e;
-  const int64_t blocks = host_ceil_div(p.m, kBM) * host_ceil_div(p.n_out, kOutCols);
-  kernel<<<static_cast<unsigned>(blocks), kThreads, kSmemBytes, stream>>>(tma_x, tma_w, p);
+  const int64_t blocks = host_ceil_div(p.m, S::kBM) * host_ceil_div(p.n_out, kOutCols);
+  kernel<<<static_cast<unsigned>(blocks), kThreads, S::kSmemBytes, stream>>>(tma_x, tma_w, p);
   return cudaGetLastError();
+}
+
+// Up to 64 tokens the wide CTA shape; above, the tall one.
+constexpr int kMaxWideTokens = 64;
+
+template <EpilogueKind EPI, Activation ACT>
+cudaError_t launch(const uint8_t* x, const uint8_t* w, const WgmmaParams& p,
+                   cudaStream_t stream) {
+  if (p.m == 0 || p.n_out == 0) return cudaSuccess;
+  if (p.m <= kMaxWideTokens) return launch_shape<EPI, ACT, true>(x, w, p, stream);
+  return launch_shape<EPI, ACT, false>(x, w, p, stream);
 }
 
 }  // namespace wgmma_gemm

@@ -8,6 +8,13 @@
 #include "portable_backend.cuh"
 
 // Tuning knobs (defaults measured on H200; overridable for tuning builds).
+#ifndef SFM_STREAM_DENSE_WIDTHS  // weight-row widths tried for the non-gated GEMMs
+#if SFM_STREAM_ROW_GROUPS > 1
+#define SFM_STREAM_DENSE_WIDTHS 32, 64
+#else
+#define SFM_STREAM_DENSE_WIDTHS 16, 32, 64
+#endif
+#endif
 #ifndef SFM_MAX_STREAM_TOKENS
 #define SFM_MAX_STREAM_TOKENS 32
 #endif
@@ -89,7 +96,7 @@ inline cudaError_t dense_gemm1(const DenseGemm1Args& a, GemmPath path, cudaStrea
   const Kernel kernel = pick(a.op.m, path);
   if (kernel == Kernel::kPortable) return portable::dense_gemm1(a, path, stream);
   if (kernel == Kernel::kStream) {
-    return hopper::stream<EpilogueKind::kBiasGeluToFp8, Activation::kGeluTanh, 16, 32, 64>(
+    return hopper::stream<EpilogueKind::kBiasGeluToFp8, Activation::kGeluTanh, SFM_STREAM_DENSE_WIDTHS>(
         a.op, a.op.n, a.hidden, a.bias, a.hidden_scale, stream);
   }
   const auto p = make_params(a.op, a.op.n, a.hidden, a.bias, a.hidden_scale);
@@ -101,7 +108,7 @@ inline cudaError_t gemm2(const Gemm2Args& a, GemmPath path, cudaStream_t stream)
   const Kernel kernel = pick(a.op.m, path, /*gemm2=*/true, a.op.n);
   if (kernel == Kernel::kPortable) return portable::gemm2(a, path, stream);
   if (kernel == Kernel::kStream) {
-    return hopper::stream<EpilogueKind::kBiasToBf16, Activation::kGeluTanh, 16, 32, 64>(
+    return hopper::stream<EpilogueKind::kBiasToBf16, Activation::kGeluTanh, SFM_STREAM_DENSE_WIDTHS>(
         a.op, a.op.n, a.out, a.bias, nullptr, stream);
   }
   const auto p = make_params(a.op, a.op.n, a.out, a.bias, nullptr);

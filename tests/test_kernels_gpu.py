@@ -208,10 +208,11 @@ def is_hopper() -> bool:
     return torch.cuda.get_device_capability() == (9, 0)
 
 
-@pytest.mark.parametrize("m", (1, 127, 128, 300, 1000))
+@pytest.mark.parametrize("m", (1, 50, 64, 65, 127, 128, 300, 1000))
 @pytest.mark.parametrize("per_row", (False, True))
 def test_tensor_core_tma_path(sfm, m, per_row):
-    """The Hopper wgmma/TMA GEMMs, forced for every GEMM, also where auto would not pick them."""
+    """The Hopper wgmma/TMA GEMMs, forced for every GEMM, also where auto would not pick them
+    (the wide 64-token CTA shape up to M = 64, the tall 128-token one above)."""
     paths = ("tensor_core_tma", "tensor_core_tma")
     gen = torch.Generator(device="cuda").manual_seed(1000 + m)
     # K = 1152 and H = 4304 leave partial 128-byte K tiles and partial N tiles
