@@ -402,10 +402,11 @@ def test_torch_compile_fullgraph(sfm):
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs a second CUDA device")
 def test_second_device(sfm):
     with torch.cuda.device(0):  # current device 0, tensors on device 1
-        g = gated_case(17, 256, 512, 256, "silu", True, device="cuda:1")
-        got = sfm.fp8_swiglu_mlp_bf16(*g.args())
-        assert got.device == torch.device("cuda:1")
-        assert_close_to_reference(got, sfm.reference.fp8_swiglu_mlp_bf16(*g.args()))
+        for m in (1, 17, 50, 300):  # streaming, wide and tall wgmma kernels
+            g = gated_case(m, 256, 512, 256, "silu", True, device="cuda:1")
+            got = sfm.fp8_swiglu_mlp_bf16(*g.args())
+            assert got.device == torch.device("cuda:1")
+            assert_close_to_reference(got, sfm.reference.fp8_swiglu_mlp_bf16(*g.args()))
         xb = torch.randn(5, 64, device="cuda:1").bfloat16()
         cs = torch.ones(64, device="cuda:1", dtype=torch.bfloat16)
         s = torch.tensor(0.5, device="cuda:1")
