@@ -26,6 +26,7 @@ enum class GemmPath : int {
   kLargeM = 2,         // portable mma.sync, 128x128 tiles
   kTensorCoreTma = 3,  // sm_90a wgmma + TMA
   kWeightStream = 4,   // sm_90+ persistent weight-streaming kernel (decode)
+  kTensorCoreSplitK = 5,  // sm_90a wgmma, split-K over a workspace (down GEMM, M <= 64)
 };
 
 // x[M, K] (row stride K) times w[N, K]^T, both FP8 e4m3, row-major and 16-byte aligned.
@@ -61,6 +62,8 @@ struct Gemm2Args {
   Fp8GemmOperands op;
   const void* bias;  // bf16 [N] or nullptr
   void* out;         // bf16 [M, N]
+  float* workspace;  // gemm2_workspace_bytes(...) bytes from the caller, or nullptr if 0
+  int64_t workspace_bytes;
 };
 
 // out[m, k] = q(input[m, k] * channel_scale[k] / scale), input bf16 with row stride.
@@ -83,6 +86,9 @@ struct KernelBackend {
   cudaError_t (*gated_gemm1)(const GatedGemm1Args&, GemmPath, cudaStream_t);
   cudaError_t (*dense_gemm1)(const DenseGemm1Args&, GemmPath, cudaStream_t);
   cudaError_t (*gemm2)(const Gemm2Args&, GemmPath, cudaStream_t);
+  // Scratch the down GEMM needs for an [m, k] x [n, k]^T problem on `path` (0: none). The
+  // binding allocates it from torch's caching allocator on the call's stream.
+  int64_t (*gemm2_workspace_bytes)(int64_t m, int64_t n, int64_t k, GemmPath path);
   // Higher wins when two backends cover the same architecture.
   int priority;
 };

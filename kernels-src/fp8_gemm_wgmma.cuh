@@ -21,6 +21,7 @@
 #include <cuda_bf16.h>
 #include <cudaTypedefs.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <mutex>
@@ -113,7 +114,10 @@ struct WgmmaParams {
   EpilogueParams epi;
 };
 
-template <EpilogueKind EPI, Activation ACT, bool WIDE>
+// SPLIT (down GEMM, wide shape): gridDim.y CTAs split K per tile and write their raw fp32
+// sums to a workspace, [split][m][n]; split_k_reduce_kernel adds them in a fixed order
+// and applies the scales and bias (deterministic; no atomics, no zeroed memory).
+template <EpilogueKind EPI, Activation ACT, bool WIDE, bool SPLIT = false>
 __global__ void __launch_bounds__(kThreads, 1)
     fp8_gemm_wgmma_kernel(const __grid_constant__ CUtensorMap tma_x,
                           const __grid_constant__ CUtensorMap tma_w, const WgmmaParams p) {
@@ -146,7 +150,12 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int c0 = (in_group / group_rows) * kOutCols;  // first output column
 
   const int warpgroup = threadIdx.x / 128;
-  const int k_tiles = (p.k + kBK - 1) / kBK;
+  static_assert(!SPLIT || (WIDE && EPI == EpilogueKind::kBiasToBf16), "split-K: wide down GEMM");
+  const int k_tiles_all = (p.k + kBK - 1) / kBK;
+  const int kt_first = SPLIT ? static_cast<int>(blockIdx.y * k_tiles_all / gridDim.y) : 0;
+  const int k_tiles =
+      SPLIT ? static_cast<int>((blockIdx.y + 1) * k_tiles_all / gridDim.y) - kt_first
+            : k_tiles_all;
 
   if (threadIdx.x == 0) {
     for (int s = 0; s < kStages; ++s) {
@@ -168,7 +177,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         uint8_t* a_tile = smem + s * kStageBytes;
         uint8_t* b_tile = a_tile + kTileABytes;
         mbar_expect_tx(&full[s], kStageBytes);
-        const int k0 = kt * kBK;
+        const int k0 = (kt_first + kt) * kBK;
         tma_load_2d(a_tile, &tma_x, &full[s], k0, m0);
         // B: per consumer warpgroup 128 rows; gated: its 64 gate rows, then the matching
         // 64 up rows.
@@ -232,7 +241,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     // ---------------- epilogue: accumulators -> shared (output dtype) -> global
     // Both consumers must be done reading the pipeline buffers before they are reused.
     asm volatile("bar.sync 1, %0;\n" ::"n"(128 * kConsumers) : "memory");
-    constexpr int kOutBytes = EPI == EpilogueKind::kBiasToBf16 ? 2 : 1;
+    constexpr int kOutBytes = SPLIT ? 4 : EPI == EpilogueKind::kBiasToBf16 ? 2 : 1;
     constexpr int kPitch = kOutCols * kOutBytes + 16;  // +16: conflict-free pair writes
     uint8_t* tile = smem;
     const int t = threadIdx.x % 128;
@@ -263,7 +272,9 @@ __global__ void __launch_bounds__(kThreads, 1)
         uint8_t* dst = tile + (r0 + half * 8) * kPitch + lc * kOutBytes;
         const float v0 = acc[j * 4 + half * 2];
         const float v1 = acc[j * 4 + half * 2 + 1];
-        if constexpr (EPI == EpilogueKind::kGatedToFp8) {
+        if constexpr (SPLIT) {
+          *reinterpret_cast<float2*>(dst) = make_float2(v0, v1);  // scales come in the reduce
+        } else if constexpr (EPI == EpilogueKind::kGatedToFp8) {
           const float u0 = acc[(j + kBlocks) * 4 + half * 2] * sb0;
           const float u1 = acc[(j + kBlocks) * 4 + half * 2 + 1] * sb1;
           *reinterpret_cast<uint16_t*>(dst) =
@@ -283,7 +294,8 @@ __global__ void __launch_bounds__(kThreads, 1)
     constexpr int kChunks = kOutCols * kOutBytes / 16;
     const int64_t out_pitch = static_cast<int64_t>(p.n_out) * kOutBytes;
     const int64_t col_bytes0 = static_cast<int64_t>(c0) * kOutBytes;
-    uint8_t* out = static_cast<uint8_t*>(p.out);
+    uint8_t* out = static_cast<uint8_t*>(p.out) +
+                   (SPLIT ? static_cast<int64_t>(blockIdx.y) * p.m * out_pitch : 0);
     for (int c = threadIdx.x - 128; c < kBM * kChunks; c += 128 * kConsumers) {
       const int r = c / kChunks;
       const int ch = c % kChunks;
@@ -319,6 +331,77 @@ cudaError_t launch_shape(const uint8_t* x, const uint8_t* w, const WgmmaParams& 
   if (e != cudaSuccess) return e;
   const int64_t blocks = host_ceil_div(p.m, S::kBM) * host_ceil_div(p.n_out, kOutCols);
   kernel<<<static_cast<unsigned>(blocks), kThreads, S::kSmemBytes, stream>>>(tma_x, tma_w, p);
+  return cudaGetLastError();
+}
+
+// out[m, n] = bf16(sum over splits of ws[split][m][n] * scale(n) + bias(n)), 4 per thread.
+__global__ void split_k_reduce_kernel(const float* __restrict__ ws, int splits, int64_t mn,
+                                      int n_out, EpilogueParams epi, __nv_bfloat16* out) {
+  const int64_t i = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) * 4;
+  if (i >= mn) return;
+  float4 v = *reinterpret_cast<const float4*>(ws + i);
+  for (int s = 1; s < splits; ++s) {
+    const float4 w = *reinterpret_cast<const float4*>(ws + s * mn + i);
+    v.x += w.x;
+    v.y += w.y;
+    v.z += w.z;
+    v.w += w.w;
+  }
+  const int col = static_cast<int>(i % n_out);  // n_out % 16 == 0: one row per 4
+  const float x_scale = __ldg(epi.x_scale);
+  float r[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    r[j] *= row_scale(epi, x_scale, col + j);
+    if (epi.bias != nullptr) r[j] += __bfloat162float(epi.bias[col + j]);
+  }
+  __nv_bfloat162 o[2] = {__floats2bfloat162_rn(r[0], r[1]), __floats2bfloat162_rn(r[2], r[3])};
+  *reinterpret_cast<uint2*>(out + i) = *reinterpret_cast<const uint2*>(o);
+}
+
+// Split-K factor of the wide down GEMM: fill the GPU, keep >= 4 K tiles per split.
+inline int split_k_factor(int64_t m, int64_t n_out, int64_t k, int sms) {
+  const int64_t tiles = host_ceil_div(m, Shape<true>::kBM) * host_ceil_div(n_out, 2 * kBN);
+  const int64_t k_tiles = host_ceil_div(k, kBK);
+  int64_t splits = std::max<int64_t>(1, sms / std::max<int64_t>(tiles, 1));
+  splits = std::min<int64_t>({splits, 16, std::max<int64_t>(1, k_tiles / 4)});
+  return static_cast<int>(splits);
+}
+
+// Workspace bytes the split down GEMM needs for this problem.
+inline int64_t split_workspace_bytes(int64_t m, int64_t n_out, int64_t k, int sms) {
+  return static_cast<int64_t>(split_k_factor(m, n_out, k, sms)) * m * n_out * 4;
+}
+
+// The down GEMM as split-K partial sums into `ws` plus one reduce-and-epilogue kernel.
+template <Activation ACT>
+cudaError_t launch_split_k(const uint8_t* x, const uint8_t* w, const WgmmaParams& p, float* ws,
+                           int64_t ws_bytes, int sms, cudaStream_t stream) {
+  if (p.m == 0 || p.n_out == 0) return cudaSuccess;
+  using S = Shape<true>;
+  const int splits = split_k_factor(p.m, p.n_out, p.k, sms);
+  if (ws == nullptr || ws_bytes < split_workspace_bytes(p.m, p.n_out, p.k, sms)) {
+    return cudaErrorInvalidValue;
+  }
+  CUtensorMap tma_x, tma_w;
+  cudaError_t e = make_tma(&tma_x, x, p.m, p.k, S::kBM, kBK);
+  if (e != cudaSuccess) return e;
+  e = make_tma(&tma_w, w, p.n_out, p.k, kBN, kBK);
+  if (e != cudaSuccess) return e;
+  constexpr auto kernel = fp8_gemm_wgmma_kernel<EpilogueKind::kBiasToBf16, ACT, true, true>;
+  e = allow_dynamic_smem<kernel>(S::kSmemBytes);
+  if (e != cudaSuccess) return e;
+  WgmmaParams partial = p;
+  partial.out = ws;
+  const int64_t tiles = host_ceil_div(p.m, S::kBM) * host_ceil_div(p.n_out, 2 * kBN);
+  kernel<<<dim3(static_cast<unsigned>(tiles), static_cast<unsigned>(splits)), kThreads,
+           S::kSmemBytes, stream>>>(tma_x, tma_w, partial);
+  e = cudaGetLastError();
+  if (e != cudaSuccess) return e;
+  const int64_t mn = p.m * static_cast<int64_t>(p.n_out);
+  const int64_t threads = mn / 4;
+  split_k_reduce_kernel<<<static_cast<unsigned>((threads + 255) / 256), 256, 0, stream>>>(
+      ws, splits, mn, p.n_out, p.epi, static_cast<__nv_bfloat16*>(p.out));
   return cudaGetLastError();
 }
 

@@ -15,6 +15,9 @@
 #define SFM_STREAM_DENSE_WIDTHS 16, 32, 64
 #endif
 #endif
+#ifndef SFM_WGMMA_SPLIT_K  // 1: auto picks the split-K wgmma down GEMM for 33..64 tokens
+#define SFM_WGMMA_SPLIT_K 1
+#endif
 #ifndef SFM_MAX_STREAM_TOKENS
 #define SFM_MAX_STREAM_TOKENS 32
 #endif
@@ -33,20 +36,33 @@ namespace hopper {
 constexpr int64_t kMaxStreamTokens = SFM_MAX_STREAM_TOKENS;
 constexpr int64_t kMaxStreamGemm2Tokens = 128;
 
-enum class Kernel { kStream, kWgmma, kPortable };
+enum class Kernel { kStream, kWgmma, kWgmmaSplitK, kPortable };
 
 inline Kernel pick(int64_t m, GemmPath path, bool gemm2 = false, int64_t n_out = 0) {
   switch (path) {
     case GemmPath::kTensorCoreTma: return Kernel::kWgmma;
     case GemmPath::kWeightStream: return Kernel::kStream;
+    case GemmPath::kTensorCoreSplitK:
+      return gemm2 && m <= wgmma_gemm::kMaxWideTokens ? Kernel::kWgmmaSplitK : Kernel::kPortable;
     case GemmPath::kAuto:
       if (m <= kMaxStreamTokens) return Kernel::kStream;
+      if (gemm2 && m <= wgmma_gemm::kMaxWideTokens && SFM_WGMMA_SPLIT_K) return Kernel::kWgmmaSplitK;
       if (gemm2 && m <= kMaxStreamGemm2Tokens && (m <= 64 || n_out <= 2048)) {
         return Kernel::kStream;
       }
       return Kernel::kWgmma;
     default: return Kernel::kPortable;
   }
+}
+
+inline int current_sms() {
+  int dev = 0;
+  return cudaGetDevice(&dev) == cudaSuccess ? sm_count(dev) : 1;
+}
+
+inline int64_t gemm2_workspace_bytes(int64_t m, int64_t n, int64_t k, GemmPath path) {
+  if (pick(m, path, /*gemm2=*/true, n) != Kernel::kWgmmaSplitK) return 0;
+  return wgmma_gemm::split_workspace_bytes(m, n, k, current_sms());
 }
 
 // The streaming kernel with a 16-token tile for decode, 32 for larger forced batches;
@@ -107,6 +123,12 @@ inline cudaError_t dense_gemm1(const DenseGemm1Args& a, GemmPath path, cudaStrea
 inline cudaError_t gemm2(const Gemm2Args& a, GemmPath path, cudaStream_t stream) {
   const Kernel kernel = pick(a.op.m, path, /*gemm2=*/true, a.op.n);
   if (kernel == Kernel::kPortable) return portable::gemm2(a, path, stream);
+  if (kernel == Kernel::kWgmmaSplitK) {
+    const auto p = make_params(a.op, a.op.n, a.out, a.bias, nullptr);
+    return wgmma_gemm::launch_split_k<Activation::kGeluTanh>(a.op.x, a.op.w, p, a.workspace,
+                                                              a.workspace_bytes, current_sms(),
+                                                              stream);
+  }
   if (kernel == Kernel::kStream) {
     return hopper::stream<EpilogueKind::kBiasToBf16, Activation::kGeluTanh, SFM_STREAM_DENSE_WIDTHS>(
         a.op, a.op.n, a.out, a.bias, nullptr, stream);

@@ -94,7 +94,8 @@ cudaError_t run_tiled(const mma_gemm::GemmParams& p, GemmPath path, cudaStream_t
 }
 
 inline cudaError_t gated_gemm1(const GatedGemm1Args& a, GemmPath path, cudaStream_t stream) {
-  if (path == GemmPath::kTensorCoreTma || path == GemmPath::kWeightStream) {
+  if (path == GemmPath::kTensorCoreTma || path == GemmPath::kWeightStream ||
+      path == GemmPath::kTensorCoreSplitK) {
     return cudaErrorNotSupported;
   }
   const auto p = make_params(a.op, a.op.n / 2, a.hidden, nullptr, a.hidden_scale);
@@ -105,15 +106,19 @@ inline cudaError_t gated_gemm1(const GatedGemm1Args& a, GemmPath path, cudaStrea
 }
 
 inline cudaError_t dense_gemm1(const DenseGemm1Args& a, GemmPath path, cudaStream_t stream) {
-  if (path == GemmPath::kTensorCoreTma || path == GemmPath::kWeightStream) {
+  if (path == GemmPath::kTensorCoreTma || path == GemmPath::kWeightStream ||
+      path == GemmPath::kTensorCoreSplitK) {
     return cudaErrorNotSupported;
   }
   const auto p = make_params(a.op, a.op.n, a.hidden, a.bias, a.hidden_scale);
   return run_tiled<EpilogueKind::kBiasGeluToFp8, Activation::kGeluTanh>(p, path, stream);
 }
 
+inline int64_t gemm2_workspace_bytes(int64_t, int64_t, int64_t, GemmPath) { return 0; }
+
 inline cudaError_t gemm2(const Gemm2Args& a, GemmPath path, cudaStream_t stream) {
-  if (path == GemmPath::kTensorCoreTma || path == GemmPath::kWeightStream) {
+  if (path == GemmPath::kTensorCoreTma || path == GemmPath::kWeightStream ||
+      path == GemmPath::kTensorCoreSplitK) {
     return cudaErrorNotSupported;
   }
   const auto p = make_params(a.op, a.op.n, a.out, a.bias, nullptr);
@@ -137,5 +142,6 @@ inline cudaError_t gemm2(const Gemm2Args& a, GemmPath path, cudaStream_t stream)
       &::static_fp8_mlp::portable::gated_gemm1,                                          \
       &::static_fp8_mlp::portable::dense_gemm1,                                          \
       &::static_fp8_mlp::portable::gemm2,                                                \
+      &::static_fp8_mlp::portable::gemm2_workspace_bytes,                                \
       /*priority=*/0});                                                                  \
   }

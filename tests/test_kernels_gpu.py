@@ -255,7 +255,28 @@ def test_weight_stream_path(sfm, m, shape):
         assert_close_to_reference(got, sfm.reference.fp8_gelu_mlp_bf16(*dcase.args()))
 
 
-@pytest.mark.parametrize("m", (1, 16))
+@pytest.mark.parametrize("m", (1, 33, 50, 64))
+@pytest.mark.parametrize("shape", ((1152, 4304, 1152), (1024, 4096, 256), (2048, 16384, 2048)))
+def test_tensor_core_split_k_down_gemm(sfm, m, shape):
+    """The Hopper split-K wgmma down GEMM (fp32 partials in a workspace, then a reduce
+    kernel with scales and bias), forced; auto picks it for 33..64 tokens. K = 4304 ends
+    in a partial K tile; N = 1152 in a partial 256-row tile."""
+    k, h, n = shape
+    paths = ("auto", "tensor_core_split_k")
+    gen = torch.Generator(device="cuda").manual_seed(3000 + m + n)
+    case = gated_case(m, k, h, n, "silu", m % 2 == 0, generator=gen)
+    run = lambda: sfm._gated_mlp_with_paths("silu", paths, *case.args(), out=poisoned_bf16((m, n)))
+    if not is_hopper():
+        with pytest.raises(RuntimeError, match="launching"):
+            run()
+        return
+    assert_close_to_reference(run(), sfm.reference.gated_mlp(*case.args(), "silu"))
+    dcase = dense_case(m, k, h, n, True, generator=gen)
+    got = sfm._gelu_mlp_with_paths(paths, *dcase.args(), out=poisoned_bf16((m, n)))
+    assert_close_to_reference(got, sfm.reference.fp8_gelu_mlp_bf16(*dcase.args()))
+
+
+@pytest.mark.parametrize("m", (1, 16, 50))
 def test_back_to_back_calls_read_their_own_hidden(sfm, m):
     """GEMM2 may start before GEMM1 ends (programmatic dependent launch) and each call's
     hidden buffer reuses the previous call's memory: a GEMM2 that read x too early would

@@ -114,8 +114,9 @@ void check_launch(cudaError_t e, const char* what) {
 }
 
 sfm::GemmPath to_path(int64_t p, const char* name) {
-  TORCH_CHECK(p >= 0 && p <= 4, "static_fp8_mlp: `", name, "` must be 0 (auto), 1 (small-M), ",
-              "2 (large-M), 3 (tensor-core TMA) or 4 (weight stream), got ", p);
+  TORCH_CHECK(p >= 0 && p <= 5, "static_fp8_mlp: `", name, "` must be 0 (auto), 1 (small-M), ",
+              "2 (large-M), 3 (tensor-core TMA), 4 (weight stream) or 5 (tensor-core split-K), "
+              "got ", p);
   return static_cast<sfm::GemmPath>(p);
 }
 
@@ -147,6 +148,15 @@ void run_down_gemm(const sfm::KernelBackend& backend, const torch::Tensor& hidde
                         per_row);
   g2.bias = bias;
   g2.out = out.data_ptr();
+  // Scratch from the caching allocator: stream-ordered, so reuse by a later call on this
+  // stream is safe, and it comes from the graph's private pool under capture.
+  const int64_t ws_bytes = backend.gemm2_workspace_bytes(g2.op.m, g2.op.n, g2.op.k, path);
+  torch::Tensor workspace;
+  if (ws_bytes > 0) {
+    workspace = torch::empty({(ws_bytes + 3) / 4}, hidden.options().dtype(at::kFloat));
+    g2.workspace = workspace.data_ptr<float>();
+    g2.workspace_bytes = ws_bytes;
+  }
   check_launch(backend.gemm2(g2, path, stream), "the down GEMM");
 }
 

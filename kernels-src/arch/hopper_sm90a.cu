@@ -10,5 +10,6 @@ const bool registered_hopper = ::static_fp8_mlp::register_backend({
     &::static_fp8_mlp::hopper::gated_gemm1,
     &::static_fp8_mlp::hopper::dense_gemm1,
     &::static_fp8_mlp::hopper::gemm2,
+    &::static_fp8_mlp::hopper::gemm2_workspace_bytes,
     /*priority=*/1});
 }  // namespace
