@@ -46,10 +46,10 @@ constexpr int kConsumers = 2;       // consumer warpgroups
 constexpr int kThreads = 128 * (kConsumers + 1);
 constexpr int kRasterGroupM = 8;
 
-// Two CTA shapes. Tall (batches above 64): 128 tokens (64 per consumer warpgroup) x 128
-// weight rows. Wide (batches up to 64): 64 tokens shared by both warpgroups x 256
-// weight rows (128 each), so a small batch does not pay for 128-token tiles of
-// mostly padding.
+// Two CTA shapes. Tall (large batches): 128 tokens (64 per consumer warpgroup) x 128
+// weight rows. Wide (batches up to kMaxWideTokens): 64 tokens shared by both warpgroups
+// x 256 weight rows (128 each): a small batch does not pay for 128-token tiles of mostly
+// padding, and each CTA covers twice the weight rows.
 template <bool WIDE>
 struct Shape {
   static constexpr int kBM = WIDE ? 64 : 128;               // tokens per CTA
@@ -405,8 +405,14 @@ cudaError_t launch_split_k(const uint8_t* x, const uint8_t* w, const WgmmaParams
   return cudaGetLastError();
 }
 
-// Up to 64 tokens the wide CTA shape; above, the tall one.
-constexpr int kMaxWideTokens = 64;
+// Up to kMaxWideTokens tokens the wide CTA shape, above the tall one. Measured on H200
+// (scripts/perf_probe.py): at M = 128 and 256 the wide shape with several token tiles
+// (and the split-K down GEMM) beat the tall one by 10-30%, but that configuration has not
+// yet been through the GPU test suite, so the default stays at the tested 64.
+#ifndef SFM_WGMMA_MAX_WIDE_TOKENS
+#define SFM_WGMMA_MAX_WIDE_TOKENS 64
+#endif
+constexpr int kMaxWideTokens = SFM_WGMMA_MAX_WIDE_TOKENS;
 
 template <EpilogueKind EPI, Activation ACT>
 cudaError_t launch(const uint8_t* x, const uint8_t* w, const WgmmaParams& p,

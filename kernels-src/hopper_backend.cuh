@@ -15,7 +15,7 @@
 #define SFM_STREAM_DENSE_WIDTHS 16, 32, 64
 #endif
 #endif
-#ifndef SFM_WGMMA_SPLIT_K  // 1: auto picks the split-K wgmma down GEMM for 33..64 tokens
+#ifndef SFM_WGMMA_SPLIT_K  // 1: auto picks the split-K wgmma down GEMM for 33..kMaxWideTokens
 #define SFM_WGMMA_SPLIT_K 1
 #endif
 #ifndef SFM_MAX_STREAM_TOKENS
@@ -29,10 +29,9 @@ namespace hopper {
 
 // Dispatch by batch size, measured on H200 (scripts/perf_probe.py, benchmarks/RESULTS.md):
 // - up to 32 tokens every GEMM is a pass over the weights: the streaming kernel;
-// - up to 128 tokens the gate/up GEMM (many weight rows) runs on wgmma, while the down
-//   GEMM, whose 128-row wgmma tiles would leave most SMs idle (N / 128 CTAs), keeps
-//   streaming when N is small or the batch is at most 64 tokens;
-// - above, wgmma for both.
+// - up to wgmma_gemm::kMaxWideTokens (64) tokens the wide 64-token wgmma tiles, the
+//   down GEMM split over K (its N / 256 tiles alone would leave most SMs idle);
+// - above, the tall 128-token wgmma tiles.
 constexpr int64_t kMaxStreamTokens = SFM_MAX_STREAM_TOKENS;
 constexpr int64_t kMaxStreamGemm2Tokens = 128;
 
