@@ -312,10 +312,11 @@ __global__ void __launch_bounds__(kThreads, 1)
 
 // ---------------------------------------------------------------- host side
 
-// x: [m, k]; w: [w_rows, k] with w_rows = 2 * n_out when gated, else n_out.
-template <EpilogueKind EPI, Activation ACT, bool WIDE>
+// x: [m, k]; w: [w_rows, k] with w_rows = 2 * n_out when gated, else n_out. SPLIT:
+// gridDim.y = splits K ranges, each writing fp32 partial sums to p.out.
+template <EpilogueKind EPI, Activation ACT, bool WIDE, bool SPLIT = false>
 cudaError_t launch_shape(const uint8_t* x, const uint8_t* w, const WgmmaParams& p,
-                         cudaStream_t stream) {
+                         cudaStream_t stream, int splits = 1) {
   using S = Shape<WIDE>;
   constexpr bool kGated = EPI == EpilogueKind::kGatedToFp8;
   constexpr int kWgCols = kGated ? kBN / 2 : kBN;
@@ -326,11 +327,12 @@ cudaError_t launch_shape(const uint8_t* x, const uint8_t* w, const WgmmaParams& 
   e = make_tma(&tma_w, w, kGated ? 2 * int64_t(p.n_out) : p.n_out, p.k, kGated ? kBN / 2 : kBN,
                kBK);
   if (e != cudaSuccess) return e;
-  constexpr auto kernel = fp8_gemm_wgmma_kernel<EPI, ACT, WIDE>;
+  constexpr auto kernel = fp8_gemm_wgmma_kernel<EPI, ACT, WIDE, SPLIT>;
   e = allow_dynamic_smem<kernel>(S::kSmemBytes);
   if (e != cudaSuccess) return e;
   const int64_t blocks = host_ceil_div(p.m, S::kBM) * host_ceil_div(p.n_out, kOutCols);
-  kernel<<<static_cast<unsigned>(blocks), kThreads, S::kSmemBytes, stream>>>(tma_x, tma_w, p);
+  kernel<<<dim3(static_cast<unsigned>(blocks), static_cast<unsigned>(splits)), kThreads,
+           S::kSmemBytes, stream>>>(tma_x, tma_w, p);
   return cudaGetLastError();
 }
 
@@ -378,25 +380,14 @@ template <Activation ACT>
 cudaError_t launch_split_k(const uint8_t* x, const uint8_t* w, const WgmmaParams& p, float* ws,
                            int64_t ws_bytes, int sms, cudaStream_t stream) {
   if (p.m == 0 || p.n_out == 0) return cudaSuccess;
-  using S = Shape<true>;
   const int splits = split_k_factor(p.m, p.n_out, p.k, sms);
   if (ws == nullptr || ws_bytes < split_workspace_bytes(p.m, p.n_out, p.k, sms)) {
     return cudaErrorInvalidValue;
   }
-  CUtensorMap tma_x, tma_w;
-  cudaError_t e = make_tma(&tma_x, x, p.m, p.k, S::kBM, kBK);
-  if (e != cudaSuccess) return e;
-  e = make_tma(&tma_w, w, p.n_out, p.k, kBN, kBK);
-  if (e != cudaSuccess) return e;
-  constexpr auto kernel = fp8_gemm_wgmma_kernel<EpilogueKind::kBiasToBf16, ACT, true, true>;
-  e = allow_dynamic_smem<kernel>(S::kSmemBytes);
-  if (e != cudaSuccess) return e;
   WgmmaParams partial = p;
   partial.out = ws;
-  const int64_t tiles = host_ceil_div(p.m, S::kBM) * host_ceil_div(p.n_out, 2 * kBN);
-  kernel<<<dim3(static_cast<unsigned>(tiles), static_cast<unsigned>(splits)), kThreads,
-           S::kSmemBytes, stream>>>(tma_x, tma_w, partial);
-  e = cudaGetLastError();
+  cudaError_t e = launch_shape<EpilogueKind::kBiasToBf16, ACT, /*WIDE=*/true, /*SPLIT=*/true>(
+      x, w, partial, stream, splits);
   if (e != cudaSuccess) return e;
   const int64_t mn = p.m * static_cast<int64_t>(p.n_out);
   const int64_t threads = mn / 4;

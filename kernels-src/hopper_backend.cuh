@@ -31,7 +31,10 @@ namespace hopper {
 // - up to 32 tokens every GEMM is a pass over the weights: the streaming kernel;
 // - up to wgmma_gemm::kMaxWideTokens (64) tokens the wide 64-token wgmma tiles, the
 //   down GEMM split over K (its N / 256 tiles alone would leave most SMs idle);
-// - above, the tall 128-token wgmma tiles.
+// - up to 128 tokens the down GEMM streams when N <= 2048 (tall wgmma tiles would give
+//   it only N / 128 CTAs), and without the split-K path (SFM_WGMMA_SPLIT_K=0) it also
+//   streams for up to 64 tokens;
+// - everything else: the tall 128-token wgmma tiles.
 constexpr int64_t kMaxStreamTokens = SFM_MAX_STREAM_TOKENS;
 constexpr int64_t kMaxStreamGemm2Tokens = 128;
 
@@ -64,7 +67,7 @@ inline int64_t gemm2_workspace_bytes(int64_t m, int64_t n, int64_t k, GemmPath p
   return wgmma_gemm::split_workspace_bytes(m, n, k, current_sms());
 }
 
-// The streaming kernel with a 16-token tile for decode, 32 for larger forced batches;
+// The streaming kernel with a 16-token tile up to 16 tokens, 32-token tiles above;
 // the weight-tile width is chosen per problem among BWS.
 template <EpilogueKind EPI, Activation ACT, int... BWS>
 cudaError_t stream(const Fp8GemmOperands& op, int64_t n_out, void* out, const void* bias,
@@ -87,24 +90,21 @@ inline wgmma_gemm::WgmmaParams make_params(const Fp8GemmOperands& op, int64_t n_
   return p;
 }
 
+template <Activation ACT>
+cudaError_t gated_gemm1_with(const GatedGemm1Args& a, Kernel kernel, cudaStream_t stream) {
+  if (kernel == Kernel::kStream) {
+    return hopper::stream<EpilogueKind::kGatedToFp8, ACT, 32, 64>(a.op, a.op.n / 2, a.hidden,
+                                                                  nullptr, a.hidden_scale, stream);
+  }
+  const auto p = make_params(a.op, a.op.n / 2, a.hidden, nullptr, a.hidden_scale);
+  return wgmma_gemm::launch<EpilogueKind::kGatedToFp8, ACT>(a.op.x, a.op.w, p, stream);
+}
+
 inline cudaError_t gated_gemm1(const GatedGemm1Args& a, GemmPath path, cudaStream_t stream) {
   const Kernel kernel = pick(a.op.m, path);
   if (kernel == Kernel::kPortable) return portable::gated_gemm1(a, path, stream);
-  if (kernel == Kernel::kStream) {
-    if (a.act == Activation::kSilu) {
-      return hopper::stream<EpilogueKind::kGatedToFp8, Activation::kSilu, 32, 64>(
-          a.op, a.op.n / 2, a.hidden, nullptr, a.hidden_scale, stream);
-    }
-    return hopper::stream<EpilogueKind::kGatedToFp8, Activation::kGeluTanh, 32, 64>(
-        a.op, a.op.n / 2, a.hidden, nullptr, a.hidden_scale, stream);
-  }
-  const auto p = make_params(a.op, a.op.n / 2, a.hidden, nullptr, a.hidden_scale);
-  if (a.act == Activation::kSilu) {
-    return wgmma_gemm::launch<EpilogueKind::kGatedToFp8, Activation::kSilu>(a.op.x, a.op.w, p,
-                                                                           stream);
-  }
-  return wgmma_gemm::launch<EpilogueKind::kGatedToFp8, Activation::kGeluTanh>(a.op.x, a.op.w, p,
-                                                                             stream);
+  if (a.act == Activation::kSilu) return gated_gemm1_with<Activation::kSilu>(a, kernel, stream);
+  return gated_gemm1_with<Activation::kGeluTanh>(a, kernel, stream);
 }
 
 inline cudaError_t dense_gemm1(const DenseGemm1Args& a, GemmPath path, cudaStream_t stream) {

@@ -93,11 +93,14 @@ cudaError_t run_tiled(const mma_gemm::GemmParams& p, GemmPath path, cudaStream_t
   }
 }
 
+// Paths only the Hopper backend implements; forced here, they are refused.
+inline bool hopper_only(GemmPath path) {
+  return path == GemmPath::kTensorCoreTma || path == GemmPath::kWeightStream ||
+         path == GemmPath::kTensorCoreSplitK;
+}
+
 inline cudaError_t gated_gemm1(const GatedGemm1Args& a, GemmPath path, cudaStream_t stream) {
-  if (path == GemmPath::kTensorCoreTma || path == GemmPath::kWeightStream ||
-      path == GemmPath::kTensorCoreSplitK) {
-    return cudaErrorNotSupported;
-  }
+  if (hopper_only(path)) return cudaErrorNotSupported;
   const auto p = make_params(a.op, a.op.n / 2, a.hidden, nullptr, a.hidden_scale);
   if (a.act == Activation::kSilu) {
     return run_tiled<EpilogueKind::kGatedToFp8, Activation::kSilu>(p, path, stream);
@@ -106,10 +109,7 @@ inline cudaError_t gated_gemm1(const GatedGemm1Args& a, GemmPath path, cudaStrea
 }
 
 inline cudaError_t dense_gemm1(const DenseGemm1Args& a, GemmPath path, cudaStream_t stream) {
-  if (path == GemmPath::kTensorCoreTma || path == GemmPath::kWeightStream ||
-      path == GemmPath::kTensorCoreSplitK) {
-    return cudaErrorNotSupported;
-  }
+  if (hopper_only(path)) return cudaErrorNotSupported;
   const auto p = make_params(a.op, a.op.n, a.hidden, a.bias, a.hidden_scale);
   return run_tiled<EpilogueKind::kBiasGeluToFp8, Activation::kGeluTanh>(p, path, stream);
 }
@@ -117,10 +117,7 @@ inline cudaError_t dense_gemm1(const DenseGemm1Args& a, GemmPath path, cudaStrea
 inline int64_t gemm2_workspace_bytes(int64_t, int64_t, int64_t, GemmPath) { return 0; }
 
 inline cudaError_t gemm2(const Gemm2Args& a, GemmPath path, cudaStream_t stream) {
-  if (path == GemmPath::kTensorCoreTma || path == GemmPath::kWeightStream ||
-      path == GemmPath::kTensorCoreSplitK) {
-    return cudaErrorNotSupported;
-  }
+  if (hopper_only(path)) return cudaErrorNotSupported;
   const auto p = make_params(a.op, a.op.n, a.out, a.bias, nullptr);
   return run_tiled<EpilogueKind::kBiasToBf16, Activation::kGeluTanh>(p, path, stream);
 }

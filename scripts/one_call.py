@@ -10,8 +10,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from kernel_loader import load_kernel_module  # noqa: E402
 from mlp_cases import dense_case, gated_case  # noqa: E402
-
-SHAPES = {"geglu": (2048, 16384, 2048), "swiglu": (4096, 14336, 4096), "gelu": (1152, 4304, 1152)}
+from perf_probe import SHAPES  # noqa: E402  (the probe's shape table)
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--build", required=True)

@@ -29,38 +29,22 @@ _FUNCS = {
     "channel_scale_quantize_fp8_static_bf16": '''
 def channel_scale_quantize_fp8_static_bf16(input, channel_scale, scale, *, out=None):
     CALLS.append("channel_scale_quantize_fp8_static_bf16")
-    r = _ref.input_quant(input, channel_scale, scale)
-    if out is not None:
-        out.copy_(r)
-        return out
-    return r
+    return _result(_ref.input_quant(input, channel_scale, scale), out)
 ''',
     "fp8_swiglu_mlp_bf16": '''
 def fp8_swiglu_mlp_bf16(input, gate_up_weight, down_weight, input_scale, gate_up_weight_scale, hidden_scale, down_weight_scale, *, out=None):
     CALLS.append("fp8_swiglu_mlp_bf16")
-    r = _ref.gated_mlp(input, gate_up_weight, down_weight, input_scale, gate_up_weight_scale, hidden_scale, down_weight_scale, "silu")
-    if out is not None:
-        out.copy_(r)
-        return out
-    return r
+    return _result(_ref.gated_mlp(input, gate_up_weight, down_weight, input_scale, gate_up_weight_scale, hidden_scale, down_weight_scale, "silu"), out)
 ''',
     "fp8_geglu_mlp_bf16": '''
 def fp8_geglu_mlp_bf16(input, gate_up_weight, down_weight, input_scale, gate_up_weight_scale, hidden_scale, down_weight_scale, *, out=None):
     CALLS.append("fp8_geglu_mlp_bf16")
-    r = _ref.gated_mlp(input, gate_up_weight, down_weight, input_scale, gate_up_weight_scale, hidden_scale, down_weight_scale, "gelu_tanh")
-    if out is not None:
-        out.copy_(r)
-        return out
-    return r
+    return _result(_ref.gated_mlp(input, gate_up_weight, down_weight, input_scale, gate_up_weight_scale, hidden_scale, down_weight_scale, "gelu_tanh"), out)
 ''',
     "fp8_gelu_mlp_bf16": '''
 def fp8_gelu_mlp_bf16(input, up_weight, up_bias, down_weight, down_bias, input_scale, up_weight_scale, hidden_scale, down_weight_scale, *, out=None):
     CALLS.append("fp8_gelu_mlp_bf16")
-    r = _ref.dense_gelu_mlp(input, up_weight, up_bias, down_weight, down_bias, input_scale, up_weight_scale, hidden_scale, down_weight_scale)
-    if out is not None:
-        out.copy_(r)
-        return out
-    return r
+    return _result(_ref.dense_gelu_mlp(input, up_weight, up_bias, down_weight, down_bias, input_scale, up_weight_scale, hidden_scale, down_weight_scale), out)
 ''',
 }
 
@@ -124,6 +108,12 @@ def make_standin(
         "from static_fp8_mlp_registry import reference as _ref",
         "builtins.__dict__.setdefault('_sfm_standin_loads', []).append(__file__)",
         "CALLS = []",
+        # the endpoints' `out=` convention: fill and return it, or return the new tensor
+        "def _result(r, out):\n"
+        "    if out is not None:\n"
+        "        out.copy_(r)\n"
+        "        return out\n"
+        "    return r",
     ]
     if with_ops_file:
         parts.append("from ._ops import ops, add_op_namespace_prefix")
