@@ -46,6 +46,11 @@ constexpr int kConsumers = 2;       // consumer warpgroups
 constexpr int kThreads = 128 * (kConsumers + 1);
 constexpr int kRasterGroupM = 8;
 
+// K tiles (of 128) accumulated by wgmma before the fp32 promotion (see the top comment).
+#ifndef SFM_WGMMA_PROMOTE_TILES
+#define SFM_WGMMA_PROMOTE_TILES 2
+#endif
+
 // Two CTA shapes. Tall (large batches): 128 tokens (64 per consumer warpgroup) x 128
 // weight rows. Wide (batches up to kMaxWideTokens): 64 tokens shared by both warpgroups
 // x 256 weight rows (128 each): a small batch does not pay for 128-token tiles of mostly
@@ -57,8 +62,34 @@ struct Shape {
   static constexpr int kTileABytes = kBM * kBK;
   static constexpr int kTileBBytes = kRows * kBK;
   static constexpr int kStageBytes = kTileABytes + kTileBBytes;
-  static constexpr int kStages = WIDE ? 5 : 6;
-  static constexpr int kSmemBytes = kStages * kStageBytes + 1024 /* alignment */ + 2 * kStages * 8;
+  static constexpr int kMaxStages = WIDE ? 5 : 6;
+};
+
+constexpr int kMaxDynamicSmem = 227 * 1024;  // sm_90 opt-in limit per block
+
+// Shared memory of one instantiation: the TMA ring, then the epilogue staging tile.
+// CTAs are persistent (one per SM, looping over output tiles), so the staging tile has
+// its own space: the producer refills the ring with the next tile's operands while the
+// consumers run this tile's epilogue. The split-K kernel runs one tile per CTA and
+// stages in the (then idle) ring, which keeps its five stages.
+template <EpilogueKind EPI, bool WIDE, bool SPLIT>
+struct Plan {
+  using S = Shape<WIDE>;
+  static constexpr bool kGated = EPI == EpilogueKind::kGatedToFp8;
+  static constexpr int kWgCols = kGated ? kBN / 2 : kBN;  // output columns per consumer warpgroup
+  static constexpr int kOutCols = WIDE ? 2 * kWgCols : kWgCols;  // output columns per CTA
+  static constexpr int kOutBytes = SPLIT ? 4 : EPI == EpilogueKind::kBiasToBf16 ? 2 : 1;
+  static constexpr int kPitch = kOutCols * kOutBytes + 16;  // +16: conflict-free pair writes
+  static constexpr bool kPersistent = !SPLIT;
+  static constexpr int kStagingBytes = kPersistent ? S::kBM * kPitch : 0;
+  static constexpr int kBarrierBytes = 2 * S::kMaxStages * 8;
+  static constexpr int kStages =
+      std::min(S::kMaxStages,
+               (kMaxDynamicSmem - 1024 - kStagingBytes - kBarrierBytes) / S::kStageBytes);
+  static constexpr int kRingBytes = kStages * S::kStageBytes;
+  static constexpr int kSmemBytes = kRingBytes + kStagingBytes + kBarrierBytes + 1024 /* align */;
+  static_assert(kStages >= 3, "shared memory too small for the ring");
+  static_assert(kPersistent || S::kBM * kPitch <= kRingBytes, "staging must fit in the ring");
 };
 
 SFM_DEVICE void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
@@ -66,6 +97,14 @@ SFM_DEVICE void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\
 template <int N>
 SFM_DEVICE void wgmma_wait() {
   asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
+
+// Named barriers of the consumer warpgroups: 1 + cw for warpgroup cw alone, 3 for both.
+SFM_DEVICE void warpgroup_barrier(int id) {
+  asm volatile("bar.sync %0, 128;\n" ::"r"(id) : "memory");
+}
+SFM_DEVICE void consumers_barrier() {
+  asm volatile("bar.sync 3, %0;\n" ::"n"(128 * kConsumers) : "memory");
 }
 
 // Shared-memory matrix descriptor for a K-major tile in the 128-byte swizzle layout
@@ -123,31 +162,37 @@ __global__ void __launch_bounds__(kThreads, 1)
                           const __grid_constant__ CUtensorMap tma_w, const WgmmaParams p) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using S = Shape<WIDE>;
+  using P = Plan<EPI, WIDE, SPLIT>;
   constexpr int kBM = S::kBM;
-  constexpr int kStages = S::kStages;
+  constexpr int kStages = P::kStages;
   constexpr int kStageBytes = S::kStageBytes;
   constexpr int kTileABytes = S::kTileABytes;
-  constexpr bool kGated = EPI == EpilogueKind::kGatedToFp8;
-  constexpr int kWgCols = kGated ? kBN / 2 : kBN;  // output columns per consumer warpgroup
-  constexpr int kOutCols = WIDE ? 2 * kWgCols : kWgCols;  // output columns per CTA
+  constexpr bool kGated = P::kGated;
+  constexpr int kWgCols = P::kWgCols;
+  constexpr int kOutCols = P::kOutCols;
 
   extern __shared__ uint8_t smem_raw[];
-  // TMA 128-byte swizzle needs 1024-byte aligned tiles.
-  uint8_t* smem = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) &
-                                             ~uintptr_t(1023));
-  uint64_t* full = reinterpret_cast<uint64_t*>(smem + kStages * kStageBytes);
+  // TMA 128-byte swizzle needs 1024-byte aligned tiles. (Offsetting smem_raw rather than
+  // rounding an integer keeps the pointer in the shared window: STS/LDS, not generic.)
+  uint8_t* smem = smem_raw + ((1024u - (smem_u32(smem_raw) & 1023u)) & 1023u);
+  uint8_t* staging = P::kPersistent ? smem + P::kRingBytes : smem;
+  uint64_t* full = reinterpret_cast<uint64_t*>(smem + P::kRingBytes + P::kStagingBytes);
   uint64_t* empty = full + kStages;
 
-  // Grouped rasterisation: kRasterGroupM token tiles sweep the weight tiles together.
+  // Output tiles in grouped rasterisation: kRasterGroupM token tiles sweep the weight
+  // tiles together. CTAs take tiles blockIdx.x, + gridDim.x, ... (one CTA per SM).
   const int m_tiles = (p.m + kBM - 1) / kBM;
   const int n_tiles = (p.n_out + kOutCols - 1) / kOutCols;
+  const int tiles = m_tiles * n_tiles;
   const int per_group = kRasterGroupM * n_tiles;
-  const int group = blockIdx.x / per_group;
-  const int first_m = group * kRasterGroupM;
-  const int group_rows = min(m_tiles - first_m, kRasterGroupM);
-  const int in_group = blockIdx.x - group * per_group;
-  const int m0 = (first_m + in_group % group_rows) * kBM;
-  const int c0 = (in_group / group_rows) * kOutCols;  // first output column
+  auto tile_origin = [&](int tile, int& m0, int& c0) {
+    const int group = tile / per_group;
+    const int first_m = group * kRasterGroupM;
+    const int group_rows = min(m_tiles - first_m, kRasterGroupM);
+    const int in_group = tile - group * per_group;
+    m0 = (first_m + in_group % group_rows) * kBM;
+    c0 = (in_group / group_rows) * kOutCols;  // first output column
+  };
 
   const int warpgroup = threadIdx.x / 128;
   static_assert(!SPLIT || (WIDE && EPI == EpilogueKind::kBiasToBf16), "split-K: wide down GEMM");
@@ -167,143 +212,164 @@ __global__ void __launch_bounds__(kThreads, 1)
   __syncthreads();
 
   if (warpgroup == 0) {
-    // ---------------- producer: one thread issues every TMA load
+    // ---------------- producer: one thread issues every TMA load, running ahead into the
+    // next tile while the consumers finish this one (`it` counts stages over all tiles).
     asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n");
     if (threadIdx.x == 0) {
-      for (int kt = 0; kt < k_tiles; ++kt) {
-        const int s = kt % kStages;
-        const uint32_t phase = (kt / kStages) & 1;
-        mbar_wait(&empty[s], phase ^ 1);
-        uint8_t* a_tile = smem + s * kStageBytes;
-        uint8_t* b_tile = a_tile + kTileABytes;
-        mbar_expect_tx(&full[s], kStageBytes);
-        const int k0 = (kt_first + kt) * kBK;
-        tma_load_2d(a_tile, &tma_x, &full[s], k0, m0);
-        // B: per consumer warpgroup 128 rows; gated: its 64 gate rows, then the matching
-        // 64 up rows.
+      int it = 0;
+      for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+        int m0, c0;
+        tile_origin(tile, m0, c0);
+        for (int kt = 0; kt < k_tiles; ++kt, ++it) {
+          const int s = it % kStages;
+          const uint32_t phase = (it / kStages) & 1;
+          mbar_wait(&empty[s], phase ^ 1);
+          uint8_t* a_tile = smem + s * kStageBytes;
+          uint8_t* b_tile = a_tile + kTileABytes;
+          mbar_expect_tx(&full[s], kStageBytes);
+          const int k0 = (kt_first + kt) * kBK;
+          tma_load_2d(a_tile, &tma_x, &full[s], k0, m0);
+          // B: per consumer warpgroup 128 rows; gated: its 64 gate rows, then the
+          // matching 64 up rows.
 #pragma unroll
-        for (int g = 0; g < (WIDE ? 2 : 1); ++g) {
-          uint8_t* b_wg = b_tile + g * kBN * kBK;
-          const int cg = c0 + g * kWgCols;
-          if constexpr (kGated) {
-            tma_load_2d(b_wg, &tma_w, &full[s], k0, cg);                              // gate
-            tma_load_2d(b_wg + kBN * kBK / 2, &tma_w, &full[s], k0, p.n_out + cg);    // up
-          } else {
-            tma_load_2d(b_wg, &tma_w, &full[s], k0, cg);
+          for (int g = 0; g < (WIDE ? 2 : 1); ++g) {
+            uint8_t* b_wg = b_tile + g * kBN * kBK;
+            const int cg = c0 + g * kWgCols;
+            if constexpr (kGated) {
+              tma_load_2d(b_wg, &tma_w, &full[s], k0, cg);                            // gate
+              tma_load_2d(b_wg + kBN * kBK / 2, &tma_w, &full[s], k0, p.n_out + cg);  // up
+            } else {
+              tma_load_2d(b_wg, &tma_w, &full[s], k0, cg);
+            }
           }
         }
       }
     }
   } else {
-    // ---------------- consumers: 64 tokens x 256 weight rows each
+    // ---------------- consumers: 64 tokens x 128 weight rows each
     asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n");
     const int cw = warpgroup - 1;
-    // Each group of kPromoteTiles K tiles (256 elements) is accumulated by wgmma from
-    // zero into `part`, then added into the fp32 totals. A second partial set to
-    // overlap the two was tried: ptxas then serialises the wgmmas (C7514) and it is
-    // slower, so the group boundary waits for its wgmmas, as CUTLASS's FP8 promotion does.
-    constexpr int kPromoteTiles = 2;
-    float acc[kBN / 2];    // fp32 totals
-    float part[kBN / 2];   // one group's wgmma partial sums
+    const int t = threadIdx.x % 128;
+    const RowScales row_scale = make_row_scales(p.epi);
+    const float inv_hidden =
+        EPI == EpilogueKind::kBiasToBf16 ? 1.0f : inverse_hidden_scale(p.epi);
+    int it = 0;  // stages consumed before this tile
+    for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x, it += k_tiles) {
+      int m0, c0;
+      tile_origin(tile, m0, c0);
+      // Each group of kPromoteTiles K tiles (256 elements) is accumulated by wgmma from
+      // zero into `part`, then added into the fp32 totals. A second partial set to
+      // overlap the two was tried: ptxas then serialises the wgmmas (C7514) and it is
+      // slower, so the group boundary waits for its wgmmas, as CUTLASS's FP8 promotion
+      // does.
+      constexpr int kPromoteTiles = SFM_WGMMA_PROMOTE_TILES;
+      float acc[kBN / 2];   // fp32 totals
+      float part[kBN / 2];  // one group's wgmma partial sums
 #pragma unroll
-    for (int i = 0; i < kBN / 2; ++i) acc[i] = 0.0f;
+      for (int i = 0; i < kBN / 2; ++i) acc[i] = 0.0f;
 
-    for (int kt0 = 0; kt0 < k_tiles; kt0 += kPromoteTiles) {
-      wgmma_fence();
+      for (int kt0 = 0; kt0 < k_tiles; kt0 += kPromoteTiles) {
+        wgmma_fence();
 #pragma unroll
-      for (int j = 0; j < kPromoteTiles; ++j) {
-        const int kt = kt0 + j;
-        if (kt < k_tiles) {
-          const int s = kt % kStages;
-          mbar_wait(&full[s], (kt / kStages) & 1);
-          // Tall: own 64 tokens, shared B. Wide: shared 64 tokens, own 128 B rows.
-          const uint64_t da = smem_desc(smem + s * kStageBytes + (WIDE ? 0 : cw * 64 * kBK));
-          const uint64_t db =
-              smem_desc(smem + s * kStageBytes + kTileABytes + (WIDE ? cw * kBN * kBK : 0));
+        for (int j = 0; j < kPromoteTiles; ++j) {
+          if (kt0 + j < k_tiles) {
+            const int st = it + kt0 + j;
+            const int s = st % kStages;
+            mbar_wait(&full[s], (st / kStages) & 1);
+            // Tall: own 64 tokens, shared B. Wide: shared 64 tokens, own 128 B rows.
+            const uint64_t da = smem_desc(smem + s * kStageBytes + (WIDE ? 0 : cw * 64 * kBK));
+            const uint64_t db =
+                smem_desc(smem + s * kStageBytes + kTileABytes + (WIDE ? cw * kBN * kBK : 0));
 #pragma unroll
-          for (int kk = 0; kk < kBK / 32; ++kk) {
-            // +32 bytes along K inside the swizzled row = +2 in the address field.
-            wgmma_m64n128k32(part, da + 2 * kk, db + 2 * kk, (j == 0 && kk == 0) ? 0 : 1);
+            for (int kk = 0; kk < kBK / 32; ++kk) {
+              // +32 bytes along K inside the swizzled row = +2 in the address field.
+              wgmma_m64n128k32(part, da + 2 * kk, db + 2 * kk, (j == 0 && kk == 0) ? 0 : 1);
+            }
+          }
+        }
+        wgmma_commit();
+        wgmma_wait<0>();
+        if (t == 0) {
+          for (int j = 0; j < kPromoteTiles && kt0 + j < k_tiles; ++j) {
+            mbar_arrive(&empty[(it + kt0 + j) % kStages]);  // stages free for the producer
+          }
+        }
+#pragma unroll
+        for (int i = 0; i < kBN / 2; ++i) acc[i] += part[i];
+      }
+
+      // -------------- epilogue: accumulators -> shared (output dtype) -> global
+      // Each warpgroup stages and stores its own part of the tile (tall: its 64 token
+      // rows; wide: its columns), so it syncs only with itself and the other warpgroup's
+      // mainloop can run on meanwhile. The split-K kernel stages in the ring, which
+      // both warpgroups must have finished reading first.
+      if constexpr (P::kPersistent) {
+        warpgroup_barrier(1 + cw);  // this warpgroup's previous stores have read staging
+      } else {
+        consumers_barrier();
+      }
+      constexpr int kOutBytes = P::kOutBytes;
+      constexpr int kPitch = P::kPitch;
+      const int r0 = (WIDE ? 0 : cw * 64) + (t / 32) * 16 + (t % 32) / 4;  // tile row of acc rows 0/1
+      const int wg_col0 = WIDE ? cw * kWgCols : 0;  // this warpgroup's first tile column
+      constexpr int kBlocks = kWgCols / 8;  // 8-column blocks of output per thread
+#pragma unroll
+      for (int j = 0; j < kBlocks; ++j) {
+        const int lc = wg_col0 + j * 8 + (t % 4) * 2;  // tile columns lc, lc + 1
+        const int col = c0 + lc;
+        float sa0 = 0.f, sa1 = 0.f, sb0 = 0.f, sb1 = 0.f, bias0 = 0.f, bias1 = 0.f;
+        if (col < p.n_out) {  // n_out % 16 == 0, so col + 1 is in range too
+          sa0 = row_scale(col);
+          sa1 = row_scale(col + 1);
+          if constexpr (kGated) {
+            sb0 = row_scale(static_cast<int64_t>(p.n_out) + col);
+            sb1 = row_scale(static_cast<int64_t>(p.n_out) + col + 1);
+          } else if (p.epi.bias != nullptr) {
+            bias0 = __bfloat162float(p.epi.bias[col]);
+            bias1 = __bfloat162float(p.epi.bias[col + 1]);
+          }
+        }
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {  // tile rows r0 and r0 + 8
+          uint8_t* dst = staging + (r0 + half * 8) * kPitch + lc * kOutBytes;
+          const float v0 = acc[j * 4 + half * 2];
+          const float v1 = acc[j * 4 + half * 2 + 1];
+          if constexpr (SPLIT) {
+            *reinterpret_cast<float2*>(dst) = make_float2(v0, v1);  // scales come in the reduce
+          } else if constexpr (EPI == EpilogueKind::kGatedToFp8) {
+            const float u0 = acc[(j + kBlocks) * 4 + half * 2] * sb0;
+            const float u1 = acc[(j + kBlocks) * 4 + half * 2 + 1] * sb1;
+            *reinterpret_cast<uint16_t*>(dst) =
+                q_pair(activate<ACT>(v0 * sa0) * u0 * inv_hidden,
+                       activate<ACT>(v1 * sa1) * u1 * inv_hidden);
+          } else if constexpr (EPI == EpilogueKind::kBiasGeluToFp8) {
+            *reinterpret_cast<uint16_t*>(dst) = q_pair(gelu_tanh(v0 * sa0 + bias0) * inv_hidden,
+                                                       gelu_tanh(v1 * sa1 + bias1) * inv_hidden);
+          } else {
+            *reinterpret_cast<__nv_bfloat162*>(dst) =
+                __floats2bfloat162_rn(v0 * sa0 + bias0, v1 * sa1 + bias1);
           }
         }
       }
-      wgmma_commit();
-      wgmma_wait<0>();
-      if ((threadIdx.x % 128) == 0) {
-        for (int j = 0; j < kPromoteTiles && kt0 + j < k_tiles; ++j) {
-          mbar_arrive(&empty[(kt0 + j) % kStages]);  // stages free for the producer
+      warpgroup_barrier(1 + cw);
+      // 16-byte coalesced stores of this warpgroup's valid rows and columns.
+      constexpr int kRows = WIDE ? kBM : kBM / kConsumers;               // per warpgroup
+      constexpr int kChunks = (WIDE ? kWgCols : kOutCols) * kOutBytes / 16;  // per row
+      const int row0 = WIDE ? 0 : cw * kRows;
+      const int chunk0 = WIDE ? cw * kChunks : 0;
+      const int64_t out_pitch = static_cast<int64_t>(p.n_out) * kOutBytes;
+      const int64_t col_bytes0 = static_cast<int64_t>(c0) * kOutBytes;
+      uint8_t* out = static_cast<uint8_t*>(p.out) +
+                     (SPLIT ? static_cast<int64_t>(blockIdx.y) * p.m * out_pitch : 0);
+      for (int c = t; c < kRows * kChunks; c += 128) {
+        const int r = row0 + c / kChunks;
+        const int ch = chunk0 + c % kChunks;
+        const int row = m0 + r;
+        const int64_t byte_col = col_bytes0 + ch * 16;
+        if (row < p.m && byte_col < out_pitch) {
+          *reinterpret_cast<int4*>(out + row * out_pitch + byte_col) =
+              *reinterpret_cast<const int4*>(staging + r * kPitch + ch * 16);
         }
-      }
-#pragma unroll
-      for (int i = 0; i < kBN / 2; ++i) acc[i] += part[i];
-    }
-
-    // ---------------- epilogue: accumulators -> shared (output dtype) -> global
-    // Both consumers must be done reading the pipeline buffers before they are reused.
-    asm volatile("bar.sync 1, %0;\n" ::"n"(128 * kConsumers) : "memory");
-    constexpr int kOutBytes = SPLIT ? 4 : EPI == EpilogueKind::kBiasToBf16 ? 2 : 1;
-    constexpr int kPitch = kOutCols * kOutBytes + 16;  // +16: conflict-free pair writes
-    uint8_t* tile = smem;
-    const int t = threadIdx.x % 128;
-    const int r0 = (WIDE ? 0 : cw * 64) + (t / 32) * 16 + (t % 32) / 4;  // tile row of acc rows 0/1
-    const int wg_col0 = WIDE ? cw * kWgCols : 0;  // this warpgroup's first tile column
-    const float x_scale = __ldg(p.epi.x_scale);
-    const float inv_hidden =
-        EPI == EpilogueKind::kBiasToBf16 ? 1.0f : inverse_hidden_scale(p.epi);
-    constexpr int kBlocks = kWgCols / 8;  // 8-column blocks of output per thread
-#pragma unroll
-    for (int j = 0; j < kBlocks; ++j) {
-      const int lc = wg_col0 + j * 8 + (t % 4) * 2;  // tile columns lc, lc + 1
-      const int col = c0 + lc;
-      float sa0 = 0.f, sa1 = 0.f, sb0 = 0.f, sb1 = 0.f, bias0 = 0.f, bias1 = 0.f;
-      if (col < p.n_out) {  // n_out % 16 == 0, so col + 1 is in range too
-        sa0 = row_scale(p.epi, x_scale, col);
-        sa1 = row_scale(p.epi, x_scale, col + 1);
-        if constexpr (kGated) {
-          sb0 = row_scale(p.epi, x_scale, static_cast<int64_t>(p.n_out) + col);
-          sb1 = row_scale(p.epi, x_scale, static_cast<int64_t>(p.n_out) + col + 1);
-        } else if (p.epi.bias != nullptr) {
-          bias0 = __bfloat162float(p.epi.bias[col]);
-          bias1 = __bfloat162float(p.epi.bias[col + 1]);
-        }
-      }
-#pragma unroll
-      for (int half = 0; half < 2; ++half) {  // tile rows r0 and r0 + 8
-        uint8_t* dst = tile + (r0 + half * 8) * kPitch + lc * kOutBytes;
-        const float v0 = acc[j * 4 + half * 2];
-        const float v1 = acc[j * 4 + half * 2 + 1];
-        if constexpr (SPLIT) {
-          *reinterpret_cast<float2*>(dst) = make_float2(v0, v1);  // scales come in the reduce
-        } else if constexpr (EPI == EpilogueKind::kGatedToFp8) {
-          const float u0 = acc[(j + kBlocks) * 4 + half * 2] * sb0;
-          const float u1 = acc[(j + kBlocks) * 4 + half * 2 + 1] * sb1;
-          *reinterpret_cast<uint16_t*>(dst) =
-              q_pair(activate<ACT>(v0 * sa0) * u0 * inv_hidden,
-                     activate<ACT>(v1 * sa1) * u1 * inv_hidden);
-        } else if constexpr (EPI == EpilogueKind::kBiasGeluToFp8) {
-          *reinterpret_cast<uint16_t*>(dst) = q_pair(gelu_tanh(v0 * sa0 + bias0) * inv_hidden,
-                                                     gelu_tanh(v1 * sa1 + bias1) * inv_hidden);
-        } else {
-          *reinterpret_cast<__nv_bfloat162*>(dst) =
-              __floats2bfloat162_rn(v0 * sa0 + bias0, v1 * sa1 + bias1);
-        }
-      }
-    }
-    asm volatile("bar.sync 1, %0;\n" ::"n"(128 * kConsumers) : "memory");
-    // 16-byte coalesced stores of the tile's valid rows and columns.
-    constexpr int kChunks = kOutCols * kOutBytes / 16;
-    const int64_t out_pitch = static_cast<int64_t>(p.n_out) * kOutBytes;
-    const int64_t col_bytes0 = static_cast<int64_t>(c0) * kOutBytes;
-    uint8_t* out = static_cast<uint8_t*>(p.out) +
-                   (SPLIT ? static_cast<int64_t>(blockIdx.y) * p.m * out_pitch : 0);
-    for (int c = threadIdx.x - 128; c < kBM * kChunks; c += 128 * kConsumers) {
-      const int r = c / kChunks;
-      const int ch = c % kChunks;
-      const int row = m0 + r;
-      const int64_t byte_col = col_bytes0 + ch * 16;
-      if (row < p.m && byte_col < out_pitch) {
-        *reinterpret_cast<int4*>(out + row * out_pitch + byte_col) =
-            *reinterpret_cast<const int4*>(tile + r * kPitch + ch * 16);
       }
     }
   }
@@ -312,27 +378,27 @@ __global__ void __launch_bounds__(kThreads, 1)
 
 // ---------------------------------------------------------------- host side
 
-// x: [m, k]; w: [w_rows, k] with w_rows = 2 * n_out when gated, else n_out. SPLIT:
-// gridDim.y = splits K ranges, each writing fp32 partial sums to p.out.
+// x: [m, k]; w: [w_rows, k] with w_rows = 2 * n_out when gated, else n_out. Persistent:
+// min(tiles, sms) CTAs. SPLIT: one CTA per tile and split, gridDim.y = splits K ranges,
+// each writing fp32 partial sums to p.out.
 template <EpilogueKind EPI, Activation ACT, bool WIDE, bool SPLIT = false>
-cudaError_t launch_shape(const uint8_t* x, const uint8_t* w, const WgmmaParams& p,
+cudaError_t launch_shape(const uint8_t* x, const uint8_t* w, const WgmmaParams& p, int sms,
                          cudaStream_t stream, int splits = 1) {
   using S = Shape<WIDE>;
-  constexpr bool kGated = EPI == EpilogueKind::kGatedToFp8;
-  constexpr int kWgCols = kGated ? kBN / 2 : kBN;
-  constexpr int kOutCols = WIDE ? 2 * kWgCols : kWgCols;
+  using P = Plan<EPI, WIDE, SPLIT>;
   CUtensorMap tma_x, tma_w;
   cudaError_t e = make_tma(&tma_x, x, p.m, p.k, S::kBM, kBK);
   if (e != cudaSuccess) return e;
-  e = make_tma(&tma_w, w, kGated ? 2 * int64_t(p.n_out) : p.n_out, p.k, kGated ? kBN / 2 : kBN,
-               kBK);
+  e = make_tma(&tma_w, w, P::kGated ? 2 * int64_t(p.n_out) : p.n_out, p.k,
+               P::kGated ? kBN / 2 : kBN, kBK);
   if (e != cudaSuccess) return e;
   constexpr auto kernel = fp8_gemm_wgmma_kernel<EPI, ACT, WIDE, SPLIT>;
-  e = allow_dynamic_smem<kernel>(S::kSmemBytes);
+  e = allow_dynamic_smem<kernel>(P::kSmemBytes);
   if (e != cudaSuccess) return e;
-  const int64_t blocks = host_ceil_div(p.m, S::kBM) * host_ceil_div(p.n_out, kOutCols);
+  const int64_t tiles = host_ceil_div(p.m, S::kBM) * host_ceil_div(p.n_out, P::kOutCols);
+  const int64_t blocks = P::kPersistent ? std::min<int64_t>(tiles, std::max(sms, 1)) : tiles;
   kernel<<<dim3(static_cast<unsigned>(blocks), static_cast<unsigned>(splits)), kThreads,
-           S::kSmemBytes, stream>>>(tma_x, tma_w, p);
+           P::kSmemBytes, stream>>>(tma_x, tma_w, p);
   return cudaGetLastError();
 }
 
@@ -387,7 +453,7 @@ cudaError_t launch_split_k(const uint8_t* x, const uint8_t* w, const WgmmaParams
   WgmmaParams partial = p;
   partial.out = ws;
   cudaError_t e = launch_shape<EpilogueKind::kBiasToBf16, ACT, /*WIDE=*/true, /*SPLIT=*/true>(
-      x, w, partial, stream, splits);
+      x, w, partial, sms, stream, splits);
   if (e != cudaSuccess) return e;
   const int64_t mn = p.m * static_cast<int64_t>(p.n_out);
   const int64_t threads = mn / 4;
@@ -406,11 +472,11 @@ cudaError_t launch_split_k(const uint8_t* x, const uint8_t* w, const WgmmaParams
 constexpr int kMaxWideTokens = SFM_WGMMA_MAX_WIDE_TOKENS;
 
 template <EpilogueKind EPI, Activation ACT>
-cudaError_t launch(const uint8_t* x, const uint8_t* w, const WgmmaParams& p,
+cudaError_t launch(const uint8_t* x, const uint8_t* w, const WgmmaParams& p, int sms,
                    cudaStream_t stream) {
   if (p.m == 0 || p.n_out == 0) return cudaSuccess;
-  if (p.m <= kMaxWideTokens) return launch_shape<EPI, ACT, true>(x, w, p, stream);
-  return launch_shape<EPI, ACT, false>(x, w, p, stream);
+  if (p.m <= kMaxWideTokens) return launch_shape<EPI, ACT, true>(x, w, p, sms, stream);
+  return launch_shape<EPI, ACT, false>(x, w, p, sms, stream);
 }
 
 }  // namespace wgmma_gemm

@@ -15,7 +15,7 @@
 #define SFM_STREAM_DENSE_WIDTHS 16, 32, 64
 #endif
 #endif
-#ifndef SFM_WGMMA_SPLIT_K  // 1: auto picks the split-K wgmma down GEMM for 33..kMaxWideTokens
+#ifndef SFM_WGMMA_SPLIT_K  // 1: auto splits the wgmma down GEMM over K when its tiles are few
 #define SFM_WGMMA_SPLIT_K 1
 #endif
 #ifndef SFM_MAX_STREAM_TOKENS
@@ -27,28 +27,37 @@ namespace static_fp8_mlp {
 namespace {
 namespace hopper {
 
+inline int current_sms() {
+  int dev = 0;
+  return cudaGetDevice(&dev) == cudaSuccess ? sm_count(dev) : 1;
+}
+
 // Dispatch by batch size, measured on H200 (scripts/perf_probe.py, benchmarks/RESULTS.md):
 // - up to 32 tokens every GEMM is a pass over the weights: the streaming kernel;
-// - up to wgmma_gemm::kMaxWideTokens (64) tokens the wide 64-token wgmma tiles, the
-//   down GEMM split over K (its N / 256 tiles alone would leave most SMs idle);
-// - up to 128 tokens the down GEMM streams when N <= 2048 (tall wgmma tiles would give
-//   it only N / 128 CTAs), and without the split-K path (SFM_WGMMA_SPLIT_K=0) it also
-//   streams for up to 64 tokens;
-// - everything else: the tall 128-token wgmma tiles.
+// - the down GEMM is split over K (wide wgmma tiles, fp32 partials, one reduce kernel)
+//   whenever its output tiles alone would leave at least half of the SMs idle;
+// - without that split (SFM_WGMMA_SPLIT_K=0), up to 128 tokens the down GEMM streams
+//   when N <= 2048 (tall wgmma tiles would give it only N / 128 CTAs);
+// - everything else: persistent wgmma CTAs, wide 64-token tiles up to
+//   wgmma_gemm::kMaxWideTokens tokens, tall 128-token tiles above.
 constexpr int64_t kMaxStreamTokens = SFM_MAX_STREAM_TOKENS;
 constexpr int64_t kMaxStreamGemm2Tokens = 128;
 
 enum class Kernel { kStream, kWgmma, kWgmmaSplitK, kPortable };
 
-inline Kernel pick(int64_t m, GemmPath path, bool gemm2 = false, int64_t n_out = 0) {
+// n_out and k matter for the down GEMM only.
+inline Kernel pick(int64_t m, GemmPath path, bool gemm2 = false, int64_t n_out = 0,
+                   int64_t k = 0) {
   switch (path) {
     case GemmPath::kTensorCoreTma: return Kernel::kWgmma;
     case GemmPath::kWeightStream: return Kernel::kStream;
-    case GemmPath::kTensorCoreSplitK:
-      return gemm2 && m <= wgmma_gemm::kMaxWideTokens ? Kernel::kWgmmaSplitK : Kernel::kPortable;
+    case GemmPath::kTensorCoreSplitK: return gemm2 ? Kernel::kWgmmaSplitK : Kernel::kPortable;
     case GemmPath::kAuto:
       if (m <= kMaxStreamTokens) return Kernel::kStream;
-      if (gemm2 && m <= wgmma_gemm::kMaxWideTokens && SFM_WGMMA_SPLIT_K) return Kernel::kWgmmaSplitK;
+      if (gemm2 && SFM_WGMMA_SPLIT_K &&
+          wgmma_gemm::split_k_factor(m, n_out, k, current_sms()) >= 2) {
+        return Kernel::kWgmmaSplitK;
+      }
       if (gemm2 && m <= kMaxStreamGemm2Tokens && (m <= 64 || n_out <= 2048)) {
         return Kernel::kStream;
       }
@@ -57,13 +66,8 @@ inline Kernel pick(int64_t m, GemmPath path, bool gemm2 = false, int64_t n_out =
   }
 }
 
-inline int current_sms() {
-  int dev = 0;
-  return cudaGetDevice(&dev) == cudaSuccess ? sm_count(dev) : 1;
-}
-
 inline int64_t gemm2_workspace_bytes(int64_t m, int64_t n, int64_t k, GemmPath path) {
-  if (pick(m, path, /*gemm2=*/true, n) != Kernel::kWgmmaSplitK) return 0;
+  if (pick(m, path, /*gemm2=*/true, n, k) != Kernel::kWgmmaSplitK) return 0;
   return wgmma_gemm::split_workspace_bytes(m, n, k, current_sms());
 }
 
@@ -97,7 +101,8 @@ cudaError_t gated_gemm1_with(const GatedGemm1Args& a, Kernel kernel, cudaStream_
                                                                   nullptr, a.hidden_scale, stream);
   }
   const auto p = make_params(a.op, a.op.n / 2, a.hidden, nullptr, a.hidden_scale);
-  return wgmma_gemm::launch<EpilogueKind::kGatedToFp8, ACT>(a.op.x, a.op.w, p, stream);
+  return wgmma_gemm::launch<EpilogueKind::kGatedToFp8, ACT>(a.op.x, a.op.w, p, current_sms(),
+                                                            stream);
 }
 
 inline cudaError_t gated_gemm1(const GatedGemm1Args& a, GemmPath path, cudaStream_t stream) {
@@ -115,12 +120,12 @@ inline cudaError_t dense_gemm1(const DenseGemm1Args& a, GemmPath path, cudaStrea
         a.op, a.op.n, a.hidden, a.bias, a.hidden_scale, stream);
   }
   const auto p = make_params(a.op, a.op.n, a.hidden, a.bias, a.hidden_scale);
-  return wgmma_gemm::launch<EpilogueKind::kBiasGeluToFp8, Activation::kGeluTanh>(a.op.x, a.op.w,
-                                                                                p, stream);
+  return wgmma_gemm::launch<EpilogueKind::kBiasGeluToFp8, Activation::kGeluTanh>(
+      a.op.x, a.op.w, p, current_sms(), stream);
 }
 
 inline cudaError_t gemm2(const Gemm2Args& a, GemmPath path, cudaStream_t stream) {
-  const Kernel kernel = pick(a.op.m, path, /*gemm2=*/true, a.op.n);
+  const Kernel kernel = pick(a.op.m, path, /*gemm2=*/true, a.op.n, a.op.k);
   if (kernel == Kernel::kPortable) return portable::gemm2(a, path, stream);
   if (kernel == Kernel::kWgmmaSplitK) {
     const auto p = make_params(a.op, a.op.n, a.out, a.bias, nullptr);
@@ -133,8 +138,8 @@ inline cudaError_t gemm2(const Gemm2Args& a, GemmPath path, cudaStream_t stream)
         a.op, a.op.n, a.out, a.bias, nullptr, stream);
   }
   const auto p = make_params(a.op, a.op.n, a.out, a.bias, nullptr);
-  return wgmma_gemm::launch<EpilogueKind::kBiasToBf16, Activation::kGeluTanh>(a.op.x, a.op.w, p,
-                                                                             stream);
+  return wgmma_gemm::launch<EpilogueKind::kBiasToBf16, Activation::kGeluTanh>(
+      a.op.x, a.op.w, p, current_sms(), stream);
 }
 
 }  // namespace hopper

@@ -12,18 +12,38 @@ namespace static_fp8_mlp {
 
 // Both activations as x * sigmoid(t): silu(x) = x * sigmoid(x) and
 // gelu_tanh(x) = 0.5 x (1 + tanh(u)) = x * sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3).
-// __expf and the reciprocal are accurate to a few ulp (far below one FP8 code, so
-// hidden-quantisation flips stay rare) and much cheaper than tanhf and IEEE division,
-// which made the GEMM1 epilogue a visible share of the prefill time. Saturates
-// cleanly: exp overflow gives rcp(inf) = 0, so x -> -0 for very negative inputs.
-SFM_DEVICE float x_sigmoid(float x, float t) { return x * __frcp_rn(1.0f + __expf(-t)); }
+// sigmoid(t) = 1 / (1 + 2^(-t log2 e)) with the hardware approximations ex2.approx.ftz
+// and rcp.approx.ftz: a few ulp from the exact value (far below one FP8 code, so
+// hidden-quantisation flips stay rare) and a handful of instructions, where tanhf, IEEE
+// division or even __frcp_rn (a slow-path branch per call) made the GEMM epilogues a
+// large share of the prefill time. Flushing denormals cannot matter here (1 + 2^y >= 1).
+// Saturates cleanly: 2^y overflow gives rcp(inf) = 0, so x -> -0 for very negative x.
+SFM_DEVICE float fast_exp2(float y) {
+  float r;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(y));
+  return r;
+}
 
-SFM_DEVICE float silu(float x) { return x_sigmoid(x, x); }
+SFM_DEVICE float fast_rcp(float y) {
+  float r;
+  asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(y));
+  return r;
+}
+
+constexpr float kLog2e = 1.4426950408889634f;
+
+// x * sigmoid(t) given y = -t * log2(e).
+SFM_DEVICE float x_sigmoid_log2(float x, float y) { return x * fast_rcp(1.0f + fast_exp2(y)); }
+
+SFM_DEVICE float silu(float x) { return x_sigmoid_log2(x, x * -kLog2e); }
 
 SFM_DEVICE float gelu_tanh(float x) {
   constexpr float kTwoBeta = 2.0f * 0.7978845608028654f;  // 2 sqrt(2 / pi)
   constexpr float kKappa = 0.044715f;
-  return x_sigmoid(x, kTwoBeta * (x + kKappa * x * x * x));
+  // -2 beta log2(e) (x + kappa x^3) = x (c1 + c3 x^2)
+  constexpr float kC1 = -kTwoBeta * kLog2e;
+  constexpr float kC3 = -kTwoBeta * kKappa * kLog2e;
+  return x_sigmoid_log2(x, x * fmaf(kC3, x * x, kC1));
 }
 
 template <Activation ACT>
@@ -70,6 +90,23 @@ SFM_DEVICE float inverse_hidden_scale(const EpilogueParams& p) {
 // Dequantisation multiplier of weight row `row` times the activation scale.
 SFM_DEVICE float row_scale(const EpilogueParams& p, float x_scale, int64_t row) {
   return x_scale * (p.w_scale_per_row ? __ldg(p.w_scale + row) : __ldg(p.w_scale));
+}
+
+// row_scale with the per-tensor product loaded once (hot epilogues call it per column).
+struct RowScales {
+  const float* w_scale;
+  float x_scale;
+  float uniform;  // x_scale * w_scale when the weight scale is per tensor
+  bool per_row;
+  SFM_DEVICE float operator()(int64_t row) const {
+    return per_row ? x_scale * __ldg(w_scale + row) : uniform;
+  }
+};
+
+SFM_DEVICE RowScales make_row_scales(const EpilogueParams& p) {
+  const float x_scale = __ldg(p.x_scale);
+  return {p.w_scale, x_scale, p.w_scale_per_row ? 0.0f : x_scale * __ldg(p.w_scale),
+          p.w_scale_per_row};
 }
 
 }  // namespace static_fp8_mlp

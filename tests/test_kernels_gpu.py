@@ -212,7 +212,8 @@ def is_hopper() -> bool:
 @pytest.mark.parametrize("per_row", (False, True))
 def test_tensor_core_tma_path(sfm, m, per_row):
     """The Hopper wgmma/TMA GEMMs, forced for every GEMM, also where auto would not pick them
-    (the wide 64-token CTA shape up to M = 64, the tall 128-token one above)."""
+    (the wide 64-token CTA shape for small M, the tall 128-token one above). The CTAs are
+    persistent: at M = 1000 each loops over several output tiles, partial ones included."""
     paths = ("tensor_core_tma", "tensor_core_tma")
     gen = torch.Generator(device="cuda").manual_seed(1000 + m)
     # K = 1152 and H = 4304 leave partial 128-byte K tiles and partial N tiles
@@ -255,12 +256,13 @@ def test_weight_stream_path(sfm, m, shape):
         assert_close_to_reference(got, sfm.reference.fp8_gelu_mlp_bf16(*dcase.args()))
 
 
-@pytest.mark.parametrize("m", (1, 33, 50, 64))
+@pytest.mark.parametrize("m", (1, 33, 50, 64, 100, 256, 300))
 @pytest.mark.parametrize("shape", ((1152, 4304, 1152), (1024, 4096, 256), (2048, 16384, 2048)))
 def test_tensor_core_split_k_down_gemm(sfm, m, shape):
     """The Hopper split-K wgmma down GEMM (fp32 partials in a workspace, then a reduce
-    kernel with scales and bias), forced; auto picks it for 33..64 tokens. K = 4304 ends
-    in a partial K tile; N = 1152 in a partial 256-row tile."""
+    kernel with scales and bias), forced; auto picks it when the down GEMM has few output
+    tiles. K = 4304 ends in a partial K tile; N = 1152 in a partial 256-row tile; M = 100
+    and 300 in partial token tiles."""
     k, h, n = shape
     paths = ("auto", "tensor_core_split_k")
     gen = torch.Generator(device="cuda").manual_seed(3000 + m + n)
@@ -276,7 +278,7 @@ def test_tensor_core_split_k_down_gemm(sfm, m, shape):
     assert_close_to_reference(got, sfm.reference.fp8_gelu_mlp_bf16(*dcase.args()))
 
 
-@pytest.mark.parametrize("m", (1, 16, 50))
+@pytest.mark.parametrize("m", (1, 16, 50, 300))
 def test_back_to_back_calls_read_their_own_hidden(sfm, m):
     """GEMM2 may start before GEMM1 ends (programmatic dependent launch) and each call's
     hidden buffer reuses the previous call's memory: a GEMM2 that read x too early would
