@@ -1,7 +1,10 @@
 // Hopper (sm_90a) FP8 GEMM with the fused MLP epilogues: TMA loads into a
 // multi-stage shared-memory ring guarded by mbarriers, one producer warp and two
 // consumer warpgroups issuing wgmma (m64n128k32, e4m3), and the epilogue applied to
-// the accumulators in registers.
+// the accumulators in registers. CTAs are persistent (one per SM, looping over output
+// tiles) and the producer keeps loading the next tile while the consumers run the
+// epilogue; each consumer warpgroup stages and stores its own part of the tile, so one
+// warpgroup's epilogue can overlap the other's mainloop.
 //
 // Precision: Hopper's FP8 wgmma accumulates with fewer mantissa bits than fp32, which
 // over K = 14336 exceeds the contract's 1e-2. Each 128-element K tile is therefore
@@ -10,8 +13,8 @@
 //
 // Orientation: tokens are the M operand (128 per CTA, 64 per consumer warpgroup; or, for
 // batches up to 64, 64 tokens shared by both warpgroups), weight rows the N operand
-// (128 per consumer warpgroup: shared, or 256 per CTA in the wide shape). For the gated GEMM1 the CTA's 128 weight
-// rows are 64 gate rows and the matching 64 up rows, loaded by two TMA boxes into
+// (128 per consumer warpgroup: shared, or 256 per CTA in the wide shape). For the gated
+// GEMM1 the CTA's 128 weight rows are 64 gate rows and the matching 64 up rows, loaded by two TMA boxes into
 // adjacent halves of the B tile, so accumulator columns j and j + 64 of one thread
 // are gate and up of the same hidden unit: the SwiGLU/GeGLU epilogue stays in
 // registers and writes the FP8 hidden directly.
@@ -44,7 +47,8 @@ constexpr int kBN = 128;            // weight rows per consumer warpgroup
 constexpr int kBK = 128;            // bytes of K per stage (= one 128-byte swizzle row)
 constexpr int kConsumers = 2;       // consumer warpgroups
 constexpr int kThreads = 128 * (kConsumers + 1);
-constexpr int kRasterGroupM = 8;
+
+constexpr int kRasterGroupM = 8;  // token tiles swept together (4 and 16 measured no better)
 
 // K tiles (of 128) accumulated by wgmma before the fp32 promotion (see the top comment).
 #ifndef SFM_WGMMA_PROMOTE_TILES
@@ -462,10 +466,9 @@ cudaError_t launch_split_k(const uint8_t* x, const uint8_t* w, const WgmmaParams
   return cudaGetLastError();
 }
 
-// Up to kMaxWideTokens tokens the wide CTA shape, above the tall one. Measured on H200
-// (scripts/perf_probe.py): at M = 128 and 256 the wide shape with several token tiles
-// (and the split-K down GEMM) beat the tall one by 10-30%, but that configuration has not
-// yet been through the GPU test suite, so the default stays at the tested 64.
+// Up to kMaxWideTokens tokens the wide CTA shape, above the tall one. With persistent CTAs
+// and the split-K down GEMM chosen by tile count, 64 and 256 measured the same on H200
+// (scripts/perf_probe.py, M = 100..8192); the knob stays for tuning.
 #ifndef SFM_WGMMA_MAX_WIDE_TOKENS
 #define SFM_WGMMA_MAX_WIDE_TOKENS 64
 #endif
