@@ -50,10 +50,19 @@ constexpr int kThreads = 128 * (kConsumers + 1);
 
 constexpr int kRasterGroupM = 8;  // token tiles swept together (4 and 16 measured no better)
 
-// K tiles (of 128) accumulated by wgmma before the fp32 promotion (see the top comment).
+// K tiles (of 128) accumulated by wgmma before the fp32 promotion (see the top comment),
+// and in the first group of a tile, which overlaps the previous tile's epilogue.
 #ifndef SFM_WGMMA_PROMOTE_TILES
 #define SFM_WGMMA_PROMOTE_TILES 2
 #endif
+#ifndef SFM_WGMMA_PDL  // 1: the down GEMM is a programmatic dependent launch (small M)
+#define SFM_WGMMA_PDL 1
+#endif
+constexpr int kMaxPdlTokens = 512;
+#ifndef SFM_WGMMA_FIRST_GROUP_TILES
+#define SFM_WGMMA_FIRST_GROUP_TILES 2
+#endif
+static_assert(SFM_WGMMA_FIRST_GROUP_TILES >= SFM_WGMMA_PROMOTE_TILES, "issue_group unrolls to it");
 
 // Two CTA shapes. Tall (large batches): 128 tokens (64 per consumer warpgroup) x 128
 // weight rows. Wide (batches up to kMaxWideTokens): 64 tokens shared by both warpgroups
@@ -200,6 +209,12 @@ __global__ void __launch_bounds__(kThreads, 1)
 
   const int warpgroup = threadIdx.x / 128;
   static_assert(!SPLIT || (WIDE && EPI == EpilogueKind::kBiasToBf16), "split-K: wide down GEMM");
+  // Gate/up GEMM: let the down GEMM launch now; its CTAs take over multiprocessors as ours
+  // finish (one CTA per SM) and prefetch their weights (see the producer).
+  constexpr bool kGemm2Pdl = EPI == EpilogueKind::kBiasToBf16 && SFM_WGMMA_PDL;
+  if constexpr (EPI != EpilogueKind::kBiasToBf16) {
+    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+  }
   const int k_tiles_all = (p.k + kBK - 1) / kBK;
   const int kt_first = SPLIT ? static_cast<int>(blockIdx.y * k_tiles_all / gridDim.y) : 0;
   const int k_tiles =
@@ -220,21 +235,17 @@ __global__ void __launch_bounds__(kThreads, 1)
     // next tile while the consumers finish this one (`it` counts stages over all tiles).
     asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n");
     if (threadIdx.x == 0) {
-      int it = 0;
-      for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
-        int m0, c0;
-        tile_origin(tile, m0, c0);
-        for (int kt = 0; kt < k_tiles; ++kt, ++it) {
-          const int s = it % kStages;
-          const uint32_t phase = (it / kStages) & 1;
-          mbar_wait(&empty[s], phase ^ 1);
-          uint8_t* a_tile = smem + s * kStageBytes;
-          uint8_t* b_tile = a_tile + kTileABytes;
+      // Stage `it` (K tile kt of the tile at m0, c0): the activations (A) and/or the
+      // weight rows (B; per consumer warpgroup 128 rows; gated: its 64 gate rows, then
+      // the matching 64 up rows). expect_tx goes with the B half.
+      auto load_stage = [&](int it, int kt, int m0, int c0, bool a, bool b) {
+        const int s = it % kStages;
+        uint8_t* a_tile = smem + s * kStageBytes;
+        uint8_t* b_tile = a_tile + kTileABytes;
+        const int k0 = (kt_first + kt) * kBK;
+        if (b) {
+          mbar_wait(&empty[s], ((it / kStages) & 1) ^ 1);
           mbar_expect_tx(&full[s], kStageBytes);
-          const int k0 = (kt_first + kt) * kBK;
-          tma_load_2d(a_tile, &tma_x, &full[s], k0, m0);
-          // B: per consumer warpgroup 128 rows; gated: its 64 gate rows, then the
-          // matching 64 up rows.
 #pragma unroll
           for (int g = 0; g < (WIDE ? 2 : 1); ++g) {
             uint8_t* b_wg = b_tile + g * kBN * kBK;
@@ -247,6 +258,27 @@ __global__ void __launch_bounds__(kThreads, 1)
             }
           }
         }
+        if (a) tma_load_2d(a_tile, &tma_x, &full[s], k0, m0);
+      };
+      // The down GEMM is a programmatic dependent launch: it fetches the weights of its
+      // first stages, then waits for the gate/up GEMM (griddepcontrol.wait) before the
+      // first load of its activations, the FP8 hidden state.
+      int early = 0;
+      if (static_cast<int>(blockIdx.x) < tiles) {
+        int m0, c0;
+        tile_origin(blockIdx.x, m0, c0);
+        early = kGemm2Pdl ? min(kStages, k_tiles) : 0;
+        for (int kt = 0; kt < early; ++kt) load_stage(kt, kt, m0, c0, false, true);
+        if constexpr (kGemm2Pdl) asm volatile("griddepcontrol.wait;\n" ::: "memory");
+        for (int kt = 0; kt < early; ++kt) load_stage(kt, kt, m0, c0, true, false);
+      }
+      int it = 0;
+      for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+        int m0, c0;
+        tile_origin(tile, m0, c0);
+        for (int kt = 0; kt < k_tiles; ++kt, ++it) {
+          if (it >= early) load_stage(it, kt, m0, c0, true, true);
+        }
       }
     }
   } else {
@@ -257,51 +289,51 @@ __global__ void __launch_bounds__(kThreads, 1)
     const RowScales row_scale = make_row_scales(p.epi);
     const float inv_hidden =
         EPI == EpilogueKind::kBiasToBf16 ? 1.0f : inverse_hidden_scale(p.epi);
-    int it = 0;  // stages consumed before this tile
-    for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x, it += k_tiles) {
-      int m0, c0;
-      tile_origin(tile, m0, c0);
-      // Each group of kPromoteTiles K tiles (256 elements) is accumulated by wgmma from
-      // zero into `part`, then added into the fp32 totals. A second partial set to
-      // overlap the two was tried: ptxas then serialises the wgmmas (C7514) and it is
-      // slower, so the group boundary waits for its wgmmas, as CUTLASS's FP8 promotion
-      // does.
-      constexpr int kPromoteTiles = SFM_WGMMA_PROMOTE_TILES;
-      float acc[kBN / 2];   // fp32 totals
-      float part[kBN / 2];  // one group's wgmma partial sums
-#pragma unroll
-      for (int i = 0; i < kBN / 2; ++i) acc[i] = 0.0f;
+    // Each group of K tiles (kPromoteTiles of them, 256 elements) is accumulated by wgmma
+    // from zero into `part`, then added into the fp32 totals `acc`. A second partial set
+    // to overlap the two was tried: ptxas then serialises the wgmmas (C7514) and it is
+    // slower, so the group boundary waits for its wgmmas, as CUTLASS's FP8 promotion does.
+    constexpr int kPromoteTiles = SFM_WGMMA_PROMOTE_TILES;
+    // The epilogue of a tile runs while the tensor cores work on the first group of the
+    // next tile (kFirstTiles K tiles, issued just before it), so it mostly hides.
+    constexpr int kFirstTiles = SFM_WGMMA_FIRST_GROUP_TILES;
+    float acc[kBN / 2];   // fp32 totals
+    float part[kBN / 2];  // one group's wgmma partial sums
 
-      for (int kt0 = 0; kt0 < k_tiles; kt0 += kPromoteTiles) {
-        wgmma_fence();
+    // Issues the wgmmas of K tiles [kt0, kt0 + n) of the tile whose stages start at `it`.
+    auto issue_group = [&](int it, int kt0, int n, int k_tiles) {
+      wgmma_fence();
 #pragma unroll
-        for (int j = 0; j < kPromoteTiles; ++j) {
-          if (kt0 + j < k_tiles) {
-            const int st = it + kt0 + j;
-            const int s = st % kStages;
-            mbar_wait(&full[s], (st / kStages) & 1);
-            // Tall: own 64 tokens, shared B. Wide: shared 64 tokens, own 128 B rows.
-            const uint64_t da = smem_desc(smem + s * kStageBytes + (WIDE ? 0 : cw * 64 * kBK));
-            const uint64_t db =
-                smem_desc(smem + s * kStageBytes + kTileABytes + (WIDE ? cw * kBN * kBK : 0));
+      for (int j = 0; j < kFirstTiles; ++j) {
+        if (j < n && kt0 + j < k_tiles) {
+          const int st = it + kt0 + j;
+          const int s = st % kStages;
+          mbar_wait(&full[s], (st / kStages) & 1);
+          // Tall: own 64 tokens, shared B. Wide: shared 64 tokens, own 128 B rows.
+          const uint64_t da = smem_desc(smem + s * kStageBytes + (WIDE ? 0 : cw * 64 * kBK));
+          const uint64_t db =
+              smem_desc(smem + s * kStageBytes + kTileABytes + (WIDE ? cw * kBN * kBK : 0));
 #pragma unroll
-            for (int kk = 0; kk < kBK / 32; ++kk) {
-              // +32 bytes along K inside the swizzled row = +2 in the address field.
-              wgmma_m64n128k32(part, da + 2 * kk, db + 2 * kk, (j == 0 && kk == 0) ? 0 : 1);
-            }
+          for (int kk = 0; kk < kBK / 32; ++kk) {
+            // +32 bytes along K inside the swizzled row = +2 in the address field.
+            wgmma_m64n128k32(part, da + 2 * kk, db + 2 * kk, (j == 0 && kk == 0) ? 0 : 1);
           }
         }
-        wgmma_commit();
-        wgmma_wait<0>();
-        if (t == 0) {
-          for (int j = 0; j < kPromoteTiles && kt0 + j < k_tiles; ++j) {
-            mbar_arrive(&empty[(it + kt0 + j) % kStages]);  // stages free for the producer
-          }
-        }
-#pragma unroll
-        for (int i = 0; i < kBN / 2; ++i) acc[i] += part[i];
       }
+      wgmma_commit();
+    };
+    // Waits for the group's wgmmas and hands its stages back to the producer.
+    auto finish_group = [&](int it, int kt0, int n, int k_tiles) {
+      wgmma_wait<0>();
+      if (t == 0) {
+        for (int j = 0; j < n && kt0 + j < k_tiles; ++j) {
+          mbar_arrive(&empty[(it + kt0 + j) % kStages]);  // stages free for the producer
+        }
+      }
+    };
 
+    auto epilogue = [&](int m0, int c0) {
+      if (m0 < 0) return;  // no tile yet
       // -------------- epilogue: accumulators -> shared (output dtype) -> global
       // Each warpgroup stages and stores its own part of the tile (tall: its 64 token
       // rows; wide: its columns), so it syncs only with itself and the other warpgroup's
@@ -375,7 +407,33 @@ __global__ void __launch_bounds__(kThreads, 1)
               *reinterpret_cast<const int4*>(staging + r * kPitch + ch * 16);
         }
       }
+    };
+
+    int it = 0;  // stages consumed before this tile
+    int prev_m0 = -1, prev_c0 = 0;  // tile whose epilogue is pending
+    for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x, it += k_tiles) {
+      int m0, c0;
+      tile_origin(tile, m0, c0);
+      const int first = min(kFirstTiles, k_tiles);
+      issue_group(it, 0, first, k_tiles);
+      epilogue(prev_m0, prev_c0);
+      // acc = 0 + part rather than a copy: a copy lets the register allocator swap the
+      // two sets, and the moves it then needs before the next wgmma serialise them (C7515).
+#pragma unroll
+      for (int i = 0; i < kBN / 2; ++i) acc[i] = 0.0f;
+      finish_group(it, 0, first, k_tiles);
+#pragma unroll
+      for (int i = 0; i < kBN / 2; ++i) acc[i] += part[i];
+      for (int kt0 = first; kt0 < k_tiles; kt0 += kPromoteTiles) {
+        issue_group(it, kt0, kPromoteTiles, k_tiles);
+        finish_group(it, kt0, kPromoteTiles, k_tiles);
+#pragma unroll
+        for (int i = 0; i < kBN / 2; ++i) acc[i] += part[i];
+      }
+      prev_m0 = m0;
+      prev_c0 = c0;
     }
+    epilogue(prev_m0, prev_c0);
   }
 #endif
 }
@@ -401,9 +459,21 @@ cudaError_t launch_shape(const uint8_t* x, const uint8_t* w, const WgmmaParams& 
   if (e != cudaSuccess) return e;
   const int64_t tiles = host_ceil_div(p.m, S::kBM) * host_ceil_div(p.n_out, P::kOutCols);
   const int64_t blocks = P::kPersistent ? std::min<int64_t>(tiles, std::max(sms, 1)) : tiles;
-  kernel<<<dim3(static_cast<unsigned>(blocks), static_cast<unsigned>(splits)), kThreads,
-           P::kSmemBytes, stream>>>(tma_x, tma_w, p);
-  return cudaGetLastError();
+  cudaLaunchConfig_t config = {};
+  config.gridDim = dim3(static_cast<unsigned>(blocks), static_cast<unsigned>(splits));
+  config.blockDim = dim3(kThreads, 1, 1);
+  config.dynamicSmemBytes = P::kSmemBytes;
+  config.stream = stream;
+  cudaLaunchAttribute attr[1];
+  // The down GEMM may overlap the end of the previous kernel in the stream (the gate/up
+  // GEMM); it waits (griddepcontrol.wait) before reading its activations. Measured on
+  // H200 (scripts/perf_probe.py): 3-5 us saved per call at M = 33..128, nothing above
+  // M = 512 (1-2% slower at 2048-8192, within noise), so large batches launch plainly.
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  config.attrs = attr;
+  config.numAttrs = EPI == EpilogueKind::kBiasToBf16 && SFM_WGMMA_PDL && p.m <= kMaxPdlTokens;
+  return cudaLaunchKernelEx(&config, kernel, tma_x, tma_w, p);
 }
 
 // out[m, n] = bf16(sum over splits of ws[split][m][n] * scale(n) + bias(n)), 4 per thread.

@@ -208,12 +208,13 @@ def is_hopper() -> bool:
     return torch.cuda.get_device_capability() == (9, 0)
 
 
-@pytest.mark.parametrize("m", (1, 50, 64, 65, 127, 128, 300, 1000))
+@pytest.mark.parametrize("m", (1, 50, 64, 65, 127, 128, 300, 1000, 1300))
 @pytest.mark.parametrize("per_row", (False, True))
 def test_tensor_core_tma_path(sfm, m, per_row):
     """The Hopper wgmma/TMA GEMMs, forced for every GEMM, also where auto would not pick them
     (the wide 64-token CTA shape for small M, the tall 128-token one above). The CTAs are
-    persistent: at M = 1000 each loops over several output tiles, partial ones included."""
+    persistent: at M = 1000 and 1300 each loops over several output tiles, partial ones
+    included."""
     paths = ("tensor_core_tma", "tensor_core_tma")
     gen = torch.Generator(device="cuda").manual_seed(1000 + m)
     # K = 1152 and H = 4304 leave partial 128-byte K tiles and partial N tiles
@@ -294,7 +295,7 @@ def test_back_to_back_calls_read_their_own_hidden(sfm, m):
         assert_close_to_reference(o, sfm.reference.fp8_gelu_mlp_bf16(*c.args()))
 
 
-@pytest.mark.parametrize("m", (16, 300))
+@pytest.mark.parametrize("m", (16, 300, 700))
 @pytest.mark.parametrize("activation", ("silu", "gelu_tanh"))
 def test_long_k_accuracy(sfm, m, activation):
     """Real model sizes: K = 4096 and H = 14336 (the down projection's K). Long
@@ -366,9 +367,10 @@ FIRST_CALL_IN_GRAPH = textwrap.dedent(
     from mlp_cases import gated_case, dense_case
     sfm = load_kernel_module({variant!r})
     torch.manual_seed(0)
-    g = gated_case(9, 256, 512, 256, "silu", True)
-    d = dense_case(9, 256, 512, 256, False)
-    xb = torch.randn(9, 256, device="cuda").bfloat16()
+    m = {m}
+    g = gated_case(m, 256, 512, 256, "silu", True)
+    d = dense_case(m, 256, 512, 256, False)
+    xb = torch.randn(m, 256, device="cuda").bfloat16()
     cs = torch.ones(256, device="cuda", dtype=torch.bfloat16)
     s = torch.tensor(0.02, device="cuda")
     outs = {{}}
@@ -395,8 +397,10 @@ FIRST_CALL_IN_GRAPH = textwrap.dedent(
 )
 
 
-def test_cuda_graph_capture_of_first_call(kernel_variant_dir):
-    script = FIRST_CALL_IN_GRAPH.format(tests=str(Path(__file__).parent), variant=str(kernel_variant_dir))
+@pytest.mark.parametrize("m", (9, 600))  # 9: streaming kernels; 600: persistent wgmma
+def test_cuda_graph_capture_of_first_call(kernel_variant_dir, m):
+    script = FIRST_CALL_IN_GRAPH.format(tests=str(Path(__file__).parent),
+                                        variant=str(kernel_variant_dir), m=m)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and "GRAPH-OK" in proc.stdout, proc.stdout + proc.stderr
 
@@ -425,7 +429,7 @@ def test_torch_compile_fullgraph(sfm):
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs a second CUDA device")
 def test_second_device(sfm):
     with torch.cuda.device(0):  # current device 0, tensors on device 1
-        for m in (1, 17, 50, 300):  # streaming, wide and tall wgmma kernels
+        for m in (1, 17, 50, 300, 600):  # streaming, wide and tall wgmma kernels
             g = gated_case(m, 256, 512, 256, "silu", True, device="cuda:1")
             got = sfm.fp8_swiglu_mlp_bf16(*g.args())
             assert got.device == torch.device("cuda:1")
