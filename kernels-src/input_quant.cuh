@@ -18,7 +18,7 @@ namespace {
 namespace input_quant {
 
 constexpr int kElemsPerChunk = 8;     // 8 bf16 = 16 bytes
-constexpr int kChunksPerThread = 4;   // independent loads in flight per thread
+constexpr int kChunksPerThread = 4;   // independent loads in flight per thread (large M)
 constexpr int kThreads = 256;
 
 SFM_DEVICE float bf16_lo(uint32_t w) { return __uint_as_float(w << 16); }
@@ -32,7 +32,10 @@ SFM_DEVICE float quant_value(float x, float cs, float scale) {
 // 8-byte aligned output.
 // Index is uint32_t whenever the chunk count fits (the common case): 64-bit division
 // per chunk would cost more than the memory traffic it serves.
-template <typename Index>
+// CPT chunks per thread: 4 keeps loads in flight on large inputs; small inputs (under a
+// wave of 4-chunk threads) take one chunk per thread, so more SMs share the per-element
+// work (an IEEE division each) instead of a few threads doing it serially.
+template <typename Index, int CPT>
 __global__ void __launch_bounds__(kThreads)
     quantize_vec_kernel(const uint16_t* __restrict__ input, int64_t row_stride,
                         const uint16_t* __restrict__ channel_scale,
@@ -40,14 +43,14 @@ __global__ void __launch_bounds__(kThreads)
                         uint32_t chunks_per_row, Index total_chunks) {
   const float scale = __ldg(scale_ptr);
   const Index stride = static_cast<Index>(gridDim.x) * kThreads;
-  Index base = static_cast<Index>(blockIdx.x) * kThreads * kChunksPerThread + threadIdx.x;
-  for (; base < total_chunks; base += stride * kChunksPerThread) {
-    int4 in[kChunksPerThread];
-    int4 cs[kChunksPerThread];
-    uint64_t row[kChunksPerThread];
-    uint32_t col[kChunksPerThread];
+  Index base = static_cast<Index>(blockIdx.x) * kThreads * CPT + threadIdx.x;
+  for (; base < total_chunks; base += stride * CPT) {
+    int4 in[CPT];
+    int4 cs[CPT];
+    uint64_t row[CPT];
+    uint32_t col[CPT];
 #pragma unroll
-    for (int i = 0; i < kChunksPerThread; ++i) {
+    for (int i = 0; i < CPT; ++i) {
       const Index c = base + static_cast<Index>(i) * kThreads;
       if (c < total_chunks) {
         const Index r = c / chunks_per_row;
@@ -59,7 +62,7 @@ __global__ void __launch_bounds__(kThreads)
       }
     }
 #pragma unroll
-    for (int i = 0; i < kChunksPerThread; ++i) {
+    for (int i = 0; i < CPT; ++i) {
       const Index c = base + static_cast<Index>(i) * kThreads;
       if (c < total_chunks) {
         Vec8 q;
@@ -111,19 +114,26 @@ inline cudaError_t launch(const InputQuantArgs& a, cudaStream_t stream) {
                    aligned(a.input, 16) && aligned(a.channel_scale, 16) && aligned(a.out, 8);
   if (vec) {
     const uint64_t total = static_cast<uint64_t>(a.m) * (a.k / kElemsPerChunk);
-    const uint64_t per_block = static_cast<uint64_t>(kThreads) * kChunksPerThread;
-    const uint64_t want = (total + per_block - 1) / per_block;
     const uint64_t cap = static_cast<uint64_t>(device_sms) * 8;
-    const unsigned grid = static_cast<unsigned>(want < cap ? want : cap);
     const auto* in = static_cast<const uint16_t*>(a.input);
     const auto* cs = static_cast<const uint16_t*>(a.channel_scale);
     const auto chunks_per_row = static_cast<uint32_t>(a.k / kElemsPerChunk);
+    const uint64_t one_wave = static_cast<uint64_t>(device_sms) * kThreads * kChunksPerThread;
+    if (total <= one_wave) {  // small: one chunk per thread (32-bit indices suffice)
+      const uint64_t want = (total + kThreads - 1) / kThreads;
+      quantize_vec_kernel<uint32_t, 1><<<static_cast<unsigned>(want), kThreads, 0, stream>>>(
+          in, a.row_stride, cs, a.scale, a.out, chunks_per_row, static_cast<uint32_t>(total));
+      return cudaGetLastError();
+    }
+    const uint64_t per_block = static_cast<uint64_t>(kThreads) * kChunksPerThread;
+    const uint64_t want = (total + per_block - 1) / per_block;
+    const unsigned grid = static_cast<unsigned>(want < cap ? want : cap);
     // 32-bit indices while base + stride * kChunksPerThread cannot overflow.
     if (total + static_cast<uint64_t>(grid) * kThreads * kChunksPerThread < (1ull << 32)) {
-      quantize_vec_kernel<uint32_t><<<grid, kThreads, 0, stream>>>(
+      quantize_vec_kernel<uint32_t, kChunksPerThread><<<grid, kThreads, 0, stream>>>(
           in, a.row_stride, cs, a.scale, a.out, chunks_per_row, static_cast<uint32_t>(total));
     } else {
-      quantize_vec_kernel<uint64_t><<<grid, kThreads, 0, stream>>>(
+      quantize_vec_kernel<uint64_t, kChunksPerThread><<<grid, kThreads, 0, stream>>>(
           in, a.row_stride, cs, a.scale, a.out, chunks_per_row, total);
     }
   } else {
