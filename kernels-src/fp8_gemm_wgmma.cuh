@@ -55,14 +55,15 @@ constexpr int kRasterGroupM = 8;  // token tiles swept together (4 and 16 measur
 #ifndef SFM_WGMMA_PROMOTE_TILES
 #define SFM_WGMMA_PROMOTE_TILES 2
 #endif
-#ifndef SFM_WGMMA_PDL  // 1: the down GEMM is a programmatic dependent launch (small M)
-#define SFM_WGMMA_PDL 1
-#endif
-constexpr int kMaxPdlTokens = 512;
 #ifndef SFM_WGMMA_FIRST_GROUP_TILES
 #define SFM_WGMMA_FIRST_GROUP_TILES 2
 #endif
 static_assert(SFM_WGMMA_FIRST_GROUP_TILES >= SFM_WGMMA_PROMOTE_TILES, "issue_group unrolls to it");
+
+#ifndef SFM_WGMMA_PDL  // 1: the down GEMM is a programmatic dependent launch (small M)
+#define SFM_WGMMA_PDL 1
+#endif
+constexpr int kMaxPdlTokens = 512;
 
 // Two CTA shapes. Tall (large batches): 128 tokens (64 per consumer warpgroup) x 128
 // weight rows. Wide (batches up to kMaxWideTokens): 64 tokens shared by both warpgroups
