@@ -14,10 +14,22 @@
 
 namespace static_fp8_mlp {
 
-// Two floats -> two FP8 bytes packed in the low 16 bits: lo -> byte 0, hi -> byte 1.
-SFM_DEVICE uint16_t q_pair(float lo, float hi) {
+// The bare hardware conversion: right for every value except NaNs with the sign bit
+// set (which GPU arithmetic never produces: its NaN results are the positive canonical
+// NaN). lo -> byte 0, hi -> byte 1.
+SFM_DEVICE uint16_t cvt_pair(float lo, float hi) {
   uint16_t packed;
   asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(packed) : "f"(hi), "f"(lo));
+  return packed;
+}
+
+SFM_DEVICE uint32_t cvt_quad(float a, float b, float c, float d) {
+  return static_cast<uint32_t>(cvt_pair(a, b)) | (static_cast<uint32_t>(cvt_pair(c, d)) << 16);
+}
+
+// Two floats -> two FP8 bytes packed in the low 16 bits: lo -> byte 0, hi -> byte 1.
+SFM_DEVICE uint16_t q_pair(float lo, float hi) {
+  uint16_t packed = cvt_pair(lo, hi);
   const uint32_t lo_bits = __float_as_uint(lo);
   const uint32_t hi_bits = __float_as_uint(hi);
   if ((lo_bits & 0x7fffffffu) > 0x7f800000u) {

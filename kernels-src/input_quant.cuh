@@ -1,8 +1,7 @@
 // Input quantisation: out[m, k] = q(input[m, k] * channel_scale[k] / scale).
 //
-// Byte-exact with the fp32 reference: one IEEE multiply (exact for bf16 x bf16), one
-// IEEE division (__fdiv_rn, so even a fast-math build keeps it), then q(). Memory
-// bound: the vector kernel moves 16 bytes of bf16 in and 8 bytes of FP8 out per
+// Byte-exact with the fp32 reference q(rn(rn(x * cs) / scale)), without a division per
+// element (see Bracket). The vector kernel moves 16 bytes of bf16 in and 8 bytes of FP8 out per
 // chunk, several chunks per thread in flight. The scalar kernel handles any K,
 // stride and alignment.
 #pragma once
@@ -24,63 +23,133 @@ constexpr int kThreads = 256;
 SFM_DEVICE float bf16_lo(uint32_t w) { return __uint_as_float(w << 16); }
 SFM_DEVICE float bf16_hi(uint32_t w) { return __uint_as_float(w & 0xffff0000u); }
 
-SFM_DEVICE float quant_value(float x, float cs, float scale) {
-  return __fdiv_rn(__fmul_rn(x, cs), scale);
+// The reference quantises t = rn(v / scale), v = x * cs (exact: bf16 x bf16), with one
+// IEEE division per element, which made this kernel instruction bound. Instead each
+// element is bracketed: lo = rn(v * y_lo) and hi = rn(v * y_hi), with y_lo and y_hi
+// 1 / scale scaled by (1 -+ 2^-20), lie on either side of t (t is within 2^-24 of v /
+// scale, the bracket more than 2^-21 away). FP8 rounding is monotone, so when lo and hi
+// give the same FP8 byte, t gives that byte too; that covers NaN (GPU arithmetic
+// yields the positive canonical NaN, as the reference's does), infinities and zeros.
+// Otherwise (an FP8 rounding boundary inside the bracket: about one chunk in 10^4) the
+// chunk takes the IEEE division. So does every element when the scale is not a normal
+// float with a normal reciprocal, where y could be far from 1 / scale.
+struct Bracket {
+  float lo, hi;  // 1 / scale * (1 -+ 2^-20)
+  bool usable;   // |scale| in [2^-126, 2^126]
+};
+
+SFM_DEVICE Bracket make_bracket(float scale) {
+  float y;  // 1 / scale within 1 ulp (no slow-path branch, unlike __frcp_rn)
+  asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(scale));
+  y = __fmaf_rn(y, __fmaf_rn(-scale, y, 1.0f), y);  // one Newton step
+  const float mag = fabsf(scale);
+  return {y * (1.0f - 0x1p-20f), y * (1.0f + 0x1p-20f), mag >= 0x1p-126f && mag <= 0x1p126f};
+}
+
+SFM_DEVICE uint8_t quantize_one(float x, float cs, float scale, const Bracket& b) {
+  const float v = __fmul_rn(x, cs);
+  const uint8_t lo = static_cast<uint8_t>(cvt_pair(__fmul_rn(v, b.lo), 0.0f));
+  const uint8_t hi = static_cast<uint8_t>(cvt_pair(__fmul_rn(v, b.hi), 0.0f));
+  return b.usable && lo == hi ? lo : q_one(__fdiv_rn(v, scale));
+}
+
+// Eight bf16 inputs and channel scales -> eight FP8 bytes. The divisions sit behind one
+// rarely taken branch per chunk (per element, the compiler would predicate them into
+// the common path).
+SFM_DEVICE Vec8 quantize_chunk(int4 in, int4 cs, float scale, const Bracket& b) {
+  const uint32_t a[4] = {static_cast<uint32_t>(in.x), static_cast<uint32_t>(in.y),
+                         static_cast<uint32_t>(in.z), static_cast<uint32_t>(in.w)};
+  const uint32_t c[4] = {static_cast<uint32_t>(cs.x), static_cast<uint32_t>(cs.y),
+                         static_cast<uint32_t>(cs.z), static_cast<uint32_t>(cs.w)};
+  float v[kElemsPerChunk];
+#pragma unroll
+  for (int e = 0; e < kElemsPerChunk; ++e) {
+    const uint32_t aw = a[e / 2], cw = c[e / 2];
+    v[e] = __fmul_rn(e % 2 ? bf16_hi(aw) : bf16_lo(aw), e % 2 ? bf16_hi(cw) : bf16_lo(cw));
+  }
+  Vec8 lo, hi;
+#pragma unroll
+  for (int w = 0; w < 2; ++w) {
+    const float* vw = v + 4 * w;
+    lo.w[w] = cvt_quad(__fmul_rn(vw[0], b.lo), __fmul_rn(vw[1], b.lo), __fmul_rn(vw[2], b.lo),
+                       __fmul_rn(vw[3], b.lo));
+    hi.w[w] = cvt_quad(__fmul_rn(vw[0], b.hi), __fmul_rn(vw[1], b.hi), __fmul_rn(vw[2], b.hi),
+                       __fmul_rn(vw[3], b.hi));
+  }
+  if (__builtin_expect(!b.usable || lo.w[0] != hi.w[0] || lo.w[1] != hi.w[1], 0)) {
+#pragma unroll
+    for (int w = 0; w < 2; ++w) {
+      lo.w[w] = q_quad(__fdiv_rn(v[4 * w], scale), __fdiv_rn(v[4 * w + 1], scale),
+                       __fdiv_rn(v[4 * w + 2], scale), __fdiv_rn(v[4 * w + 3], scale));
+    }
+  }
+  return lo;
 }
 
 // Requires K % 8 == 0, row_stride % 8 == 0 and 16-byte aligned input/channel_scale,
 // 8-byte aligned output.
 // Index is uint32_t whenever the chunk count fits (the common case): 64-bit division
 // per chunk would cost more than the memory traffic it serves.
-// CPT chunks per thread: 4 keeps loads in flight on large inputs; small inputs (under a
-// wave of 4-chunk threads) take one chunk per thread, so more SMs share the per-element
-// work (an IEEE division each) instead of a few threads doing it serially.
-template <typename Index, int CPT>
+// kChunksPerThread chunks per thread keep loads in flight.
+template <typename Index>
 __global__ void __launch_bounds__(kThreads)
     quantize_vec_kernel(const uint16_t* __restrict__ input, int64_t row_stride,
                         const uint16_t* __restrict__ channel_scale,
                         const float* __restrict__ scale_ptr, uint8_t* __restrict__ out,
                         uint32_t chunks_per_row, Index total_chunks) {
-  const float scale = __ldg(scale_ptr);
   const Index stride = static_cast<Index>(gridDim.x) * kThreads;
-  Index base = static_cast<Index>(blockIdx.x) * kThreads * CPT + threadIdx.x;
-  for (; base < total_chunks; base += stride * CPT) {
-    int4 in[CPT];
-    int4 cs[CPT];
-    uint64_t row[CPT];
-    uint32_t col[CPT];
+  Index base = static_cast<Index>(blockIdx.x) * kThreads * kChunksPerThread + threadIdx.x;
+  for (; base < total_chunks; base += stride * kChunksPerThread) {
+    int4 in[kChunksPerThread];
+    int4 cs[kChunksPerThread];
+    uint64_t row[kChunksPerThread];
+    uint32_t col[kChunksPerThread];
+    const float scale = __ldg(scale_ptr);
+    // Chunks past the end re-read the last one (only stores are guarded): one basic
+    // block of loads, so the reciprocal of the scale is not scheduled between them,
+    // where it would hold their issue until the scale arrives.
 #pragma unroll
-    for (int i = 0; i < CPT; ++i) {
-      const Index c = base + static_cast<Index>(i) * kThreads;
-      if (c < total_chunks) {
-        const Index r = c / chunks_per_row;
-        row[i] = r;
-        col[i] = static_cast<uint32_t>(c - r * chunks_per_row);
-        // Streamed once: evict-first load; channel_scale is tiny and reused: read-only path.
-        in[i] = __ldcs(reinterpret_cast<const int4*>(input + row[i] * row_stride) + col[i]);
-        cs[i] = __ldg(reinterpret_cast<const int4*>(channel_scale) + col[i]);
-      }
+    for (int i = 0; i < kChunksPerThread; ++i) {
+      const Index want = base + static_cast<Index>(i) * kThreads;
+      const Index c = want < total_chunks ? want : total_chunks - 1;
+      const Index r = c / chunks_per_row;
+      row[i] = r;
+      col[i] = static_cast<uint32_t>(c - r * chunks_per_row);
+      // Streamed once: evict-first load; channel_scale is tiny and reused: read-only path.
+      in[i] = __ldcs(reinterpret_cast<const int4*>(input + row[i] * row_stride) + col[i]);
+      cs[i] = __ldg(reinterpret_cast<const int4*>(channel_scale) + col[i]);
     }
+    const Bracket bracket = make_bracket(scale);
 #pragma unroll
-    for (int i = 0; i < CPT; ++i) {
+    for (int i = 0; i < kChunksPerThread; ++i) {
       const Index c = base + static_cast<Index>(i) * kThreads;
       if (c < total_chunks) {
-        Vec8 q;
-#pragma unroll
-        for (int j = 0; j < 2; ++j) {
-          const uint32_t a0 = static_cast<uint32_t>(j == 0 ? in[i].x : in[i].z);
-          const uint32_t a1 = static_cast<uint32_t>(j == 0 ? in[i].y : in[i].w);
-          const uint32_t s0 = static_cast<uint32_t>(j == 0 ? cs[i].x : cs[i].z);
-          const uint32_t s1 = static_cast<uint32_t>(j == 0 ? cs[i].y : cs[i].w);
-          q.w[j] = q_quad(quant_value(bf16_lo(a0), bf16_lo(s0), scale),
-                          quant_value(bf16_hi(a0), bf16_hi(s0), scale),
-                          quant_value(bf16_lo(a1), bf16_lo(s1), scale),
-                          quant_value(bf16_hi(a1), bf16_hi(s1), scale));
-        }
+        const Vec8 q = quantize_chunk(in[i], cs[i], scale, bracket);
         *reinterpret_cast<Vec8*>(out + (row[i] * chunks_per_row + col[i]) * kElemsPerChunk) = q;
       }
     }
   }
+}
+
+// Small inputs (under one wave of 4-chunk threads): one chunk per thread on a 2-D grid,
+// blockIdx.y = row, so a thread's loads wait on no index division (at this size the
+// call is one dependent chain per thread: its length is the time).
+constexpr int kRowThreads = 128;
+
+__global__ void __launch_bounds__(kRowThreads)
+    quantize_rows_kernel(const uint16_t* __restrict__ input, int64_t row_stride,
+                         const uint16_t* __restrict__ channel_scale,
+                         const float* __restrict__ scale_ptr, uint8_t* __restrict__ out,
+                         uint32_t chunks_per_row) {
+  const uint32_t col = blockIdx.x * kRowThreads + threadIdx.x;
+  if (col >= chunks_per_row) return;
+  const uint32_t row = blockIdx.y;
+  const float scale = __ldg(scale_ptr);
+  const int4 in = __ldcs(reinterpret_cast<const int4*>(input + row * row_stride) + col);
+  const int4 cs = __ldg(reinterpret_cast<const int4*>(channel_scale) + col);
+  const Vec8 q = quantize_chunk(in, cs, scale, make_bracket(scale));
+  *reinterpret_cast<Vec8*>(out + (static_cast<uint64_t>(row) * chunks_per_row + col) *
+                                     kElemsPerChunk) = q;
 }
 
 __global__ void __launch_bounds__(kThreads)
@@ -89,13 +158,14 @@ __global__ void __launch_bounds__(kThreads)
                            const float* __restrict__ scale_ptr, uint8_t* __restrict__ out,
                            int64_t k, uint64_t total) {
   const float scale = __ldg(scale_ptr);
+  const Bracket bracket = make_bracket(scale);
   for (uint64_t i = static_cast<uint64_t>(blockIdx.x) * kThreads + threadIdx.x; i < total;
        i += static_cast<uint64_t>(gridDim.x) * kThreads) {
     const uint64_t row = i / k;
     const uint64_t col = i - row * k;
     const float x = __uint_as_float(static_cast<uint32_t>(input[row * row_stride + col]) << 16);
     const float cs = __uint_as_float(static_cast<uint32_t>(channel_scale[col]) << 16);
-    out[i] = q_one(quant_value(x, cs, scale));
+    out[i] = quantize_one(x, cs, scale, bracket);
   }
 }
 
@@ -119,10 +189,10 @@ inline cudaError_t launch(const InputQuantArgs& a, cudaStream_t stream) {
     const auto* cs = static_cast<const uint16_t*>(a.channel_scale);
     const auto chunks_per_row = static_cast<uint32_t>(a.k / kElemsPerChunk);
     const uint64_t one_wave = static_cast<uint64_t>(device_sms) * kThreads * kChunksPerThread;
-    if (total <= one_wave) {  // small: one chunk per thread (32-bit indices suffice)
-      const uint64_t want = (total + kThreads - 1) / kThreads;
-      quantize_vec_kernel<uint32_t, 1><<<static_cast<unsigned>(want), kThreads, 0, stream>>>(
-          in, a.row_stride, cs, a.scale, a.out, chunks_per_row, static_cast<uint32_t>(total));
+    if (total <= one_wave && a.m <= 65535) {  // small: a thread per chunk, a grid row per row
+      const dim3 grid((chunks_per_row + kRowThreads - 1) / kRowThreads, static_cast<unsigned>(a.m));
+      quantize_rows_kernel<<<grid, kRowThreads, 0, stream>>>(in, a.row_stride, cs, a.scale, a.out,
+                                                             chunks_per_row);
       return cudaGetLastError();
     }
     const uint64_t per_block = static_cast<uint64_t>(kThreads) * kChunksPerThread;
@@ -130,10 +200,10 @@ inline cudaError_t launch(const InputQuantArgs& a, cudaStream_t stream) {
     const unsigned grid = static_cast<unsigned>(want < cap ? want : cap);
     // 32-bit indices while base + stride * kChunksPerThread cannot overflow.
     if (total + static_cast<uint64_t>(grid) * kThreads * kChunksPerThread < (1ull << 32)) {
-      quantize_vec_kernel<uint32_t, kChunksPerThread><<<grid, kThreads, 0, stream>>>(
+      quantize_vec_kernel<uint32_t><<<grid, kThreads, 0, stream>>>(
           in, a.row_stride, cs, a.scale, a.out, chunks_per_row, static_cast<uint32_t>(total));
     } else {
-      quantize_vec_kernel<uint64_t, kChunksPerThread><<<grid, kThreads, 0, stream>>>(
+      quantize_vec_kernel<uint64_t><<<grid, kThreads, 0, stream>>>(
           in, a.row_stride, cs, a.scale, a.out, chunks_per_row, total);
     }
   } else {

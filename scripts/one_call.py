@@ -20,7 +20,7 @@ ap.add_argument("m", type=int)
 a = ap.parse_args()
 sfm = load_kernel_module(Path(a.build))
 k, h, n = SHAPES[a.kind]
-if a.kind == "gelu":
+if a.kind.startswith("gelu"):
     case = dense_case(a.m, k, h, n, False)
     call = lambda: sfm._gelu_mlp_with_paths((a.path, a.path), *case.args())
 else:

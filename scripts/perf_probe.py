@@ -25,7 +25,8 @@ COMPILE_US = {  # torch.compile static split path, BASELINES.md
     ("swiglu", 16): 55.8, ("swiglu", 512): 174.3, ("swiglu", 8192): 2620.2,
     ("gelu", 16): 13.5, ("gelu", 512): 26.8, ("gelu", 8192): 226.6,
 }
-SHAPES = {"geglu": (2048, 16384, 2048), "swiglu": (4096, 14336, 4096), "gelu": (1152, 4304, 1152)}
+SHAPES = {"geglu": (2048, 16384, 2048), "swiglu": (4096, 14336, 4096), "gelu": (1152, 4304, 1152),
+          "gelu2": (1536, 6144, 1536)}
 
 
 def graph_time_us(fn, reps=20, batches=5) -> float:
@@ -78,7 +79,7 @@ def kernel_times_us(fn, reps=20) -> list[tuple[str, float]]:
 
 def floor_us(kind, m):
     k, h, n = SHAPES[kind]
-    rows1 = 2 * h if kind != "gelu" else h
+    rows1 = h if kind.startswith("gelu") else 2 * h
     wbytes = rows1 * k + n * h
     flops = 2 * m * (rows1 * k + n * h)
     return max(wbytes / COPY_BW, flops / FP8_RATE) * 1e6
@@ -102,7 +103,7 @@ def main():
         if kind not in args.kinds.split(","):
             continue
         for m in ms:
-            if kind == "gelu":
+            if kind.startswith("gelu"):
                 case = dense_case(m, k, h, n, False)
                 call = lambda p: sfm._gelu_mlp_with_paths(pair(p), *case.args(), out=out)
             else:

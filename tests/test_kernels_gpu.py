@@ -128,6 +128,18 @@ def test_input_quant_byte_exact(sfm, m, k, scale_value):
     assert_matches_cpu_up_to_nan_sign(got.view(torch.uint8).cpu(), x, cs, s)
 
 
+@pytest.mark.parametrize("m,k", ((70000, 8), (65535, 8), (3, 8)))
+def test_input_quant_many_short_rows(sfm, m, k):
+    """Small inputs run one grid row per input row, up to 65535 rows; more rows fall
+    back to the flat kernel."""
+    gen = torch.Generator().manual_seed(m)
+    x = quant_inputs(m, k, gen)
+    cs = (torch.rand(k, generator=gen) + 0.5).to(torch.bfloat16)
+    s = torch.tensor([0.37], dtype=torch.float32)
+    got = sfm.channel_scale_quantize_fp8_static_bf16(x.cuda(), cs.cuda(), s.cuda())
+    assert torch.equal(got.view(torch.uint8).cpu(), ref_quant(x, cs, s))
+
+
 def test_input_quant_every_bf16_value(sfm):
     """All 65536 bf16 bit patterns, with non-power-of-two channel and tensor scales."""
     x = torch.arange(-32768, 32768, dtype=torch.int32).to(torch.int16).view(torch.bfloat16)
@@ -138,6 +150,36 @@ def test_input_quant_every_bf16_value(sfm):
         got = sfm.channel_scale_quantize_fp8_static_bf16(x.cuda(), cs.cuda(), s.cuda())
         assert torch.equal(got.view(torch.uint8).cpu(), ref_quant(x, cs, s))
         assert_matches_cpu_up_to_nan_sign(got.view(torch.uint8).cpu(), x, cs, s)
+
+
+def bracket_straddles_fp8_boundary(x, cs, s) -> torch.Tensor:
+    """Elements whose bracket [rn(v * y_lo), rn(v * y_hi)] (input_quant.cuh: v = x * cs,
+    y = 1 / s scaled by 1 -+ 2^-20) holds an FP8 rounding boundary: there the kernel
+    must take the IEEE division."""
+    v = x.float() * cs.float()
+    y = (1.0 / s.double()).float()
+    lo = q(v * (y * (1 - 2.0**-20))).view(torch.uint8)
+    hi = q(v * (y * (1 + 2.0**-20))).view(torch.uint8)
+    return lo != hi
+
+
+@pytest.mark.parametrize("scale_value", (0.37, 0.3, 7.1))  # scales with many straddles
+def test_input_quant_near_fp8_midpoints(sfm, scale_value):
+    """Random products near every FP8 rounding boundary, where the kernel's bracketing
+    multiplies cannot decide and it takes the IEEE division: bytes must still match."""
+    gen = torch.Generator().manual_seed(int(scale_value * 1e4))
+    m, k = 2048, 4096
+    # |x * cs / s| spread over the FP8 normal range (2^-6 .. 448)
+    x = (torch.randn(m, k, generator=gen) * 0.6 * scale_value
+         * torch.exp2(torch.randint(-6, 8, (m, 1), generator=gen).float())).to(torch.bfloat16)
+    cs = (torch.rand(k, generator=gen) * 1.5 + 0.5).to(torch.bfloat16)
+    s = torch.tensor(scale_value, dtype=torch.float32)
+    near = bracket_straddles_fp8_boundary(x, cs, s)
+    assert near.sum() >= 20, "the inputs no longer exercise the fallback"
+    got = sfm.channel_scale_quantize_fp8_static_bf16(x.cuda(), cs.cuda(), s.cuda())
+    expected = ref_quant(x, cs, s)
+    bad = got.view(torch.uint8).cpu() != expected
+    assert not bad.any(), f"{int(bad.sum())} bytes differ ({int((bad & near).sum())} near a midpoint)"
 
 
 @pytest.mark.parametrize("layout", ("column_slice", "transposed", "3d", "offset"))
