@@ -68,6 +68,8 @@ DEFAULT_M = (1, 16, 50, 128, 512, 2048, 8192)
 QUICK_M = (16, 512)
 
 GEMM_PATHS = ("auto", "small_m", "large_m", "tensor_core_tma", "weight_stream")
+# accepted in --path-combos, not in the default product
+EXTRA_GEMM_PATHS = ("tensor_core_split_k", "tensor_core_tall_128", "tensor_core_tall_192")
 # auto/auto plus every forced pair
 DEFAULT_PATH_COMBOS: tuple[tuple[str, str], ...] = (("auto", "auto"),) + tuple(
     itertools.product(GEMM_PATHS[1:], repeat=2)
@@ -135,8 +137,9 @@ def parse_path_combos(text: str | None) -> list[tuple[str, str]]:
         parts = item.split("/")
         if len(parts) == 1:
             parts = parts * 2
-        if len(parts) != 2 or any(p not in GEMM_PATHS for p in parts):
-            raise ValueError(f"--path-combos: {item!r} must be P1/P2 with P in {', '.join(GEMM_PATHS)}")
+        known = GEMM_PATHS + EXTRA_GEMM_PATHS
+        if len(parts) != 2 or any(p not in known for p in parts):
+            raise ValueError(f"--path-combos: {item!r} must be P1/P2 with P in {', '.join(known)}")
         combo = (parts[0], parts[1])
         if combo not in combos:
             combos.append(combo)

@@ -27,6 +27,8 @@ enum class GemmPath : int {
   kTensorCoreTma = 3,  // sm_90a wgmma + TMA
   kWeightStream = 4,   // sm_90+ persistent weight-streaming kernel (decode)
   kTensorCoreSplitK = 5,  // sm_90a wgmma, split-K over a workspace (down GEMM, M <= 64)
+  kTensorCoreTall128 = 6,  // sm_90a wgmma, 128-token CTAs with 128 weight rows, any M
+  kTensorCoreTall192 = 7,  // sm_90a wgmma, 128-token CTAs with 192 weight rows, any M
 };
 
 // x[M, K] (row stride K) times w[N, K]^T, both FP8 e4m3, row-major and 16-byte aligned.

@@ -1,23 +1,24 @@
 // Hopper (sm_90a) FP8 GEMM with the fused MLP epilogues: TMA loads into a
 // multi-stage shared-memory ring guarded by mbarriers, one producer warp and two
-// consumer warpgroups issuing wgmma (m64n128k32, e4m3), and the epilogue applied to
-// the accumulators in registers. CTAs are persistent (one per SM, looping over output
-// tiles) and the producer keeps loading the next tile while the consumers run the
-// epilogue; each consumer warpgroup stages and stores its own part of the tile, so one
-// warpgroup's epilogue can overlap the other's mainloop.
+// consumer warpgroups issuing wgmma (m64n128k32 or m64n192k32, e4m3), and the epilogue
+// applied to the accumulators in registers. CTAs are persistent (one per SM, looping
+// over output tiles) and the producer keeps loading the next tile while the consumers
+// run the epilogue; each consumer warpgroup stages and stores its own part of the tile,
+// so one warpgroup's epilogue can overlap the other's mainloop.
 //
 // Precision: Hopper's FP8 wgmma accumulates with fewer mantissa bits than fp32, which
-// over K = 14336 exceeds the contract's 1e-2. Each 128-element K tile is therefore
-// accumulated by wgmma from zero and then added into fp32 registers ("promotion"),
-// which needs two accumulator sets and so a 128-row weight tile.
+// over K = 14336 exceeds the contract's 1e-2. Each group of 128-element K tiles is
+// therefore accumulated by wgmma from zero and then added into fp32 registers
+// ("promotion"), which needs two accumulator sets: N = 128 or 192 weight rows per
+// warpgroup (128 or 192 registers of the 232 a consumer thread gets).
 //
 // Orientation: tokens are the M operand (128 per CTA, 64 per consumer warpgroup; or, for
 // batches up to 64, 64 tokens shared by both warpgroups), weight rows the N operand
-// (128 per consumer warpgroup: shared, or 256 per CTA in the wide shape). For the gated
-// GEMM1 the CTA's 128 weight rows are 64 gate rows and the matching 64 up rows, loaded by two TMA boxes into
-// adjacent halves of the B tile, so accumulator columns j and j + 64 of one thread
-// are gate and up of the same hidden unit: the SwiGLU/GeGLU epilogue stays in
-// registers and writes the FP8 hidden directly.
+// (128 or 192 shared by both warpgroups, or 128 per warpgroup in the wide shape). For
+// the gated GEMM1 a warpgroup's N weight rows are N/2 gate rows and the matching N/2 up
+// rows, loaded by two TMA boxes into adjacent halves of the B tile, so accumulator
+// columns j and j + N/2 of one thread are gate and up of the same hidden unit: the
+// SwiGLU/GeGLU epilogue stays in registers and writes the FP8 hidden directly.
 #pragma once
 
 #include <cuda.h>
@@ -43,7 +44,6 @@ namespace wgmma_gemm {
 
 using namespace tma;
 
-constexpr int kBN = 128;            // weight rows per consumer warpgroup
 constexpr int kBK = 128;            // bytes of K per stage (= one 128-byte swizzle row)
 constexpr int kConsumers = 2;       // consumer warpgroups
 constexpr int kThreads = 128 * (kConsumers + 1);
@@ -65,12 +65,14 @@ static_assert(SFM_WGMMA_FIRST_GROUP_TILES >= SFM_WGMMA_PROMOTE_TILES, "issue_gro
 #endif
 constexpr int kMaxPdlTokens = 512;
 
-// Two CTA shapes. Tall (large batches): 128 tokens (64 per consumer warpgroup) x 128
-// weight rows. Wide (batches up to kMaxWideTokens): 64 tokens shared by both warpgroups
-// x 256 weight rows (128 each): a small batch does not pay for 128-token tiles of mostly
-// padding, and each CTA covers twice the weight rows.
-template <bool WIDE>
+// Two CTA shapes. Tall (large batches): 128 tokens (64 per consumer warpgroup) x BN
+// shared weight rows. Wide (batches up to kMaxWideTokens): 64 tokens shared by both
+// warpgroups x 2 * BN weight rows (BN each): a small batch does not pay for 128-token
+// tiles of mostly padding, and each CTA covers twice the weight rows. BN is the wgmma N
+// (128 or 192); the two accumulator sets of the promotion take BN registers per thread.
+template <bool WIDE, int BN>
 struct Shape {
+  static constexpr int kBN = BN;                            // weight rows per warpgroup
   static constexpr int kBM = WIDE ? 64 : 128;               // tokens per CTA
   static constexpr int kRows = WIDE ? 2 * kBN : kBN;        // weight rows per CTA
   static constexpr int kTileABytes = kBM * kBK;
@@ -81,16 +83,17 @@ struct Shape {
 
 constexpr int kMaxDynamicSmem = 227 * 1024;  // sm_90 opt-in limit per block
 
+
 // Shared memory of one instantiation: the TMA ring, then the epilogue staging tile.
 // CTAs are persistent (one per SM, looping over output tiles), so the staging tile has
 // its own space: the producer refills the ring with the next tile's operands while the
 // consumers run this tile's epilogue. The split-K kernel runs one tile per CTA and
 // stages in the (then idle) ring, which keeps its five stages.
-template <EpilogueKind EPI, bool WIDE, bool SPLIT>
+template <EpilogueKind EPI, bool WIDE, bool SPLIT, int BN = 128>
 struct Plan {
-  using S = Shape<WIDE>;
+  using S = Shape<WIDE, BN>;
   static constexpr bool kGated = EPI == EpilogueKind::kGatedToFp8;
-  static constexpr int kWgCols = kGated ? kBN / 2 : kBN;  // output columns per consumer warpgroup
+  static constexpr int kWgCols = kGated ? S::kBN / 2 : S::kBN;  // output columns per consumer warpgroup
   static constexpr int kOutCols = WIDE ? 2 * kWgCols : kWgCols;  // output columns per CTA
   static constexpr int kOutBytes = SPLIT ? 4 : EPI == EpilogueKind::kBiasToBf16 ? 2 : 1;
   static constexpr int kPitch = kOutCols * kOutBytes + 16;  // +16: conflict-free pair writes
@@ -157,6 +160,42 @@ SFM_DEVICE void wgmma_m64n128k32(float (&d)[64], uint64_t desc_a, uint64_t desc_
       : "l"(desc_a), "l"(desc_b), "r"(scale_d));
 }
 
+// The same with N = 192 (96 accumulators per thread).
+SFM_DEVICE void wgmma_m64n192k32(float (&d)[96], uint64_t desc_a, uint64_t desc_b,
+                                int scale_d) {
+  asm volatile(
+      "{\n"
+      ".reg .pred p;\n"
+      "setp.ne.b32 p, %98, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n192k32.f32.e4m3.e4m3 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95}, "
+      "%96, %97, p, 1, 1;\n"
+      "}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]),
+        "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]),
+        "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]),
+        "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]),
+        "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95])
+      : "l"(desc_a), "l"(desc_b), "r"(scale_d));
+}
+
+template <int N>
+SFM_DEVICE void wgmma_m64nk32(float (&d)[N / 2], uint64_t desc_a, uint64_t desc_b, int scale_d) {
+  static_assert(N == 128 || N == 192, "wgmma N");
+  if constexpr (N == 128) {
+    wgmma_m64n128k32(d, desc_a, desc_b, scale_d);
+  } else {
+    wgmma_m64n192k32(d, desc_a, desc_b, scale_d);
+  }
+}
+
 // ---------------------------------------------------------------- kernel
 
 struct WgmmaParams {
@@ -170,13 +209,14 @@ struct WgmmaParams {
 // SPLIT (down GEMM, wide shape): gridDim.y CTAs split K per tile and write their raw fp32
 // sums to a workspace, [split][m][n]; split_k_reduce_kernel adds them in a fixed order
 // and applies the scales and bias (deterministic; no atomics, no zeroed memory).
-template <EpilogueKind EPI, Activation ACT, bool WIDE, bool SPLIT = false>
+template <EpilogueKind EPI, Activation ACT, bool WIDE, bool SPLIT, int BN>
 __global__ void __launch_bounds__(kThreads, 1)
     fp8_gemm_wgmma_kernel(const __grid_constant__ CUtensorMap tma_x,
                           const __grid_constant__ CUtensorMap tma_w, const WgmmaParams p) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  using S = Shape<WIDE>;
-  using P = Plan<EPI, WIDE, SPLIT>;
+  using P = Plan<EPI, WIDE, SPLIT, BN>;
+  using S = typename P::S;
+  constexpr int kBN = S::kBN;
   constexpr int kBM = S::kBM;
   constexpr int kStages = P::kStages;
   constexpr int kStageBytes = S::kStageBytes;
@@ -317,7 +357,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
           for (int kk = 0; kk < kBK / 32; ++kk) {
             // +32 bytes along K inside the swizzled row = +2 in the address field.
-            wgmma_m64n128k32(part, da + 2 * kk, db + 2 * kk, (j == 0 && kk == 0) ? 0 : 1);
+            wgmma_m64nk32<kBN>(part, da + 2 * kk, db + 2 * kk, (j == 0 && kk == 0) ? 0 : 1);
           }
         }
       }
@@ -444,18 +484,18 @@ __global__ void __launch_bounds__(kThreads, 1)
 // x: [m, k]; w: [w_rows, k] with w_rows = 2 * n_out when gated, else n_out. Persistent:
 // min(tiles, sms) CTAs. SPLIT: one CTA per tile and split, gridDim.y = splits K ranges,
 // each writing fp32 partial sums to p.out.
-template <EpilogueKind EPI, Activation ACT, bool WIDE, bool SPLIT = false>
+template <EpilogueKind EPI, Activation ACT, bool WIDE, bool SPLIT = false, int BN = 128>
 cudaError_t launch_shape(const uint8_t* x, const uint8_t* w, const WgmmaParams& p, int sms,
                          cudaStream_t stream, int splits = 1) {
-  using S = Shape<WIDE>;
-  using P = Plan<EPI, WIDE, SPLIT>;
+  using P = Plan<EPI, WIDE, SPLIT, BN>;
+  using S = typename P::S;
   CUtensorMap tma_x, tma_w;
   cudaError_t e = make_tma(&tma_x, x, p.m, p.k, S::kBM, kBK);
   if (e != cudaSuccess) return e;
   e = make_tma(&tma_w, w, P::kGated ? 2 * int64_t(p.n_out) : p.n_out, p.k,
-               P::kGated ? kBN / 2 : kBN, kBK);
+               P::kGated ? S::kBN / 2 : S::kBN, kBK);
   if (e != cudaSuccess) return e;
-  constexpr auto kernel = fp8_gemm_wgmma_kernel<EPI, ACT, WIDE, SPLIT>;
+  constexpr auto kernel = fp8_gemm_wgmma_kernel<EPI, ACT, WIDE, SPLIT, BN>;
   e = allow_dynamic_smem<kernel>(P::kSmemBytes);
   if (e != cudaSuccess) return e;
   const int64_t tiles = host_ceil_div(p.m, S::kBM) * host_ceil_div(p.n_out, P::kOutCols);
@@ -504,7 +544,8 @@ __global__ void split_k_reduce_kernel(const float* __restrict__ ws, int splits, 
 
 // Split-K factor of the wide down GEMM: fill the GPU, keep >= 4 K tiles per split.
 inline int split_k_factor(int64_t m, int64_t n_out, int64_t k, int sms) {
-  const int64_t tiles = host_ceil_div(m, Shape<true>::kBM) * host_ceil_div(n_out, 2 * kBN);
+  using P = Plan<EpilogueKind::kBiasToBf16, /*WIDE=*/true, /*SPLIT=*/true>;
+  const int64_t tiles = host_ceil_div(m, P::S::kBM) * host_ceil_div(n_out, P::kOutCols);
   const int64_t k_tiles = host_ceil_div(k, kBK);
   int64_t splits = std::max<int64_t>(1, sms / std::max<int64_t>(tiles, 1));
   splits = std::min<int64_t>({splits, 16, std::max<int64_t>(1, k_tiles / 4)});
@@ -545,12 +586,40 @@ cudaError_t launch_split_k(const uint8_t* x, const uint8_t* w, const WgmmaParams
 #endif
 constexpr int kMaxWideTokens = SFM_WGMMA_MAX_WIDE_TOKENS;
 
+// Weight rows of the tall shape: 128, or 192, which moves 1/6 fewer operand bytes per
+// FLOP through L2 and shared memory (two 64-token warpgroups share the weight tile).
+// With one persistent CTA per SM the time goes with the most tiles any CTA runs, so 192
+// is taken when its waves, weighted by the measured cost of a 192-row tile (1.35 times
+// a 128-row one on H200; scripts/perf_probe.py), are fewer: it loses where 192 rows
+// leave a partial last wave (N = 2048, 4096 below M = 8192), wins where they divide N.
+// 0: chosen so; 128 or 192: forced (tuning builds).
+#ifndef SFM_WGMMA_TALL_ROWS
+#define SFM_WGMMA_TALL_ROWS 0
+#endif
+
+template <EpilogueKind EPI>
+int tall_rows(int64_t m, int64_t n_out, int sms) {
+  if (SFM_WGMMA_TALL_ROWS != 0) return SFM_WGMMA_TALL_ROWS;
+  auto waves = [&](int rows) {
+    const int cols = EPI == EpilogueKind::kGatedToFp8 ? rows / 2 : rows;
+    const int64_t tiles = host_ceil_div(m, Shape<false, 128>::kBM) * host_ceil_div(n_out, cols);
+    return host_ceil_div(tiles, std::max(sms, 1));
+  };
+  return 135 * waves(192) < 100 * waves(128) ? 192 : 128;
+}
+
+// tall_rows: 0 picks the CTA shape by batch size (wide up to kMaxWideTokens, then tall
+// with tall_rows<EPI>()); 128 or 192 forces the tall shape with that many weight rows.
 template <EpilogueKind EPI, Activation ACT>
 cudaError_t launch(const uint8_t* x, const uint8_t* w, const WgmmaParams& p, int sms,
-                   cudaStream_t stream) {
+                   cudaStream_t stream, int forced_tall_rows = 0) {
   if (p.m == 0 || p.n_out == 0) return cudaSuccess;
-  if (p.m <= kMaxWideTokens) return launch_shape<EPI, ACT, true>(x, w, p, sms, stream);
-  return launch_shape<EPI, ACT, false>(x, w, p, sms, stream);
+  if (forced_tall_rows == 0 && p.m <= kMaxWideTokens) {
+    return launch_shape<EPI, ACT, true>(x, w, p, sms, stream);
+  }
+  const int rows = forced_tall_rows != 0 ? forced_tall_rows : tall_rows<EPI>(p.m, p.n_out, sms);
+  if (rows == 192) return launch_shape<EPI, ACT, false, false, 192>(x, w, p, sms, stream);
+  return launch_shape<EPI, ACT, false, false, 128>(x, w, p, sms, stream);
 }
 
 }  // namespace wgmma_gemm

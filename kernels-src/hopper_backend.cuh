@@ -39,7 +39,8 @@ inline int current_sms() {
 // - without that split (SFM_WGMMA_SPLIT_K=0), up to 128 tokens the down GEMM streams
 //   when N <= 2048 (tall wgmma tiles would give it only N / 128 CTAs);
 // - everything else: persistent wgmma CTAs, wide 64-token tiles up to
-//   wgmma_gemm::kMaxWideTokens tokens, tall 128-token tiles above.
+//   wgmma_gemm::kMaxWideTokens tokens, tall 128-token tiles above (128 or 192 weight
+//   rows by tile count: wgmma_gemm::tall_rows).
 constexpr int64_t kMaxStreamTokens = SFM_MAX_STREAM_TOKENS;
 constexpr int64_t kMaxStreamGemm2Tokens = 128;
 
@@ -49,7 +50,9 @@ enum class Kernel { kStream, kWgmma, kWgmmaSplitK, kPortable };
 inline Kernel pick(int64_t m, GemmPath path, bool gemm2 = false, int64_t n_out = 0,
                    int64_t k = 0) {
   switch (path) {
-    case GemmPath::kTensorCoreTma: return Kernel::kWgmma;
+    case GemmPath::kTensorCoreTma:
+    case GemmPath::kTensorCoreTall128:
+    case GemmPath::kTensorCoreTall192: return Kernel::kWgmma;
     case GemmPath::kWeightStream: return Kernel::kStream;
     case GemmPath::kTensorCoreSplitK: return gemm2 ? Kernel::kWgmmaSplitK : Kernel::kPortable;
     case GemmPath::kAuto:
@@ -83,6 +86,11 @@ cudaError_t stream(const Fp8GemmOperands& op, int64_t n_out, void* out, const vo
   return stream_gemm::launch<32, EPI, ACT, BWS...>(op.x, op.w, op.m, op.k, n_out, out, epi, s);
 }
 
+// Weight rows of the tall wgmma CTAs a path forces (0: by batch size and tile count).
+inline int forced_tall_rows(GemmPath path) {
+  return path == GemmPath::kTensorCoreTall128 ? 128 : path == GemmPath::kTensorCoreTall192 ? 192 : 0;
+}
+
 inline wgmma_gemm::WgmmaParams make_params(const Fp8GemmOperands& op, int64_t n_out, void* out,
                                            const void* bias, const float* hidden_scale) {
   wgmma_gemm::WgmmaParams p;
@@ -95,21 +103,24 @@ inline wgmma_gemm::WgmmaParams make_params(const Fp8GemmOperands& op, int64_t n_
 }
 
 template <Activation ACT>
-cudaError_t gated_gemm1_with(const GatedGemm1Args& a, Kernel kernel, cudaStream_t stream) {
+cudaError_t gated_gemm1_with(const GatedGemm1Args& a, Kernel kernel, GemmPath path,
+                             cudaStream_t stream) {
   if (kernel == Kernel::kStream) {
     return hopper::stream<EpilogueKind::kGatedToFp8, ACT, 32, 64>(a.op, a.op.n / 2, a.hidden,
                                                                   nullptr, a.hidden_scale, stream);
   }
   const auto p = make_params(a.op, a.op.n / 2, a.hidden, nullptr, a.hidden_scale);
   return wgmma_gemm::launch<EpilogueKind::kGatedToFp8, ACT>(a.op.x, a.op.w, p, current_sms(),
-                                                            stream);
+                                                            stream, forced_tall_rows(path));
 }
 
 inline cudaError_t gated_gemm1(const GatedGemm1Args& a, GemmPath path, cudaStream_t stream) {
   const Kernel kernel = pick(a.op.m, path);
   if (kernel == Kernel::kPortable) return portable::gated_gemm1(a, path, stream);
-  if (a.act == Activation::kSilu) return gated_gemm1_with<Activation::kSilu>(a, kernel, stream);
-  return gated_gemm1_with<Activation::kGeluTanh>(a, kernel, stream);
+  if (a.act == Activation::kSilu) {
+    return gated_gemm1_with<Activation::kSilu>(a, kernel, path, stream);
+  }
+  return gated_gemm1_with<Activation::kGeluTanh>(a, kernel, path, stream);
 }
 
 inline cudaError_t dense_gemm1(const DenseGemm1Args& a, GemmPath path, cudaStream_t stream) {
@@ -121,7 +132,7 @@ inline cudaError_t dense_gemm1(const DenseGemm1Args& a, GemmPath path, cudaStrea
   }
   const auto p = make_params(a.op, a.op.n, a.hidden, a.bias, a.hidden_scale);
   return wgmma_gemm::launch<EpilogueKind::kBiasGeluToFp8, Activation::kGeluTanh>(
-      a.op.x, a.op.w, p, current_sms(), stream);
+      a.op.x, a.op.w, p, current_sms(), stream, forced_tall_rows(path));
 }
 
 inline cudaError_t gemm2(const Gemm2Args& a, GemmPath path, cudaStream_t stream) {
@@ -139,7 +150,7 @@ inline cudaError_t gemm2(const Gemm2Args& a, GemmPath path, cudaStream_t stream)
   }
   const auto p = make_params(a.op, a.op.n, a.out, a.bias, nullptr);
   return wgmma_gemm::launch<EpilogueKind::kBiasToBf16, Activation::kGeluTanh>(
-      a.op.x, a.op.w, p, current_sms(), stream);
+      a.op.x, a.op.w, p, current_sms(), stream, forced_tall_rows(path));
 }
 
 }  // namespace hopper
