@@ -48,7 +48,7 @@
 #ifndef SFM_STREAM_ROW_GROUPS  // consumer warps per K block of a stage (1 or 2)
 #define SFM_STREAM_ROW_GROUPS 2
 #endif
-#ifndef SFM_STREAM_PDL  // 0: GEMM2 waits for GEMM1 to finish before it launches
+#ifndef SFM_STREAM_PDL  // 0: each GEMM waits for the previous kernel to finish before it launches
 #define SFM_STREAM_PDL 1
 #endif
 #ifndef SFM_STREAM_MAX_RESIDENT_X  // bytes of x a CTA may keep in shared memory
@@ -152,9 +152,6 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
   const int st_begin = static_cast<int>(int64_t(blockIdx.z) * p.k_stages / splits);
   const int st_end = static_cast<int>(int64_t(blockIdx.z + 1) * p.k_stages / splits);
 
-  // GEMM1: let the dependent GEMM2 launch now; its CTAs take over multiprocessors as ours
-  // finish (one CTA per SM, all of ours resident), and prefetch their weights.
-  if constexpr (!kGemm2) asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
   if (threadIdx.x == 0) {
     for (int s = 0; s < p.stages; ++s) {
       tma::mbar_init(&full[s], 1);
@@ -162,8 +159,18 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
     }
     tma::mbar_init(x_full, 1);
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    tma::prefetch_tensormap(&tma_x);
+    tma::prefetch_tensormap(&tma_w);
   }
   __syncthreads();
+  if constexpr (!kGemm2) {
+    // GEMM1 is a programmatic dependent launch too: its CTAs set up while the previous
+    // kernel in the stream finishes (nothing above reads global memory), then wait for
+    // it. Then GEMM2 may launch; its CTAs take over multiprocessors as ours finish (one
+    // CTA per SM, all of ours resident) and prefetch their weights.
+    asm volatile("griddepcontrol.wait;\n" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+  }
 
   // Tile t: token tile t % t_tiles of weight tile t / t_tiles (CTAs working at the same
   // time on one weight tile share it through L2).
@@ -567,9 +574,10 @@ cudaError_t launch_plan(const Plan& plan, const uint8_t* x, const uint8_t* w, in
     attr[n_attr].val.clusterDim.z = static_cast<unsigned>(plan.splits);
     ++n_attr;
   }
-  if (EPI == EpilogueKind::kBiasToBf16 && SFM_STREAM_PDL) {
+  if (SFM_STREAM_PDL) {
     // Programmatic dependent launch: may overlap the end of the previous kernel in the
-    // stream (GEMM1); the kernel waits (griddepcontrol.wait) before reading x.
+    // stream; GEMM2 (after GEMM1) waits (griddepcontrol.wait) before reading x, GEMM1
+    // before reading anything.
     attr[n_attr].id = cudaLaunchAttributeProgrammaticStreamSerialization;
     attr[n_attr].val.programmaticStreamSerializationAllowed = 1;
     ++n_attr;

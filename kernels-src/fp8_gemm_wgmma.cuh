@@ -250,12 +250,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 
   const int warpgroup = threadIdx.x / 128;
   static_assert(!SPLIT || (WIDE && EPI == EpilogueKind::kBiasToBf16), "split-K: wide down GEMM");
-  // Gate/up GEMM: let the down GEMM launch now; its CTAs take over multiprocessors as ours
-  // finish (one CTA per SM) and prefetch their weights (see the producer).
   constexpr bool kGemm2Pdl = EPI == EpilogueKind::kBiasToBf16 && SFM_WGMMA_PDL;
-  if constexpr (EPI != EpilogueKind::kBiasToBf16) {
-    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
-  }
   const int k_tiles_all = (p.k + kBK - 1) / kBK;
   const int kt_first = SPLIT ? static_cast<int>(blockIdx.y * k_tiles_all / gridDim.y) : 0;
   const int k_tiles =
@@ -268,8 +263,19 @@ __global__ void __launch_bounds__(kThreads, 1)
       mbar_init(&empty[s], kConsumers);
     }
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    prefetch_tensormap(&tma_x);
+    prefetch_tensormap(&tma_w);
   }
   __syncthreads();
+  if constexpr (EPI != EpilogueKind::kBiasToBf16) {
+    // The gate/up GEMM may be a programmatic dependent launch itself (small M): its CTAs
+    // set up while the previous kernel finishes, and nothing above reads global memory.
+    // Then the down GEMM may launch; its CTAs take over multiprocessors as ours finish
+    // and prefetch their weights (see the producer). Only after the wait: whatever the
+    // previous kernel wrote (weights included) is visible to both.
+    asm volatile("griddepcontrol.wait;\n" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+  }
 
   if (warpgroup == 0) {
     // ---------------- producer: one thread issues every TMA load, running ahead into the
@@ -506,14 +512,16 @@ cudaError_t launch_shape(const uint8_t* x, const uint8_t* w, const WgmmaParams& 
   config.dynamicSmemBytes = P::kSmemBytes;
   config.stream = stream;
   cudaLaunchAttribute attr[1];
-  // The down GEMM may overlap the end of the previous kernel in the stream (the gate/up
-  // GEMM); it waits (griddepcontrol.wait) before reading its activations. Measured on
-  // H200 (scripts/perf_probe.py): 3-5 us saved per call at M = 33..128, nothing above
-  // M = 512 (1-2% slower at 2048-8192, within noise), so large batches launch plainly.
+  // Programmatic dependent launch: the CTAs may start while the previous kernel in the
+  // stream finishes. The down GEMM prefetches weights, then waits (griddepcontrol.wait)
+  // for the gate/up GEMM before reading its activations; the gate/up GEMM waits before
+  // reading anything. Measured on H200 (scripts/perf_probe.py) for the down GEMM: 3-5 us
+  // saved per call at M = 33..128, nothing above M = 512 (1-2% slower at 2048-8192,
+  // within noise), so large batches launch plainly.
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attr[0].val.programmaticStreamSerializationAllowed = 1;
   config.attrs = attr;
-  config.numAttrs = EPI == EpilogueKind::kBiasToBf16 && SFM_WGMMA_PDL && p.m <= kMaxPdlTokens;
+  config.numAttrs = SFM_WGMMA_PDL && p.m <= kMaxPdlTokens;
   return cudaLaunchKernelEx(&config, kernel, tma_x, tma_w, p);
 }
 
