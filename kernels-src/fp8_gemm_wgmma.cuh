@@ -48,7 +48,10 @@ constexpr int kBK = 128;            // bytes of K per stage (= one 128-byte swiz
 constexpr int kConsumers = 2;       // consumer warpgroups
 constexpr int kThreads = 128 * (kConsumers + 1);
 
-constexpr int kRasterGroupM = 8;  // token tiles swept together (4 and 16 measured no better)
+#ifndef SFM_WGMMA_RASTER_GROUP  // token tiles swept together (4 and 16 measured no better)
+#define SFM_WGMMA_RASTER_GROUP 8
+#endif
+constexpr int kRasterGroupM = SFM_WGMMA_RASTER_GROUP;
 
 // K tiles (of 128) accumulated by wgmma before the fp32 promotion (see the top comment),
 // and in the first group of a tile, which overlaps the previous tile's epilogue.
