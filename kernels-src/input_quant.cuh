@@ -16,6 +16,15 @@ namespace static_fp8_mlp {
 namespace {
 namespace input_quant {
 
+// Lets a programmatic dependent launch that follows (our gate/up GEMM at small M) start
+// setting up on the multiprocessors this kernel leaves free; it waits for this kernel's
+// completion (griddepcontrol.wait) before reading the quantised input.
+SFM_DEVICE void allow_dependent_launch() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+
 constexpr int kElemsPerChunk = 8;     // 8 bf16 = 16 bytes
 constexpr int kChunksPerThread = 4;   // independent loads in flight per thread (large M)
 constexpr int kThreads = 256;
@@ -97,6 +106,7 @@ __global__ void __launch_bounds__(kThreads)
                         const uint16_t* __restrict__ channel_scale,
                         const float* __restrict__ scale_ptr, uint8_t* __restrict__ out,
                         uint32_t chunks_per_row, Index total_chunks) {
+  allow_dependent_launch();
   const Index stride = static_cast<Index>(gridDim.x) * kThreads;
   Index base = static_cast<Index>(blockIdx.x) * kThreads * kChunksPerThread + threadIdx.x;
   for (; base < total_chunks; base += stride * kChunksPerThread) {
@@ -141,6 +151,7 @@ __global__ void __launch_bounds__(kRowThreads)
                          const uint16_t* __restrict__ channel_scale,
                          const float* __restrict__ scale_ptr, uint8_t* __restrict__ out,
                          uint32_t chunks_per_row) {
+  allow_dependent_launch();
   const uint32_t col = blockIdx.x * kRowThreads + threadIdx.x;
   if (col >= chunks_per_row) return;
   const uint32_t row = blockIdx.y;
@@ -157,6 +168,7 @@ __global__ void __launch_bounds__(kThreads)
                            const uint16_t* __restrict__ channel_scale,
                            const float* __restrict__ scale_ptr, uint8_t* __restrict__ out,
                            int64_t k, uint64_t total) {
+  allow_dependent_launch();
   const float scale = __ldg(scale_ptr);
   const Bracket bracket = make_bracket(scale);
   for (uint64_t i = static_cast<uint64_t>(blockIdx.x) * kThreads + threadIdx.x; i < total;
