@@ -1,9 +1,9 @@
 // Input quantisation: out[m, k] = q(input[m, k] * channel_scale[k] / scale).
 //
 // Byte-exact with the fp32 reference q(rn(rn(x * cs) / scale)), without a division per
-// element (see Bracket). The vector kernel moves 16 bytes of bf16 in and 8 bytes of FP8 out per
-// chunk, several chunks per thread in flight. The scalar kernel handles any K,
-// stride and alignment.
+// element (see Bracket). The vector kernels move 16 bytes of bf16 in and 8 bytes of FP8
+// out per chunk: one chunk per thread on a row grid for small inputs, several chunks per
+// thread in flight for large ones. The scalar kernel handles any K, stride and alignment.
 #pragma once
 
 #include "backend_registry.h"
