@@ -399,41 +399,64 @@ __global__ void __launch_bounds__(kThreads, 1)
       const int r0 = (WIDE ? 0 : cw * 64) + (t / 32) * 16 + (t % 32) / 4;  // tile row of acc rows 0/1
       const int wg_col0 = WIDE ? cw * kWgCols : 0;  // this warpgroup's first tile column
       constexpr int kBlocks = kWgCols / 8;  // 8-column blocks of output per thread
+      // The per-column scales and bias of a batch of column blocks are loaded together,
+      // before any is used. Loaded inside the column loop, ptxas issued them two blocks
+      // at a time, a memory round trip each: ncu put most of a small tile's epilogue
+      // there. Columns past N read the last pair instead (the loads need no guard; the
+      // stores below skip those columns). 192-row tiles batch fewer blocks: registers.
+      constexpr int kBatch = kBN == 192 ? 6 : kBlocks;
+      static_assert(kBlocks % kBatch == 0, "column blocks per batch");
+      const bool has_bias = !kGated && p.epi.bias != nullptr;
 #pragma unroll
-      for (int j = 0; j < kBlocks; ++j) {
-        const int lc = wg_col0 + j * 8 + (t % 4) * 2;  // tile columns lc, lc + 1
-        const int col = c0 + lc;
-        float sa0 = 0.f, sa1 = 0.f, sb0 = 0.f, sb1 = 0.f, bias0 = 0.f, bias1 = 0.f;
-        if (col < p.n_out) {  // n_out % 16 == 0, so col + 1 is in range too
-          sa0 = row_scale(col);
-          sa1 = row_scale(col + 1);
+      for (int jb = 0; jb < kBlocks; jb += kBatch) {
+        float sa[kBatch][2], sb[kBatch][2];
+        __nv_bfloat162 bias[kBatch];
+#pragma unroll
+        for (int i = 0; i < kBatch; ++i) {
+          // n_out % 16 == 0, so col + 1 is in range too
+          const int col = min(c0 + wg_col0 + (jb + i) * 8 + (t % 4) * 2, p.n_out - 2);
+          sa[i][0] = row_scale(col);
+          sa[i][1] = row_scale(col + 1);
           if constexpr (kGated) {
-            sb0 = row_scale(static_cast<int64_t>(p.n_out) + col);
-            sb1 = row_scale(static_cast<int64_t>(p.n_out) + col + 1);
-          } else if (p.epi.bias != nullptr) {
-            bias0 = __bfloat162float(p.epi.bias[col]);
-            bias1 = __bfloat162float(p.epi.bias[col + 1]);
+            sb[i][0] = row_scale(static_cast<int64_t>(p.n_out) + col);
+            sb[i][1] = row_scale(static_cast<int64_t>(p.n_out) + col + 1);
+          } else {
+            const __nv_bfloat16 zero = __float2bfloat16(0.0f);
+            bias[i] = __halves2bfloat162(has_bias ? p.epi.bias[col] : zero,
+                                         has_bias ? p.epi.bias[col + 1] : zero);
           }
         }
 #pragma unroll
-        for (int half = 0; half < 2; ++half) {  // tile rows r0 and r0 + 8
-          uint8_t* dst = staging + (r0 + half * 8) * kPitch + lc * kOutBytes;
-          const float v0 = acc[j * 4 + half * 2];
-          const float v1 = acc[j * 4 + half * 2 + 1];
-          if constexpr (SPLIT) {
-            *reinterpret_cast<float2*>(dst) = make_float2(v0, v1);  // scales come in the reduce
-          } else if constexpr (EPI == EpilogueKind::kGatedToFp8) {
-            const float u0 = acc[(j + kBlocks) * 4 + half * 2] * sb0;
-            const float u1 = acc[(j + kBlocks) * 4 + half * 2 + 1] * sb1;
-            *reinterpret_cast<uint16_t*>(dst) =
-                q_pair(activate<ACT>(v0 * sa0) * u0 * inv_hidden,
-                       activate<ACT>(v1 * sa1) * u1 * inv_hidden);
-          } else if constexpr (EPI == EpilogueKind::kBiasGeluToFp8) {
-            *reinterpret_cast<uint16_t*>(dst) = q_pair(gelu_tanh(v0 * sa0 + bias0) * inv_hidden,
-                                                       gelu_tanh(v1 * sa1 + bias1) * inv_hidden);
-          } else {
-            *reinterpret_cast<__nv_bfloat162*>(dst) =
-                __floats2bfloat162_rn(v0 * sa0 + bias0, v1 * sa1 + bias1);
+        for (int i = 0; i < kBatch; ++i) {
+          const int j = jb + i;
+          const int lc = wg_col0 + j * 8 + (t % 4) * 2;  // tile columns lc, lc + 1
+          const float sa0 = sa[i][0], sa1 = sa[i][1];
+          float bias0 = 0.f, bias1 = 0.f;
+          if constexpr (!kGated) {
+            bias0 = __low2float(bias[i]);
+            bias1 = __high2float(bias[i]);
+          }
+#pragma unroll
+          for (int half = 0; half < 2; ++half) {  // tile rows r0 and r0 + 8
+            uint8_t* dst = staging + (r0 + half * 8) * kPitch + lc * kOutBytes;
+            const float v0 = acc[j * 4 + half * 2];
+            const float v1 = acc[j * 4 + half * 2 + 1];
+            if constexpr (SPLIT) {
+              *reinterpret_cast<float2*>(dst) = make_float2(v0, v1);  // scales come in the reduce
+            } else if constexpr (EPI == EpilogueKind::kGatedToFp8) {
+              const float u0 = acc[(j + kBlocks) * 4 + half * 2] * sb[i][0];
+              const float u1 = acc[(j + kBlocks) * 4 + half * 2 + 1] * sb[i][1];
+              *reinterpret_cast<uint16_t*>(dst) =
+                  q_pair(activate<ACT>(v0 * sa0) * u0 * inv_hidden,
+                         activate<ACT>(v1 * sa1) * u1 * inv_hidden);
+            } else if constexpr (EPI == EpilogueKind::kBiasGeluToFp8) {
+              *reinterpret_cast<uint16_t*>(dst) =
+                  q_pair(gelu_tanh(v0 * sa0 + bias0) * inv_hidden,
+                         gelu_tanh(v1 * sa1 + bias1) * inv_hidden);
+            } else {
+              *reinterpret_cast<__nv_bfloat162*>(dst) =
+                  __floats2bfloat162_rn(v0 * sa0 + bias0, v1 * sa1 + bias1);
+            }
           }
         }
       }
