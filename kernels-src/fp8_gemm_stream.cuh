@@ -271,6 +271,28 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
     if (p.x_resident) tma::mbar_wait(x_full, 0);
     int it = 0;
     for (int tile = blockIdx.x; tile < p.tiles; tile += gridDim.x) {
+      const int c0 = (tile / p.t_tiles) * kOutCols;
+      // This thread's epilogue columns: weight scales and bias loaded now, raw (nothing
+      // uses them before the epilogue), so that their memory round trips overlap the
+      // mainloop instead of following it. Clamped reads; the stores are masked.
+      float col_w[kPairsPerThread][2][kSums];
+      __nv_bfloat16 col_bias[kPairsPerThread][2];
+#pragma unroll
+      for (int i = 0; i < kPairsPerThread; ++i) {
+        const int e = min(static_cast<int>(threadIdx.x) + i * Cfg::kConsumerThreads, kPairs - 1);
+        const int g0 = c0 + (e % (kOutCols / 2)) * 2;
+#pragma unroll
+        for (int c = 0; c < 2; ++c) {
+          const int g = min(g0 + c, p.n_out - 1);
+#pragma unroll
+          for (int su = 0; su < kSums; ++su) {  // gated: up rows follow the gate rows
+            const int64_t row = static_cast<int64_t>(su) * p.n_out + g;
+            col_w[i][c][su] = __ldg(p.epi.w_scale + (p.epi.w_scale_per_row ? row : 0));
+          }
+          col_bias[i][c] = !kGated && p.epi.bias != nullptr ? p.epi.bias[g]
+                                                             : __float2bfloat16(0.0f);
+        }
+      }
       float acc[Cfg::kWarpMI][Cfg::kNI][4];  // m-tiles mi0 .. mi0 + kWarpMI - 1
       mma_gemm::zero_fragments(acc);
 
@@ -360,7 +382,6 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
       consumer_barrier<Cfg::kConsumerThreads>();  // reduce[] is free for the next tile
 
       const int t0 = (tile % p.t_tiles) * Cfg::kBT;
-      const int c0 = (tile / p.t_tiles) * kOutCols;
       if (splits > 1) {
         // Cluster split-K: park this CTA's sums, rank 0 adds the peers' (one tile per CTA
         // in this mode, so the whole CTA, producer included, meets at the cluster sync).
@@ -399,15 +420,13 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
         float v[2];
 #pragma unroll
         for (int c = 0; c < 2; ++c) {
-          const int g = min(g0 + c, p.n_out - 1);  // clamped reads; stores are masked
           if constexpr (EPI == EpilogueKind::kGatedToFp8) {
-            const float gate = sum[i][c][0] * row_scale(p.epi, x_scale, g);
-            const float up = sum[i][c][kSums - 1] *
-                             row_scale(p.epi, x_scale, static_cast<int64_t>(p.n_out) + g);
+            const float gate = sum[i][c][0] * (x_scale * col_w[i][c][0]);
+            const float up = sum[i][c][kSums - 1] * (x_scale * col_w[i][c][kSums - 1]);
             v[c] = activate<ACT>(gate) * up * inv_hidden;
           } else {
-            const float bias = p.epi.bias != nullptr ? __bfloat162float(p.epi.bias[g]) : 0.0f;
-            const float y = sum[i][c][0] * row_scale(p.epi, x_scale, g) + bias;
+            const float y =
+                sum[i][c][0] * (x_scale * col_w[i][c][0]) + __bfloat162float(col_bias[i][c]);
             v[c] = EPI == EpilogueKind::kBiasGeluToFp8 ? gelu_tanh(y) * inv_hidden : y;
           }
         }
