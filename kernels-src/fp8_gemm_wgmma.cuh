@@ -404,11 +404,43 @@ __global__ void __launch_bounds__(kThreads, 1)
       // at a time, a memory round trip each: ncu put most of a small tile's epilogue
       // there. Columns past N read the last pair instead (the loads need no guard; the
       // stores below skip those columns). 192-row tiles batch fewer blocks: registers.
+      // The 128-row down GEMM keeps loading per block: batched (4 or 16 blocks) it ran
+      // 10-20% slower on H200 (scripts/perf_probe.py), without a spill; not understood.
+      constexpr bool kPerBlockLoads = EPI == EpilogueKind::kBiasToBf16 && kBN == 128 && !SPLIT;
       constexpr int kBatch = kBN == 192 ? 6 : kBlocks;
       static_assert(kBlocks % kBatch == 0, "column blocks per batch");
       const bool has_bias = !kGated && p.epi.bias != nullptr;
 #pragma unroll
-      for (int jb = 0; jb < kBlocks; jb += kBatch) {
+      for (int jb = 0; jb < kBlocks && SPLIT; ++jb) {  // raw sums; scales come in the reduce
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+          const int lc = wg_col0 + jb * 8 + (t % 4) * 2;
+          *reinterpret_cast<float2*>(staging + (r0 + half * 8) * kPitch + lc * kOutBytes) =
+              make_float2(acc[jb * 4 + half * 2], acc[jb * 4 + half * 2 + 1]);
+        }
+      }
+#pragma unroll
+      for (int j = 0; j < kBlocks && kPerBlockLoads; ++j) {
+        const int lc = wg_col0 + j * 8 + (t % 4) * 2;  // tile columns lc, lc + 1
+        const int col = c0 + lc;
+        float sa0 = 0.f, sa1 = 0.f, bias0 = 0.f, bias1 = 0.f;
+        if (col < p.n_out) {  // n_out % 16 == 0, so col + 1 is in range too
+          sa0 = row_scale(col);
+          sa1 = row_scale(col + 1);
+          if (p.epi.bias != nullptr) {
+            bias0 = __bfloat162float(p.epi.bias[col]);
+            bias1 = __bfloat162float(p.epi.bias[col + 1]);
+          }
+        }
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {  // tile rows r0 and r0 + 8
+          *reinterpret_cast<__nv_bfloat162*>(staging + (r0 + half * 8) * kPitch + lc * kOutBytes) =
+              __floats2bfloat162_rn(acc[j * 4 + half * 2] * sa0 + bias0,
+                                    acc[j * 4 + half * 2 + 1] * sa1 + bias1);
+        }
+      }
+#pragma unroll
+      for (int jb = 0; jb < kBlocks && !SPLIT && !kPerBlockLoads; jb += kBatch) {
         float sa[kBatch][2], sb[kBatch][2];
         __nv_bfloat162 bias[kBatch];
 #pragma unroll
@@ -441,9 +473,7 @@ __global__ void __launch_bounds__(kThreads, 1)
             uint8_t* dst = staging + (r0 + half * 8) * kPitch + lc * kOutBytes;
             const float v0 = acc[j * 4 + half * 2];
             const float v1 = acc[j * 4 + half * 2 + 1];
-            if constexpr (SPLIT) {
-              *reinterpret_cast<float2*>(dst) = make_float2(v0, v1);  // scales come in the reduce
-            } else if constexpr (EPI == EpilogueKind::kGatedToFp8) {
+            if constexpr (EPI == EpilogueKind::kGatedToFp8) {
               const float u0 = acc[(j + kBlocks) * 4 + half * 2] * sb[i][0];
               const float u1 = acc[(j + kBlocks) * 4 + half * 2 + 1] * sb[i][1];
               *reinterpret_cast<uint16_t*>(dst) =
