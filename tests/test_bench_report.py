@@ -132,6 +132,10 @@ def test_parse_m_and_path_combos():
                                                                      ("auto", "auto")]
     with pytest.raises(ValueError, match="P1/P2"):
         bench_shapes.parse_path_combos("fast/slow")
+    # the extra forced paths are accepted by name but stay out of the default product
+    assert bench_shapes.parse_path_combos("tensor_core_tall_192/tensor_core_split_k") == [
+        ("tensor_core_tall_192", "tensor_core_split_k")]
+    assert not any("tall" in p for combo in combos for p in combo)
 
 
 def test_options_defaults_quick_and_errors(tmp_path):
