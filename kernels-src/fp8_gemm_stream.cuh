@@ -286,8 +286,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
           const int g = min(g0 + c, p.n_out - 1);
 #pragma unroll
           for (int su = 0; su < kSums; ++su) {  // gated: up rows follow the gate rows
-            const int64_t row = static_cast<int64_t>(su) * p.n_out + g;
-            col_w[i][c][su] = __ldg(p.epi.w_scale + (p.epi.w_scale_per_row ? row : 0));
+            col_w[i][c][su] = weight_scale(p.epi, static_cast<int64_t>(su) * p.n_out + g);
           }
           col_bias[i][c] = !kGated && p.epi.bias != nullptr ? p.epi.bias[g]
                                                              : __float2bfloat16(0.0f);

@@ -63,7 +63,7 @@ constexpr int kRasterGroupM = SFM_WGMMA_RASTER_GROUP;
 #endif
 static_assert(SFM_WGMMA_FIRST_GROUP_TILES >= SFM_WGMMA_PROMOTE_TILES, "issue_group unrolls to it");
 
-#ifndef SFM_WGMMA_PDL  // 1: the down GEMM is a programmatic dependent launch (small M)
+#ifndef SFM_WGMMA_PDL  // 1: both GEMMs are programmatic dependent launches (small M)
 #define SFM_WGMMA_PDL 1
 #endif
 constexpr int kMaxPdlTokens = 512;
@@ -85,7 +85,6 @@ struct Shape {
 };
 
 constexpr int kMaxDynamicSmem = 227 * 1024;  // sm_90 opt-in limit per block
-
 
 // Shared memory of one instantiation: the TMA ring, then the epilogue staging tile.
 // CTAs are persistent (one per SM, looping over output tiles), so the staging tile has
@@ -286,8 +285,8 @@ __global__ void __launch_bounds__(kThreads, 1)
     asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n");
     if (threadIdx.x == 0) {
       // Stage `it` (K tile kt of the tile at m0, c0): the activations (A) and/or the
-      // weight rows (B; per consumer warpgroup 128 rows; gated: its 64 gate rows, then
-      // the matching 64 up rows). expect_tx goes with the B half.
+      // weight rows (B; per consumer warpgroup kBN rows; gated: its kBN/2 gate rows, then
+      // the matching kBN/2 up rows). expect_tx goes with the B half.
       auto load_stage = [&](int it, int kt, int m0, int c0, bool a, bool b) {
         const int s = it % kStages;
         uint8_t* a_tile = smem + s * kStageBytes;
@@ -332,7 +331,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       }
     }
   } else {
-    // ---------------- consumers: 64 tokens x 128 weight rows each
+    // ---------------- consumers: 64 tokens x kBN weight rows each
     asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n");
     const int cw = warpgroup - 1;
     const int t = threadIdx.x % 128;
@@ -399,6 +398,12 @@ __global__ void __launch_bounds__(kThreads, 1)
       const int r0 = (WIDE ? 0 : cw * 64) + (t / 32) * 16 + (t % 32) / 4;  // tile row of acc rows 0/1
       const int wg_col0 = WIDE ? cw * kWgCols : 0;  // this warpgroup's first tile column
       constexpr int kBlocks = kWgCols / 8;  // 8-column blocks of output per thread
+      // The first of the two tile columns this thread holds in column block j, and where
+      // row half `half` (tile row r0 or r0 + 8) of that pair is staged.
+      auto block_col = [&](int j) { return wg_col0 + j * 8 + (t % 4) * 2; };
+      auto staged = [&](int j, int half) {
+        return staging + (r0 + half * 8) * kPitch + block_col(j) * kOutBytes;
+      };
       // The per-column scales and bias of a batch of column blocks are loaded together,
       // before any is used. Loaded inside the column loop, ptxas issued them two blocks
       // at a time, a memory round trip each: ncu put most of a small tile's epilogue
@@ -414,15 +419,13 @@ __global__ void __launch_bounds__(kThreads, 1)
       for (int jb = 0; jb < kBlocks && SPLIT; ++jb) {  // raw sums; scales come in the reduce
 #pragma unroll
         for (int half = 0; half < 2; ++half) {
-          const int lc = wg_col0 + jb * 8 + (t % 4) * 2;
-          *reinterpret_cast<float2*>(staging + (r0 + half * 8) * kPitch + lc * kOutBytes) =
+          *reinterpret_cast<float2*>(staged(jb, half)) =
               make_float2(acc[jb * 4 + half * 2], acc[jb * 4 + half * 2 + 1]);
         }
       }
 #pragma unroll
       for (int j = 0; j < kBlocks && kPerBlockLoads; ++j) {
-        const int lc = wg_col0 + j * 8 + (t % 4) * 2;  // tile columns lc, lc + 1
-        const int col = c0 + lc;
+        const int col = c0 + block_col(j);
         float sa0 = 0.f, sa1 = 0.f, bias0 = 0.f, bias1 = 0.f;
         if (col < p.n_out) {  // n_out % 16 == 0, so col + 1 is in range too
           sa0 = row_scale(col);
@@ -433,8 +436,8 @@ __global__ void __launch_bounds__(kThreads, 1)
           }
         }
 #pragma unroll
-        for (int half = 0; half < 2; ++half) {  // tile rows r0 and r0 + 8
-          *reinterpret_cast<__nv_bfloat162*>(staging + (r0 + half * 8) * kPitch + lc * kOutBytes) =
+        for (int half = 0; half < 2; ++half) {
+          *reinterpret_cast<__nv_bfloat162*>(staged(j, half)) =
               __floats2bfloat162_rn(acc[j * 4 + half * 2] * sa0 + bias0,
                                     acc[j * 4 + half * 2 + 1] * sa1 + bias1);
         }
@@ -446,7 +449,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
         for (int i = 0; i < kBatch; ++i) {
           // n_out % 16 == 0, so col + 1 is in range too
-          const int col = min(c0 + wg_col0 + (jb + i) * 8 + (t % 4) * 2, p.n_out - 2);
+          const int col = min(c0 + block_col(jb + i), p.n_out - 2);
           sa[i][0] = row_scale(col);
           sa[i][1] = row_scale(col + 1);
           if constexpr (kGated) {
@@ -461,7 +464,6 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
         for (int i = 0; i < kBatch; ++i) {
           const int j = jb + i;
-          const int lc = wg_col0 + j * 8 + (t % 4) * 2;  // tile columns lc, lc + 1
           const float sa0 = sa[i][0], sa1 = sa[i][1];
           float bias0 = 0.f, bias1 = 0.f;
           if constexpr (!kGated) {
@@ -469,8 +471,8 @@ __global__ void __launch_bounds__(kThreads, 1)
             bias1 = __high2float(bias[i]);
           }
 #pragma unroll
-          for (int half = 0; half < 2; ++half) {  // tile rows r0 and r0 + 8
-            uint8_t* dst = staging + (r0 + half * 8) * kPitch + lc * kOutBytes;
+          for (int half = 0; half < 2; ++half) {
+            uint8_t* dst = staged(j, half);
             const float v0 = acc[j * 4 + half * 2];
             const float v1 = acc[j * 4 + half * 2 + 1];
             if constexpr (EPI == EpilogueKind::kGatedToFp8) {

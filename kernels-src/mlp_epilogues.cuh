@@ -87,9 +87,15 @@ SFM_DEVICE float inverse_hidden_scale(const EpilogueParams& p) {
   return __frcp_rn(__ldg(p.hidden_scale));
 }
 
-// Dequantisation multiplier of weight row `row` times the activation scale.
+// The dequantisation multiplier of weight row `row` (per row, or the per-tensor one).
+// Epilogues that load it early multiply by the activation scale later.
+SFM_DEVICE float weight_scale(const EpilogueParams& p, int64_t row) {
+  return __ldg(p.w_scale + (p.w_scale_per_row ? row : 0));
+}
+
+// weight_scale times the activation scale: the full dequantisation multiplier.
 SFM_DEVICE float row_scale(const EpilogueParams& p, float x_scale, int64_t row) {
-  return x_scale * (p.w_scale_per_row ? __ldg(p.w_scale + row) : __ldg(p.w_scale));
+  return x_scale * weight_scale(p, row);
 }
 
 // row_scale with the per-tensor product loaded once (hot epilogues call it per column).
