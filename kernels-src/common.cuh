@@ -18,6 +18,14 @@ SFM_DEVICE T ceil_div(T a, T b) {
 
 inline int64_t host_ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+// 1 / y by the hardware approximation (within 1 ulp; denormal inputs read as 0), with
+// none of the slow-path branch __frcp_rn carries.
+SFM_DEVICE float fast_rcp(float y) {
+  float r;
+  asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(y));
+  return r;
+}
+
 // Loads that must not be cached in L1 (streamed once) use the .cg / no-allocate hints
 // through cp.async or __ldg on read-only data; plain vector types are enough here.
 struct alignas(16) Vec16 {

@@ -48,8 +48,7 @@ struct Bracket {
 };
 
 SFM_DEVICE Bracket make_bracket(float scale) {
-  float y;  // 1 / scale within 1 ulp (no slow-path branch, unlike __frcp_rn)
-  asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(scale));
+  float y = fast_rcp(scale);  // within 1 ulp of 1 / scale
   y = __fmaf_rn(y, __fmaf_rn(-scale, y, 1.0f), y);  // one Newton step
   const float mag = fabsf(scale);
   return {y * (1.0f - 0x1p-20f), y * (1.0f + 0x1p-20f), mag >= 0x1p-126f && mag <= 0x1p126f};

@@ -24,12 +24,6 @@ SFM_DEVICE float fast_exp2(float y) {
   return r;
 }
 
-SFM_DEVICE float fast_rcp(float y) {
-  float r;
-  asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(y));
-  return r;
-}
-
 constexpr float kLog2e = 1.4426950408889634f;
 
 // x * sigmoid(t) given y = -t * log2(e).
