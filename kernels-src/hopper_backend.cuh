@@ -4,6 +4,7 @@
 #pragma once
 
 #include "fp8_gemm_stream.cuh"
+#include "fp8_gemm_warp.cuh"
 #include "fp8_gemm_wgmma.cuh"
 #include "portable_backend.cuh"
 
@@ -17,6 +18,12 @@
 #endif
 #ifndef SFM_WGMMA_SPLIT_K  // 1: auto splits the wgmma down GEMM over K when its tiles are few
 #define SFM_WGMMA_SPLIT_K 1
+#endif
+#ifndef SFM_MAX_WARP_TOKENS  // auto: the register-streaming warp kernel up to this many tokens
+#define SFM_MAX_WARP_TOKENS 32
+#endif
+#ifndef SFM_MAX_WARP_WEIGHT_MB  // ... for weight matrices up to this size (L2-resident)
+#define SFM_MAX_WARP_WEIGHT_MB 16
 #endif
 #ifndef SFM_MAX_STREAM_TOKENS
 #define SFM_MAX_STREAM_TOKENS 32
@@ -32,8 +39,12 @@ inline int current_sms() {
   return cudaGetDevice(&dev) == cudaSuccess ? sm_count(dev) : 1;
 }
 
-// Dispatch by batch size, measured on H200 (scripts/perf_probe.py, benchmarks/RESULTS.md):
-// - up to 32 tokens every GEMM is a pass over the weights: the streaming kernel;
+// Dispatch by batch size, measured on H100/H200 (scripts/perf_probe.py, benchmarks/RESULTS.md):
+// - up to kMaxWarpTokens tokens, a GEMM whose weights fit in L2 (a vision tower's
+//   MLP) is latency-bound: the register-streaming warp kernel, whose only dependent
+//   memory trips are its weights (fetched before the previous kernel ends) and x;
+// - up to 32 tokens every other GEMM is a pass over DRAM: the streaming kernel, whose
+//   TMA ring keeps more bytes in flight;
 // - the down GEMM is split over K (wide wgmma tiles, fp32 partials, one reduce kernel)
 //   whenever its output tiles alone would leave at least half of the SMs idle;
 // - without that split (SFM_WGMMA_SPLIT_K=0), up to 128 tokens the down GEMM streams
@@ -42,26 +53,38 @@ inline int current_sms() {
 //   wgmma_gemm::kMaxWideTokens tokens, tall 128-token tiles above (128 or 192 weight
 //   rows by tile count: wgmma_gemm::tall_rows).
 constexpr int64_t kMaxStreamTokens = SFM_MAX_STREAM_TOKENS;
+constexpr int64_t kMaxWarpTokens = SFM_MAX_WARP_TOKENS;
+constexpr int64_t kMaxWarpWeightBytes = int64_t(SFM_MAX_WARP_WEIGHT_MB) << 20;
 constexpr int64_t kMaxStreamGemm2Tokens = 128;
 
-enum class Kernel { kStream, kWgmma, kWgmmaSplitK, kPortable };
+enum class Kernel { kWarp, kStream, kWgmma, kWgmmaSplitK, kPortable };
 
-// n_out and k matter for the down GEMM only.
-inline Kernel pick(int64_t m, GemmPath path, bool gemm2 = false, int64_t n_out = 0,
-                   int64_t k = 0) {
+template <EpilogueKind EPI>
+bool warp_ok(int64_t m, int64_t k) {
+  int dev = 0;
+  return m <= kMaxWarpTokens && cudaGetDevice(&dev) == cudaSuccess &&
+         warp_gemm::supports<EPI>(m, k, dev);
+}
+
+// w_rows and k: the weight matrix ([w_rows, k]; for the down GEMM w_rows = N); warp_ok:
+// whether the warp kernel takes the problem (warp_gemm::supports).
+inline Kernel pick(int64_t m, GemmPath path, bool gemm2, int64_t w_rows, int64_t k,
+                   bool warp_ok) {
   switch (path) {
     case GemmPath::kTensorCoreTma:
     case GemmPath::kTensorCoreTall128:
     case GemmPath::kTensorCoreTall192: return Kernel::kWgmma;
     case GemmPath::kWeightStream: return Kernel::kStream;
+    case GemmPath::kWarpStream: return Kernel::kWarp;
     case GemmPath::kTensorCoreSplitK: return gemm2 ? Kernel::kWgmmaSplitK : Kernel::kPortable;
     case GemmPath::kAuto:
+      if (m <= kMaxWarpTokens && w_rows * k <= kMaxWarpWeightBytes && warp_ok) return Kernel::kWarp;
       if (m <= kMaxStreamTokens) return Kernel::kStream;
       if (gemm2 && SFM_WGMMA_SPLIT_K &&
-          wgmma_gemm::split_k_factor(m, n_out, k, current_sms()) >= 2) {
+          wgmma_gemm::split_k_factor(m, w_rows, k, current_sms()) >= 2) {
         return Kernel::kWgmmaSplitK;
       }
-      if (gemm2 && m <= kMaxStreamGemm2Tokens && (m <= 64 || n_out <= 2048)) {
+      if (gemm2 && m <= kMaxStreamGemm2Tokens && (m <= 64 || w_rows <= 2048)) {
         return Kernel::kStream;
       }
       return Kernel::kWgmma;
@@ -70,7 +93,10 @@ inline Kernel pick(int64_t m, GemmPath path, bool gemm2 = false, int64_t n_out =
 }
 
 inline int64_t gemm2_workspace_bytes(int64_t m, int64_t n, int64_t k, GemmPath path) {
-  if (pick(m, path, /*gemm2=*/true, n, k) != Kernel::kWgmmaSplitK) return 0;
+  if (pick(m, path, /*gemm2=*/true, n, k, warp_ok<EpilogueKind::kBiasToBf16>(m, k)) !=
+      Kernel::kWgmmaSplitK) {
+    return 0;
+  }
   return wgmma_gemm::split_workspace_bytes(m, n, k, current_sms());
 }
 
@@ -105,6 +131,11 @@ inline wgmma_gemm::WgmmaParams make_params(const Fp8GemmOperands& op, int64_t n_
 template <Activation ACT>
 cudaError_t gated_gemm1_with(const GatedGemm1Args& a, Kernel kernel, GemmPath path,
                              cudaStream_t stream) {
+  if (kernel == Kernel::kWarp) {
+    return warp_gemm::launch<EpilogueKind::kGatedToFp8, ACT>(
+        a.op.x, a.op.w, a.op.m, a.op.k, a.op.n / 2, a.hidden,
+        make_epilogue(a.op, nullptr, a.hidden_scale), stream);
+  }
   if (kernel == Kernel::kStream) {
     return hopper::stream<EpilogueKind::kGatedToFp8, ACT, 32, 64>(a.op, a.op.n / 2, a.hidden,
                                                                   nullptr, a.hidden_scale, stream);
@@ -115,7 +146,8 @@ cudaError_t gated_gemm1_with(const GatedGemm1Args& a, Kernel kernel, GemmPath pa
 }
 
 inline cudaError_t gated_gemm1(const GatedGemm1Args& a, GemmPath path, cudaStream_t stream) {
-  const Kernel kernel = pick(a.op.m, path);
+  const Kernel kernel = pick(a.op.m, path, /*gemm2=*/false, a.op.n, a.op.k,
+                             warp_ok<EpilogueKind::kGatedToFp8>(a.op.m, a.op.k));
   if (kernel == Kernel::kPortable) return portable::gated_gemm1(a, path, stream);
   if (a.act == Activation::kSilu) {
     return gated_gemm1_with<Activation::kSilu>(a, kernel, path, stream);
@@ -124,8 +156,14 @@ inline cudaError_t gated_gemm1(const GatedGemm1Args& a, GemmPath path, cudaStrea
 }
 
 inline cudaError_t dense_gemm1(const DenseGemm1Args& a, GemmPath path, cudaStream_t stream) {
-  const Kernel kernel = pick(a.op.m, path);
+  const Kernel kernel = pick(a.op.m, path, /*gemm2=*/false, a.op.n, a.op.k,
+                             warp_ok<EpilogueKind::kBiasGeluToFp8>(a.op.m, a.op.k));
   if (kernel == Kernel::kPortable) return portable::dense_gemm1(a, path, stream);
+  if (kernel == Kernel::kWarp) {
+    return warp_gemm::launch<EpilogueKind::kBiasGeluToFp8, Activation::kGeluTanh>(
+        a.op.x, a.op.w, a.op.m, a.op.k, a.op.n, a.hidden,
+        make_epilogue(a.op, a.bias, a.hidden_scale), stream);
+  }
   if (kernel == Kernel::kStream) {
     return hopper::stream<EpilogueKind::kBiasGeluToFp8, Activation::kGeluTanh, SFM_STREAM_DENSE_WIDTHS>(
         a.op, a.op.n, a.hidden, a.bias, a.hidden_scale, stream);
@@ -136,13 +174,19 @@ inline cudaError_t dense_gemm1(const DenseGemm1Args& a, GemmPath path, cudaStrea
 }
 
 inline cudaError_t gemm2(const Gemm2Args& a, GemmPath path, cudaStream_t stream) {
-  const Kernel kernel = pick(a.op.m, path, /*gemm2=*/true, a.op.n, a.op.k);
+  const Kernel kernel = pick(a.op.m, path, /*gemm2=*/true, a.op.n, a.op.k,
+                             warp_ok<EpilogueKind::kBiasToBf16>(a.op.m, a.op.k));
   if (kernel == Kernel::kPortable) return portable::gemm2(a, path, stream);
   if (kernel == Kernel::kWgmmaSplitK) {
     const auto p = make_params(a.op, a.op.n, a.out, a.bias, nullptr);
     return wgmma_gemm::launch_split_k<Activation::kGeluTanh>(a.op.x, a.op.w, p, a.workspace,
                                                               a.workspace_bytes, current_sms(),
                                                               stream);
+  }
+  if (kernel == Kernel::kWarp) {
+    return warp_gemm::launch<EpilogueKind::kBiasToBf16, Activation::kGeluTanh>(
+        a.op.x, a.op.w, a.op.m, a.op.k, a.op.n, a.out, make_epilogue(a.op, a.bias, nullptr),
+        stream);
   }
   if (kernel == Kernel::kStream) {
     return hopper::stream<EpilogueKind::kBiasToBf16, Activation::kGeluTanh, SFM_STREAM_DENSE_WIDTHS>(

@@ -301,6 +301,37 @@ def test_weight_stream_path(sfm, m, shape):
         assert_close_to_reference(got, sfm.reference.fp8_gelu_mlp_bf16(*dcase.args()))
 
 
+@pytest.mark.parametrize("m", (1, 5, 16, 17, 32, 50, 100))
+@pytest.mark.parametrize("shape", ((1152, 4304, 1152), (1040, 1536, 768), (4096, 2048, 512)))
+def test_warp_stream_path(sfm, m, shape):
+    """The register-streaming warp GEMMs (sm_89+), forced for both GEMMs. K = 1040 and the
+    down GEMM's K = 4304 end inside a 64-byte step; H = 4304 leaves the last CTA partly
+    empty (538 row groups); M = 5, 16 and 32 fill 8-, 16- and 32-token CTAs partly or
+    wholly, M = 50 and 100 take several token tiles (grid.y) with a partial last one;
+    K = 4096 gives a K slice several chunks of steps."""
+    k, h, n = shape
+    paths = ("warp_stream", "warp_stream")
+    gen = torch.Generator(device="cuda").manual_seed(4000 + m + k + n)
+    for activation in ("silu", "gelu_tanh"):
+        case = gated_case(m, k, h, n, activation, m % 2 == 1, generator=gen)
+        got = sfm._gated_mlp_with_paths(activation, paths, *case.args(), out=poisoned_bf16((m, n)))
+        assert_close_to_reference(got, sfm.reference.gated_mlp(*case.args(), activation))
+    for per_row in (False, True):
+        dcase = dense_case(m, k, h, n, per_row, generator=gen)
+        got = sfm._gelu_mlp_with_paths(paths, *dcase.args(), out=poisoned_bf16((m, n)))
+        assert_close_to_reference(got, sfm.reference.fp8_gelu_mlp_bf16(*dcase.args()))
+
+
+def test_warp_stream_path_refuses_x_too_long_for_shared_memory(sfm):
+    """32 tokens x K = 8192 do not fit in shared memory: a forced warp path must fail
+    loudly (auto never picks it then)."""
+    dcase = dense_case(32, 8192, 256, 128, False)
+    with pytest.raises(RuntimeError, match="launching the up GEMM"):
+        sfm._gelu_mlp_with_paths(("warp_stream", "auto"), *dcase.args())
+    got = sfm.fp8_gelu_mlp_bf16(*dcase.args())
+    assert_close_to_reference(got, sfm.reference.fp8_gelu_mlp_bf16(*dcase.args()))
+
+
 @pytest.mark.parametrize("m", (1, 33, 50, 64, 100, 256, 300))
 @pytest.mark.parametrize("shape", ((1152, 4304, 1152), (1024, 4096, 256), (2048, 16384, 2048)))
 def test_tensor_core_split_k_down_gemm(sfm, m, shape):
