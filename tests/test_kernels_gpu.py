@@ -504,10 +504,18 @@ def test_torch_compile_fullgraph(sfm):
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs a second CUDA device")
 def test_second_device(sfm):
     with torch.cuda.device(0):  # current device 0, tensors on device 1
-        for m in (1, 17, 50, 300, 600):  # streaming, wide and tall wgmma kernels
+        for m in (1, 17, 50, 300, 600):  # warp-stream, wide and tall wgmma kernels
             g = gated_case(m, 256, 512, 256, "silu", True, device="cuda:1")
             got = sfm.fp8_swiglu_mlp_bf16(*g.args())
             assert got.device == torch.device("cuda:1")
+            assert_close_to_reference(got, sfm.reference.fp8_swiglu_mlp_bf16(*g.args()))
+            d = dense_case(m, 1152, 4304, 1152, False, device="cuda:1")
+            got = sfm.fp8_gelu_mlp_bf16(*d.args())
+            assert got.device == torch.device("cuda:1")
+            assert_close_to_reference(got, sfm.reference.fp8_gelu_mlp_bf16(*d.args()))
+        for paths in (("weight_stream", "weight_stream"), ("warp_stream", "warp_stream")):
+            g = gated_case(9, 256, 512, 256, "silu", False, device="cuda:1")
+            got = sfm._gated_mlp_with_paths("silu", paths, *g.args())
             assert_close_to_reference(got, sfm.reference.fp8_swiglu_mlp_bf16(*g.args()))
         xb = torch.randn(5, 64, device="cuda:1").bfloat16()
         cs = torch.ones(64, device="cuda:1", dtype=torch.bfloat16)
