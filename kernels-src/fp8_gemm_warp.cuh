@@ -171,13 +171,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   mma_gemm::cp_async_wait<0>();
   __syncthreads();  // x is in shared memory
 
-  float acc[kSums][TT][4];
-#pragma unroll
-  for (int s = 0; s < kSums; ++s)
-#pragma unroll
-    for (int t = 0; t < TT; ++t)
-#pragma unroll
-      for (int r = 0; r < 4; ++r) acc[s][t][r] = 0.0f;
+  float acc[kSums][TT][4];  // [gate/up or single][token tile][fragment]
+  mma_gemm::zero_fragments(acc);
 
 #pragma unroll 1
   for (int st0 = st_begin; st0 < st_end; st0 += kChunk) {
