@@ -38,7 +38,8 @@ namespace static_fp8_mlp {
 namespace {
 namespace warp_gemm {
 
-constexpr int kWarps = 16;
+constexpr int kLog2Warps = 4;
+constexpr int kWarps = 1 << kLog2Warps;
 constexpr int kThreads = 32 * kWarps;
 constexpr int kRows = 8;         // output columns per warp: the mma's N
 constexpr int kStepBytes = 64;   // K bytes per warp step: 4 lanes x 16 B
@@ -53,7 +54,7 @@ struct WarpGemmParams {
   int k;
   int n_out;    // output columns: H for the gated GEMM1 (gate rows, then up rows), else rows
   int k_steps;  // ceil(k / kStepBytes)
-  int splits;   // warps per row group: K slices, a power of two dividing kWarps
+  int log2_splits;  // log2 of the warps per row group (K slices; they divide kWarps)
   void* out;
   EpilogueParams epi;
 };
@@ -103,11 +104,12 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int lane = threadIdx.x & 31;
   const int g = lane >> 2;   // mma group: weight row g of the warp's 8, tokens g and g + 8
   const int tq = lane & 3;   // which 16 bytes of a 64-byte K step
-  const int splits = p.splits;
+  // Shifts, not divisions: the weight loads wait for these addresses.
+  const int splits = 1 << p.log2_splits;
   const int slice = warp & (splits - 1);
-  const int c0 = (blockIdx.x * (kWarps / splits) + warp / splits) * kRows;  // first column
-  const int st_begin = slice * p.k_steps / splits;
-  const int st_end = (slice + 1) * p.k_steps / splits;
+  const int c0 = ((blockIdx.x << (kLog2Warps - p.log2_splits)) + (warp >> p.log2_splits)) * kRows;
+  const int st_begin = (slice * p.k_steps) >> p.log2_splits;
+  const int st_end = ((slice + 1) * p.k_steps) >> p.log2_splits;
   const int row_bytes = x_row_bytes(p.k_steps);
   const int t0 = blockIdx.y * TOK;       // first token of the CTA
   const int m_here = min(p.m - t0, TOK);  // its tokens
@@ -330,10 +332,12 @@ cudaError_t launch(const uint8_t* x, const uint8_t* w, int64_t m, int64_t k, int
   p.n_out = static_cast<int>(n_out);
   p.k_steps = static_cast<int>(host_ceil_div(k, kStepBytes));
   const int64_t groups = n_out / kRows;
-  p.splits = pick_splits(groups, p.k_steps, chunk_steps<EPI>(), sm_count(dev));
+  const int splits = pick_splits(groups, p.k_steps, chunk_steps<EPI>(), sm_count(dev));
+  p.log2_splits = 0;
+  while ((1 << p.log2_splits) < splits) ++p.log2_splits;
   p.out = out;
   p.epi = epi;
-  const int64_t ctas = host_ceil_div(groups, kWarps / p.splits);
+  const int64_t ctas = host_ceil_div(groups, kWarps / splits);
   if (ctas > 0x7fffffff) return cudaErrorInvalidConfiguration;
   const bool pdl = device_arch(dev).major >= 9;
   switch (tokens_per_cta(m)) {
