@@ -56,4 +56,8 @@ cudaError_t allow_dynamic_smem(int bytes) {
 // per launch is too slow; a process-global int would be wrong with several GPUs).
 int sm_count(int device);
 
+// Shared memory one CTA may opt in to on a device (sm_90: 227 KB, sm_89: 99 KB), cached
+// per device the same way.
+int smem_per_block_optin(int device);
+
 }  // namespace static_fp8_mlp

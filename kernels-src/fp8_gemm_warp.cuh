@@ -5,12 +5,13 @@
 // a launch costs is its chain of latencies: ring set-up, tensor-map fetch, barrier
 // round trips, a serial epilogue. This kernel keeps that chain to one memory round
 // trip per operand:
-// - A warp owns 8 weight rows (the mma's N) over a slice of K, for every token (the
-//   mma's M, tiles of 16). A lane loads 16 contiguous bytes of its weight row and of
-//   its two token rows per 64-byte K step, straight into registers: no shared memory,
-//   no ldmatrix. The mma does not care in which order K is summed, so within each step
-//   K is permuted identically for both operands until those 16 bytes are exactly the
-//   lane's A and B fragments of two m16n8k32 mmas.
+// - A warp owns 8 weight rows (the mma's N) over a slice of K, for every token of its
+//   CTA (the mma's M, tiles of 16). A lane loads 16 contiguous bytes of its weight row
+//   per 64-byte K step straight into registers (no ring, no ldmatrix), and 16 bytes of
+//   each of its two token rows from the CTA's copy of x in shared memory. The mma does
+//   not care in which order K is summed, so within each step K is permuted identically
+//   for both operands until those 16 bytes are exactly the lane's A and B fragments of
+//   two m16n8k32 mmas.
 // - The K slices of a row group (warps of one CTA) meet once, in shared memory, in a
 //   fixed order (deterministic), and the fused epilogue of mlp_epilogues.cuh stores.
 // - Programmatic dependent launch (sm_90+): a CTA loads its first weight chunk before
@@ -45,7 +46,7 @@ constexpr int kRows = 8;         // output columns per warp: the mma's N
 constexpr int kStepBytes = 64;   // K bytes per warp step: 4 lanes x 16 B
 constexpr int kMaxTokensPerCta = 32;  // two 16-token mma tiles; more tokens: grid.y
 constexpr int kFillWarps = SFM_WARP_FILL_WARPS;
-constexpr int kSmemBytes = 227 * 1024;   // per CTA on sm_90 (sm_89: 99 KB, see max_x_bytes)
+constexpr int kSmemBytes = 227 * 1024;   // per CTA on sm_90 (less elsewhere: supports())
 
 struct WarpGemmParams {
   const uint8_t* x;
@@ -73,9 +74,9 @@ SFM_DEVICE uint4 load_weights(const uint8_t* p, bool ok) {
 }
 
 // The K-slice partial sums in static shared memory: [kWarps][sums][16-token tiles][4][32].
-template <EpilogueKind EPI, int TOK>
-constexpr int partial_bytes() {
-  return kWarps * (EPI == EpilogueKind::kGatedToFp8 ? 2 : 1) * (TOK <= 16 ? 1 : 2) * 4 * 32 * 4;
+constexpr int partial_bytes(EpilogueKind epi, int tokens_per_cta) {
+  return kWarps * (epi == EpilogueKind::kGatedToFp8 ? 2 : 1) * (tokens_per_cta <= 16 ? 1 : 2) *
+         4 * 32 * 4;
 }
 
 template <EpilogueKind EPI>
@@ -98,6 +99,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   constexpr int TT = TOK <= 16 ? 1 : 2;  // 16-token mma tiles
   constexpr int kChunk = chunk_steps<EPI>();
   __shared__ float partial[kWarps][kSums][TT][4][32];
+  static_assert(sizeof(partial) == partial_bytes(EPI, TOK), "partial_bytes");
   extern __shared__ __align__(16) uint8_t x_smem[];  // [TOK][x_row_bytes]
 
   const int warp = threadIdx.x >> 5;
@@ -142,9 +144,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   // 0 * NaN is not). Rows past M stay unwritten: they only reach accumulator rows that
   // are never stored.
   {
-    const int tokens = m_here;
     const int chunks_per_row = p.k_steps * (kStepBytes / 16);
-    for (int i = threadIdx.x; i < tokens * chunks_per_row; i += kThreads) {
+    for (int i = threadIdx.x; i < m_here * chunks_per_row; i += kThreads) {
       const int t = i / chunks_per_row;
       const int kb = (i - t * chunks_per_row) * 16;
       mma_gemm::cp_async_16(mma_gemm::smem_addr(x_smem + t * row_bytes + kb),
@@ -275,7 +276,7 @@ cudaError_t launch_tiles(const WarpGemmParams& p, int64_t ctas, bool pdl, cudaSt
   if (token_tiles > 65535) return cudaErrorInvalidConfiguration;
   constexpr auto kernel = warp_gemm_kernel<EPI, ACT, TOK>;
   const int x_bytes = TOK * x_row_bytes(p.k_steps);
-  cudaError_t e = allow_dynamic_smem<kernel>(kSmemBytes - partial_bytes<EPI, TOK>());
+  cudaError_t e = allow_dynamic_smem<kernel>(kSmemBytes - partial_bytes(EPI, TOK));
   if (e != cudaSuccess) return e;
   cudaLaunchConfig_t config = {};
   config.gridDim = dim3(static_cast<unsigned>(ctas), static_cast<unsigned>(token_tiles), 1);
@@ -293,25 +294,15 @@ cudaError_t launch_tiles(const WarpGemmParams& p, int64_t ctas, bool pdl, cudaSt
 // Tokens per CTA for m tokens.
 inline int tokens_per_cta(int64_t m) { return m <= 8 ? 8 : m <= 16 ? 16 : kMaxTokensPerCta; }
 
-// Shared memory a CTA may use on this device (sm_89 has less than sm_90).
-inline int smem_per_cta(int dev) {
-  int bytes = 0;
-  if (cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess) {
-    (void)cudaGetLastError();
-    return 0;
-  }
-  return std::min(bytes, kSmemBytes);
-}
-
 // Whether the kernel takes an [m, k] problem: x of a CTA (its tokens, all of K) and the
-// partial sums must fit in shared memory.
+// partial sums must fit in the shared memory of a CTA on this device.
 template <EpilogueKind EPI>
 bool supports(int64_t m, int64_t k, int dev) {
+  if (k > 0x7fffffff) return false;
   const int tok = tokens_per_cta(m);
-  const int partial = tok == 8 ? partial_bytes<EPI, 8>() : tok == 16 ? partial_bytes<EPI, 16>()
-                                                                     : partial_bytes<EPI, 32>();
-  return k <= 0x7fffffff &&
-         tok * (host_ceil_div(k, kStepBytes) * kStepBytes + 16) + partial <= smem_per_cta(dev);
+  const int64_t bytes = int64_t(tok) * x_row_bytes(static_cast<int>(host_ceil_div(k, kStepBytes))) +
+                        partial_bytes(EPI, tok);
+  return bytes <= std::min(smem_per_block_optin(dev), kSmemBytes);
 }
 
 // out[m, n_out] = epilogue(x[m, k] w^T), for problems `supports` accepts. The gated GEMM
@@ -345,6 +336,29 @@ cudaError_t launch(const uint8_t* x, const uint8_t* w, int64_t m, int64_t k, int
     case 16: return launch_tiles<EPI, ACT, 16>(p, ctas, pdl, stream);
     default: return launch_tiles<EPI, ACT, 32>(p, ctas, pdl, stream);
   }
+}
+
+// The three GEMMs of the MLPs, as both backends call them.
+inline cudaError_t gated_gemm1(const GatedGemm1Args& a, cudaStream_t stream) {
+  const auto epi = make_epilogue(a.op, nullptr, a.hidden_scale);
+  const int64_t h = a.op.n / 2;
+  return a.act == Activation::kSilu
+             ? launch<EpilogueKind::kGatedToFp8, Activation::kSilu>(a.op.x, a.op.w, a.op.m,
+                                                                    a.op.k, h, a.hidden, epi, stream)
+             : launch<EpilogueKind::kGatedToFp8, Activation::kGeluTanh>(
+                   a.op.x, a.op.w, a.op.m, a.op.k, h, a.hidden, epi, stream);
+}
+
+inline cudaError_t dense_gemm1(const DenseGemm1Args& a, cudaStream_t stream) {
+  return launch<EpilogueKind::kBiasGeluToFp8, Activation::kGeluTanh>(
+      a.op.x, a.op.w, a.op.m, a.op.k, a.op.n, a.hidden,
+      make_epilogue(a.op, a.bias, a.hidden_scale), stream);
+}
+
+inline cudaError_t gemm2(const Gemm2Args& a, cudaStream_t stream) {
+  return launch<EpilogueKind::kBiasToBf16, Activation::kGeluTanh>(
+      a.op.x, a.op.w, a.op.m, a.op.k, a.op.n, a.out, make_epilogue(a.op, a.bias, nullptr),
+      stream);
 }
 
 }  // namespace warp_gemm

@@ -67,7 +67,7 @@ bool warp_ok(int64_t m, int64_t k) {
 }
 
 // w_rows and k: the weight matrix ([w_rows, k]; for the down GEMM w_rows = N); warp_ok:
-// whether the warp kernel takes the problem (warp_gemm::supports).
+// M is within kMaxWarpTokens and the warp kernel takes the problem (warp_ok()).
 inline Kernel pick(int64_t m, GemmPath path, bool gemm2, int64_t w_rows, int64_t k,
                    bool warp_ok) {
   switch (path) {
@@ -78,7 +78,7 @@ inline Kernel pick(int64_t m, GemmPath path, bool gemm2, int64_t w_rows, int64_t
     case GemmPath::kWarpStream: return Kernel::kWarp;
     case GemmPath::kTensorCoreSplitK: return gemm2 ? Kernel::kWgmmaSplitK : Kernel::kPortable;
     case GemmPath::kAuto:
-      if (m <= kMaxWarpTokens && w_rows * k <= kMaxWarpWeightBytes && warp_ok) return Kernel::kWarp;
+      if (warp_ok && w_rows * k <= kMaxWarpWeightBytes) return Kernel::kWarp;
       if (m <= kMaxStreamTokens) return Kernel::kStream;
       if (gemm2 && SFM_WGMMA_SPLIT_K &&
           wgmma_gemm::split_k_factor(m, w_rows, k, current_sms()) >= 2) {
@@ -131,11 +131,6 @@ inline wgmma_gemm::WgmmaParams make_params(const Fp8GemmOperands& op, int64_t n_
 template <Activation ACT>
 cudaError_t gated_gemm1_with(const GatedGemm1Args& a, Kernel kernel, GemmPath path,
                              cudaStream_t stream) {
-  if (kernel == Kernel::kWarp) {
-    return warp_gemm::launch<EpilogueKind::kGatedToFp8, ACT>(
-        a.op.x, a.op.w, a.op.m, a.op.k, a.op.n / 2, a.hidden,
-        make_epilogue(a.op, nullptr, a.hidden_scale), stream);
-  }
   if (kernel == Kernel::kStream) {
     return hopper::stream<EpilogueKind::kGatedToFp8, ACT, 32, 64>(a.op, a.op.n / 2, a.hidden,
                                                                   nullptr, a.hidden_scale, stream);
@@ -149,6 +144,7 @@ inline cudaError_t gated_gemm1(const GatedGemm1Args& a, GemmPath path, cudaStrea
   const Kernel kernel = pick(a.op.m, path, /*gemm2=*/false, a.op.n, a.op.k,
                              warp_ok<EpilogueKind::kGatedToFp8>(a.op.m, a.op.k));
   if (kernel == Kernel::kPortable) return portable::gated_gemm1(a, path, stream);
+  if (kernel == Kernel::kWarp) return warp_gemm::gated_gemm1(a, stream);
   if (a.act == Activation::kSilu) {
     return gated_gemm1_with<Activation::kSilu>(a, kernel, path, stream);
   }
@@ -159,11 +155,7 @@ inline cudaError_t dense_gemm1(const DenseGemm1Args& a, GemmPath path, cudaStrea
   const Kernel kernel = pick(a.op.m, path, /*gemm2=*/false, a.op.n, a.op.k,
                              warp_ok<EpilogueKind::kBiasGeluToFp8>(a.op.m, a.op.k));
   if (kernel == Kernel::kPortable) return portable::dense_gemm1(a, path, stream);
-  if (kernel == Kernel::kWarp) {
-    return warp_gemm::launch<EpilogueKind::kBiasGeluToFp8, Activation::kGeluTanh>(
-        a.op.x, a.op.w, a.op.m, a.op.k, a.op.n, a.hidden,
-        make_epilogue(a.op, a.bias, a.hidden_scale), stream);
-  }
+  if (kernel == Kernel::kWarp) return warp_gemm::dense_gemm1(a, stream);
   if (kernel == Kernel::kStream) {
     return hopper::stream<EpilogueKind::kBiasGeluToFp8, Activation::kGeluTanh, SFM_STREAM_DENSE_WIDTHS>(
         a.op, a.op.n, a.hidden, a.bias, a.hidden_scale, stream);
@@ -183,11 +175,7 @@ inline cudaError_t gemm2(const Gemm2Args& a, GemmPath path, cudaStream_t stream)
                                                               a.workspace_bytes, current_sms(),
                                                               stream);
   }
-  if (kernel == Kernel::kWarp) {
-    return warp_gemm::launch<EpilogueKind::kBiasToBf16, Activation::kGeluTanh>(
-        a.op.x, a.op.w, a.op.m, a.op.k, a.op.n, a.out, make_epilogue(a.op, a.bias, nullptr),
-        stream);
-  }
+  if (kernel == Kernel::kWarp) return warp_gemm::gemm2(a, stream);
   if (kernel == Kernel::kStream) {
     return hopper::stream<EpilogueKind::kBiasToBf16, Activation::kGeluTanh, SFM_STREAM_DENSE_WIDTHS>(
         a.op, a.op.n, a.out, a.bias, nullptr, stream);

@@ -97,16 +97,32 @@ DeviceArch device_arch(int device) {
   return {v / 10, v % 10};
 }
 
-int sm_count(int device) {
-  static std::array<std::atomic<int>, 64> cache{};
+namespace {
+using AttributeCache = std::array<std::atomic<int>, 64>;
+
+// A positive device attribute, queried once per device; `fallback` when the query fails
+// or gives 0 (cached too, unless it is 0: then the next call asks again).
+int cached_attribute(AttributeCache& cache, int device, cudaDeviceAttr attr, int fallback) {
   std::atomic<int>& slot = cache[static_cast<size_t>(device) & 63];
   int v = slot.load(std::memory_order_relaxed);
   if (v > 0) return v;
-  if (cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, device) != cudaSuccess || v <= 0) {
-    v = 1;
+  if (cudaDeviceGetAttribute(&v, attr, device) != cudaSuccess || v <= 0) {
+    (void)cudaGetLastError();
+    v = fallback;
   }
   slot.store(v, std::memory_order_relaxed);
   return v;
+}
+}  // namespace
+
+int sm_count(int device) {
+  static AttributeCache cache{};
+  return cached_attribute(cache, device, cudaDevAttrMultiProcessorCount, 1);
+}
+
+int smem_per_block_optin(int device) {
+  static AttributeCache cache{};
+  return cached_attribute(cache, device, cudaDevAttrMaxSharedMemoryPerBlockOptin, 0);
 }
 
 }  // namespace static_fp8_mlp
