@@ -138,7 +138,7 @@ SFM_DEVICE uint64_t smem_desc(const void* tile) {
   return desc;
 }
 
-// Accumulator operands of the wgmma wrappers below, eight at a time: one "+f" register
+// Accumulator operands of the wgmma wrappers (here and in fp8_gemm_wgmma_rs.cuh), eight at a time: one "+f" register
 // per accumulator element (inline asm takes no arrays).
 #define SFM_WGMMA_ACC8(i)                                                                  \
   "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3]), "+f"(d[i + 4]), "+f"(d[i + 5]), \
@@ -178,9 +178,6 @@ SFM_DEVICE void wgmma_m64n192k32(float (&d)[96], uint64_t desc_a, uint64_t desc_
         SFM_WGMMA_ACC8(88)
       : "l"(desc_a), "l"(desc_b), "r"(scale_d));
 }
-
-#undef SFM_WGMMA_ACC64
-#undef SFM_WGMMA_ACC8
 
 template <int N>
 SFM_DEVICE void wgmma_m64nk32(float (&d)[N / 2], uint64_t desc_a, uint64_t desc_b, int scale_d) {

@@ -6,6 +6,7 @@
 #include "fp8_gemm_stream.cuh"
 #include "fp8_gemm_warp.cuh"
 #include "fp8_gemm_wgmma.cuh"
+#include "fp8_gemm_wgmma_rs.cuh"
 #include "portable_backend.cuh"
 
 // Tuning knobs (defaults measured on H200; overridable for tuning builds).
@@ -25,6 +26,15 @@
 #ifndef SFM_MAX_WARP_WEIGHT_MB  // ... for weight matrices up to this size (L2-resident)
 #define SFM_MAX_WARP_WEIGHT_MB 16
 #endif
+#ifndef SFM_RS_MIN_TOKENS  // auto: register-sourced wgmma for L2-resident GEMMs from here,
+#define SFM_RS_MIN_TOKENS 17
+#endif
+#ifndef SFM_RS_MIN_X_BYTES  // ... or from this much x (the warp kernel copies all of it per CTA)
+#define SFM_RS_MIN_X_BYTES 73728
+#endif
+#ifndef SFM_MAX_RS_TOKENS  // ... up to this many tokens
+#define SFM_MAX_RS_TOKENS 64
+#endif
 #ifndef SFM_MAX_STREAM_TOKENS
 #define SFM_MAX_STREAM_TOKENS 32
 #endif
@@ -40,9 +50,14 @@ inline int current_sms() {
 }
 
 // Dispatch by batch size, measured on H100/H200 (scripts/perf_probe.py, benchmarks/RESULTS.md):
-// - up to kMaxWarpTokens tokens, a GEMM whose weights fit in L2 (a vision tower's
-//   MLP) is latency-bound: the register-streaming warp kernel, whose only dependent
-//   memory trips are its weights (fetched before the previous kernel ends) and x;
+// - a GEMM whose weights fit in L2 (a vision tower's MLP) is latency-bound up to 64
+//   tokens: the register-streaming kernels, whose only dependent memory trips are
+//   their weights (fetched before the previous kernel ends) and x. The warp kernel
+//   (mma.sync) for the fewest tokens; the register-sourced wgmma kernel from 17 tokens
+//   or 72 KiB of x (rs_preferred) to kMaxRsTokens (64), where mma.sync's rate on sm_90
+//   and the warp kernel's copy of all of x into every CTA cost more than the wgmma
+//   kernel's cluster reduction; the warp kernel also where the wgmma one does not take
+//   the problem, up to kMaxWarpTokens;
 // - up to 32 tokens every other GEMM is a pass over DRAM: the streaming kernel, whose
 //   TMA ring keeps more bytes in flight;
 // - the down GEMM is split over K (wide wgmma tiles, fp32 partials, one reduce kernel)
@@ -56,8 +71,12 @@ constexpr int64_t kMaxStreamTokens = SFM_MAX_STREAM_TOKENS;
 constexpr int64_t kMaxWarpTokens = SFM_MAX_WARP_TOKENS;
 constexpr int64_t kMaxWarpWeightBytes = int64_t(SFM_MAX_WARP_WEIGHT_MB) << 20;
 constexpr int64_t kMaxStreamGemm2Tokens = 128;
+constexpr int64_t kMaxRsTokens = SFM_MAX_RS_TOKENS;
+inline bool rs_preferred(int64_t m, int64_t k) {
+  return m >= SFM_RS_MIN_TOKENS || m * k >= SFM_RS_MIN_X_BYTES;
+}
 
-enum class Kernel { kWarp, kStream, kWgmma, kWgmmaSplitK, kPortable };
+enum class Kernel { kWarp, kRegWgmma, kStream, kWgmma, kWgmmaSplitK, kPortable };
 
 template <EpilogueKind EPI>
 bool warp_ok(int64_t m, int64_t k) {
@@ -66,19 +85,32 @@ bool warp_ok(int64_t m, int64_t k) {
          warp_gemm::supports<EPI>(m, k, dev);
 }
 
+// Whether the register-sourced wgmma kernel takes an [m, k] x [n_out] problem.
+template <EpilogueKind EPI>
+bool rs_ok(int64_t m, int64_t k, int64_t n_out) {
+  int dev = 0;
+  return m <= kMaxRsTokens && cudaGetDevice(&dev) == cudaSuccess &&
+         wgmma_rs::supports<EPI>(m, k, n_out, dev);
+}
+
 // w_rows and k: the weight matrix ([w_rows, k]; for the down GEMM w_rows = N); warp_ok:
-// M is within kMaxWarpTokens and the warp kernel takes the problem (warp_ok()).
+// M is within kMaxWarpTokens and the warp kernel takes the problem (warp_ok()); rs_ok:
+// likewise for the register-sourced wgmma kernel (rs_ok()).
 inline Kernel pick(int64_t m, GemmPath path, bool gemm2, int64_t w_rows, int64_t k,
-                   bool warp_ok) {
+                   bool warp_ok, bool rs_ok) {
   switch (path) {
     case GemmPath::kTensorCoreTma:
     case GemmPath::kTensorCoreTall128:
     case GemmPath::kTensorCoreTall192: return Kernel::kWgmma;
     case GemmPath::kWeightStream: return Kernel::kStream;
     case GemmPath::kWarpStream: return Kernel::kWarp;
+    case GemmPath::kTensorCoreStream: return Kernel::kRegWgmma;
     case GemmPath::kTensorCoreSplitK: return gemm2 ? Kernel::kWgmmaSplitK : Kernel::kPortable;
     case GemmPath::kAuto:
-      if (warp_ok && w_rows * k <= kMaxWarpWeightBytes) return Kernel::kWarp;
+      if (w_rows * k <= kMaxWarpWeightBytes) {  // L2-resident weights
+        if (rs_ok && rs_preferred(m, k)) return Kernel::kRegWgmma;
+        if (warp_ok) return Kernel::kWarp;
+      }
       if (m <= kMaxStreamTokens) return Kernel::kStream;
       if (gemm2 && SFM_WGMMA_SPLIT_K &&
           wgmma_gemm::split_k_factor(m, w_rows, k, current_sms()) >= 2) {
@@ -93,8 +125,8 @@ inline Kernel pick(int64_t m, GemmPath path, bool gemm2, int64_t w_rows, int64_t
 }
 
 inline int64_t gemm2_workspace_bytes(int64_t m, int64_t n, int64_t k, GemmPath path) {
-  if (pick(m, path, /*gemm2=*/true, n, k, warp_ok<EpilogueKind::kBiasToBf16>(m, k)) !=
-      Kernel::kWgmmaSplitK) {
+  if (pick(m, path, /*gemm2=*/true, n, k, warp_ok<EpilogueKind::kBiasToBf16>(m, k),
+           rs_ok<EpilogueKind::kBiasToBf16>(m, k, n)) != Kernel::kWgmmaSplitK) {
     return 0;
   }
   return wgmma_gemm::split_workspace_bytes(m, n, k, current_sms());
@@ -142,9 +174,11 @@ cudaError_t gated_gemm1_with(const GatedGemm1Args& a, Kernel kernel, GemmPath pa
 
 inline cudaError_t gated_gemm1(const GatedGemm1Args& a, GemmPath path, cudaStream_t stream) {
   const Kernel kernel = pick(a.op.m, path, /*gemm2=*/false, a.op.n, a.op.k,
-                             warp_ok<EpilogueKind::kGatedToFp8>(a.op.m, a.op.k));
+                             warp_ok<EpilogueKind::kGatedToFp8>(a.op.m, a.op.k),
+                             rs_ok<EpilogueKind::kGatedToFp8>(a.op.m, a.op.k, a.op.n / 2));
   if (kernel == Kernel::kPortable) return portable::gated_gemm1(a, path, stream);
   if (kernel == Kernel::kWarp) return warp_gemm::gated_gemm1(a, stream);
+  if (kernel == Kernel::kRegWgmma) return wgmma_rs::gated_gemm1(a, stream);
   if (a.act == Activation::kSilu) {
     return gated_gemm1_with<Activation::kSilu>(a, kernel, path, stream);
   }
@@ -153,9 +187,11 @@ inline cudaError_t gated_gemm1(const GatedGemm1Args& a, GemmPath path, cudaStrea
 
 inline cudaError_t dense_gemm1(const DenseGemm1Args& a, GemmPath path, cudaStream_t stream) {
   const Kernel kernel = pick(a.op.m, path, /*gemm2=*/false, a.op.n, a.op.k,
-                             warp_ok<EpilogueKind::kBiasGeluToFp8>(a.op.m, a.op.k));
+                             warp_ok<EpilogueKind::kBiasGeluToFp8>(a.op.m, a.op.k),
+                             rs_ok<EpilogueKind::kBiasGeluToFp8>(a.op.m, a.op.k, a.op.n));
   if (kernel == Kernel::kPortable) return portable::dense_gemm1(a, path, stream);
   if (kernel == Kernel::kWarp) return warp_gemm::dense_gemm1(a, stream);
+  if (kernel == Kernel::kRegWgmma) return wgmma_rs::dense_gemm1(a, stream);
   if (kernel == Kernel::kStream) {
     return hopper::stream<EpilogueKind::kBiasGeluToFp8, Activation::kGeluTanh, SFM_STREAM_DENSE_WIDTHS>(
         a.op, a.op.n, a.hidden, a.bias, a.hidden_scale, stream);
@@ -167,7 +203,8 @@ inline cudaError_t dense_gemm1(const DenseGemm1Args& a, GemmPath path, cudaStrea
 
 inline cudaError_t gemm2(const Gemm2Args& a, GemmPath path, cudaStream_t stream) {
   const Kernel kernel = pick(a.op.m, path, /*gemm2=*/true, a.op.n, a.op.k,
-                             warp_ok<EpilogueKind::kBiasToBf16>(a.op.m, a.op.k));
+                             warp_ok<EpilogueKind::kBiasToBf16>(a.op.m, a.op.k),
+                             rs_ok<EpilogueKind::kBiasToBf16>(a.op.m, a.op.k, a.op.n));
   if (kernel == Kernel::kPortable) return portable::gemm2(a, path, stream);
   if (kernel == Kernel::kWgmmaSplitK) {
     const auto p = make_params(a.op, a.op.n, a.out, a.bias, nullptr);
@@ -176,6 +213,7 @@ inline cudaError_t gemm2(const Gemm2Args& a, GemmPath path, cudaStream_t stream)
                                                               stream);
   }
   if (kernel == Kernel::kWarp) return warp_gemm::gemm2(a, stream);
+  if (kernel == Kernel::kRegWgmma) return wgmma_rs::gemm2(a, stream);
   if (kernel == Kernel::kStream) {
     return hopper::stream<EpilogueKind::kBiasToBf16, Activation::kGeluTanh, SFM_STREAM_DENSE_WIDTHS>(
         a.op, a.op.n, a.out, a.bias, nullptr, stream);

@@ -332,6 +332,46 @@ def test_warp_stream_path_refuses_x_too_long_for_shared_memory(sfm):
     assert_close_to_reference(got, sfm.reference.fp8_gelu_mlp_bf16(*dcase.args()))
 
 
+@pytest.mark.parametrize("m", (1, 17, 33, 50, 64, 100, 128, 129, 300))
+@pytest.mark.parametrize("shape", ((1152, 4304, 1152), (1040, 1536, 768), (4096, 2048, 512),
+                                   (1024, 7168, 256)))
+def test_tensor_core_stream_path(sfm, m, shape):
+    """The Hopper register-sourced wgmma GEMMs (weights in registers, x in shared memory,
+    K split over a cluster), forced for both GEMMs. 32-, 64- and 128-token CTAs, partly
+    filled (M = 17, 33, 100) or full (64, 128), several token tiles (129, 300); K = 1040
+    and the down GEMM's K = 4304 end inside a 64-byte step; H = 4304 leaves the last row
+    block partly empty; K = 4096 / 2048 gives 8-CTA clusters; the down GEMM of H = 7168
+    gives K slices of two register chunks and several promotion groups."""
+    k, h, n = shape
+    paths = ("tensor_core_stream", "tensor_core_stream")
+    gen = torch.Generator(device="cuda").manual_seed(5000 + m + k + n)
+    for activation in ("silu", "gelu_tanh"):
+        case = gated_case(m, k, h, n, activation, m % 2 == 1, generator=gen)
+        run = lambda: sfm._gated_mlp_with_paths(activation, paths, *case.args(),
+                                                out=poisoned_bf16((m, n)))
+        if not is_hopper():
+            with pytest.raises(RuntimeError, match="launching"):
+                run()
+            return
+        assert_close_to_reference(run(), sfm.reference.gated_mlp(*case.args(), activation))
+    for per_row in (False, True):
+        dcase = dense_case(m, k, h, n, per_row, generator=gen)
+        got = sfm._gelu_mlp_with_paths(paths, *dcase.args(), out=poisoned_bf16((m, n)))
+        assert_close_to_reference(got, sfm.reference.fp8_gelu_mlp_bf16(*dcase.args()))
+
+
+def test_tensor_core_stream_path_refuses_x_slice_too_long_for_shared_memory(sfm):
+    """128 tokens x K = 16384 need 32 K steps per CTA even in 8-CTA clusters (256 KB of x):
+    a forced path must fail loudly (auto never picks it then)."""
+    if not is_hopper():
+        pytest.skip("Hopper-only path")
+    dcase = dense_case(128, 16384, 256, 128, False)
+    with pytest.raises(RuntimeError, match="launching the up GEMM"):
+        sfm._gelu_mlp_with_paths(("tensor_core_stream", "auto"), *dcase.args())
+    got = sfm.fp8_gelu_mlp_bf16(*dcase.args())
+    assert_close_to_reference(got, sfm.reference.fp8_gelu_mlp_bf16(*dcase.args()))
+
+
 @pytest.mark.parametrize("m", (1, 33, 50, 64, 100, 256, 300))
 @pytest.mark.parametrize("shape", ((1152, 4304, 1152), (1024, 4096, 256), (2048, 16384, 2048)))
 def test_tensor_core_split_k_down_gemm(sfm, m, shape):
@@ -513,8 +553,9 @@ def test_second_device(sfm):
             got = sfm.fp8_gelu_mlp_bf16(*d.args())
             assert got.device == torch.device("cuda:1")
             assert_close_to_reference(got, sfm.reference.fp8_gelu_mlp_bf16(*d.args()))
-        for paths in (("weight_stream", "weight_stream"), ("warp_stream", "warp_stream")):
-            g = gated_case(9, 256, 512, 256, "silu", False, device="cuda:1")
+        for paths, m in ((("weight_stream", "weight_stream"), 9), (("warp_stream", "warp_stream"), 9),
+                         (("tensor_core_stream", "tensor_core_stream"), 50)):
+            g = gated_case(m, 256, 512, 256, "silu", False, device="cuda:1")
             got = sfm._gated_mlp_with_paths("silu", paths, *g.args())
             assert_close_to_reference(got, sfm.reference.fp8_swiglu_mlp_bf16(*g.args()))
         xb = torch.randn(5, 64, device="cuda:1").bfloat16()
