@@ -307,59 +307,41 @@ bool supports(int64_t m, int64_t k, int dev) {
 
 // out[m, n_out] = epilogue(x[m, k] w^T), for problems `supports` accepts. The gated GEMM
 // reads 2 n_out weight rows (gate rows, then up rows).
-template <EpilogueKind EPI, Activation ACT>
-cudaError_t launch(const uint8_t* x, const uint8_t* w, int64_t m, int64_t k, int64_t n_out,
-                   void* out, const EpilogueParams& epi, cudaStream_t stream) {
-  if (m == 0 || n_out == 0) return cudaSuccess;
-  int dev = 0;
-  cudaError_t e = cudaGetDevice(&dev);
-  if (e != cudaSuccess) return e;
-  if (!supports<EPI>(m, k, dev) || n_out % kRows != 0) return cudaErrorInvalidValue;
-  WarpGemmParams p;
-  p.x = x;
-  p.w = w;
-  p.m = static_cast<int>(m);
-  p.k = static_cast<int>(k);
-  p.n_out = static_cast<int>(n_out);
-  p.k_steps = static_cast<int>(host_ceil_div(k, kStepBytes));
-  const int64_t groups = n_out / kRows;
-  const int splits = pick_splits(groups, p.k_steps, chunk_steps<EPI>(), sm_count(dev));
-  p.log2_splits = 0;
-  while ((1 << p.log2_splits) < splits) ++p.log2_splits;
-  p.out = out;
-  p.epi = epi;
-  const int64_t ctas = host_ceil_div(groups, kWarps / splits);
-  if (ctas > 0x7fffffff) return cudaErrorInvalidConfiguration;
-  const bool pdl = device_arch(dev).major >= 9;
-  switch (tokens_per_cta(m)) {
-    case 8: return launch_tiles<EPI, ACT, 8>(p, ctas, pdl, stream);
-    case 16: return launch_tiles<EPI, ACT, 16>(p, ctas, pdl, stream);
-    default: return launch_tiles<EPI, ACT, 32>(p, ctas, pdl, stream);
+struct Launch {
+  template <EpilogueKind EPI, Activation ACT>
+  static cudaError_t run(const uint8_t* x, const uint8_t* w, int64_t m, int64_t k, int64_t n_out,
+                         void* out, const EpilogueParams& epi, cudaStream_t stream) {
+    if (m == 0 || n_out == 0) return cudaSuccess;
+    int dev = 0;
+    cudaError_t e = cudaGetDevice(&dev);
+    if (e != cudaSuccess) return e;
+    if (!supports<EPI>(m, k, dev) || n_out % kRows != 0) return cudaErrorInvalidValue;
+    WarpGemmParams p;
+    p.x = x;
+    p.w = w;
+    p.m = static_cast<int>(m);
+    p.k = static_cast<int>(k);
+    p.n_out = static_cast<int>(n_out);
+    p.k_steps = static_cast<int>(host_ceil_div(k, kStepBytes));
+    const int64_t groups = n_out / kRows;
+    const int splits = pick_splits(groups, p.k_steps, chunk_steps<EPI>(), sm_count(dev));
+    p.log2_splits = 0;
+    while ((1 << p.log2_splits) < splits) ++p.log2_splits;
+    p.out = out;
+    p.epi = epi;
+    const int64_t ctas = host_ceil_div(groups, kWarps / splits);
+    if (ctas > 0x7fffffff) return cudaErrorInvalidConfiguration;
+    const bool pdl = device_arch(dev).major >= 9;
+    switch (tokens_per_cta(m)) {
+      case 8: return launch_tiles<EPI, ACT, 8>(p, ctas, pdl, stream);
+      case 16: return launch_tiles<EPI, ACT, 16>(p, ctas, pdl, stream);
+      default: return launch_tiles<EPI, ACT, 32>(p, ctas, pdl, stream);
+    }
   }
-}
+};
 
-// The three GEMMs of the MLPs, as both backends call them.
-inline cudaError_t gated_gemm1(const GatedGemm1Args& a, cudaStream_t stream) {
-  const auto epi = make_epilogue(a.op, nullptr, a.hidden_scale);
-  const int64_t h = a.op.n / 2;
-  return a.act == Activation::kSilu
-             ? launch<EpilogueKind::kGatedToFp8, Activation::kSilu>(a.op.x, a.op.w, a.op.m,
-                                                                    a.op.k, h, a.hidden, epi, stream)
-             : launch<EpilogueKind::kGatedToFp8, Activation::kGeluTanh>(
-                   a.op.x, a.op.w, a.op.m, a.op.k, h, a.hidden, epi, stream);
-}
-
-inline cudaError_t dense_gemm1(const DenseGemm1Args& a, cudaStream_t stream) {
-  return launch<EpilogueKind::kBiasGeluToFp8, Activation::kGeluTanh>(
-      a.op.x, a.op.w, a.op.m, a.op.k, a.op.n, a.hidden,
-      make_epilogue(a.op, a.bias, a.hidden_scale), stream);
-}
-
-inline cudaError_t gemm2(const Gemm2Args& a, cudaStream_t stream) {
-  return launch<EpilogueKind::kBiasToBf16, Activation::kGeluTanh>(
-      a.op.x, a.op.w, a.op.m, a.op.k, a.op.n, a.out, make_epilogue(a.op, a.bias, nullptr),
-      stream);
-}
+// The three GEMMs of the MLPs, as the backends call them.
+using Gemms = MlpGemms<Launch>;
 
 }  // namespace warp_gemm
 }  // namespace

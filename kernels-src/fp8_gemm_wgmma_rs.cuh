@@ -246,7 +246,8 @@ __global__ void __launch_bounds__(kThreads, 1) rs_gemm_kernel(const RsParams p) 
     const int q = lane & 7;
     const int last_col_chunks = steps & 1 ? 4 : 8;  // the slice may end mid-column
     for (int n = warp * 4 + (lane >> 3); n < m_here; n += kThreads / 8) {
-      const uint8_t* src = p.x + static_cast<int64_t>(t0 + n) * p.k + st_begin * kStepBytes + q * 16;
+      const uint8_t* src =
+          p.x + static_cast<int64_t>(t0 + n) * p.k + st_begin * kStepBytes + q * 16;
       const uint32_t dst = smem_u32(smem) + n * 128 + ((q ^ (n & 7)) * 16);
       for (int kc = 0; kc < columns; ++kc) {
         if (kc == columns - 1 && q >= last_col_chunks) break;
@@ -446,7 +447,8 @@ cudaError_t launch_tiles(const RsParams& p, int64_t blocks, int cluster, cudaStr
   cudaError_t e = allow_dynamic_smem<kernel>(kSmemBytes);
   if (e != cudaSuccess) return e;
   cudaLaunchConfig_t config = {};
-  config.gridDim = dim3(static_cast<unsigned>(blocks * cluster), static_cast<unsigned>(token_tiles), 1);
+  config.gridDim =
+      dim3(static_cast<unsigned>(blocks * cluster), static_cast<unsigned>(token_tiles), 1);
   config.blockDim = dim3(kThreads, 1, 1);
   config.dynamicSmemBytes = static_cast<size_t>(
       smem_bytes(NTOK, static_cast<int>(host_ceil_div(p.k_steps, cluster))));
@@ -465,59 +467,41 @@ cudaError_t launch_tiles(const RsParams& p, int64_t blocks, int cluster, cudaStr
 
 // out[m, n_out] = epilogue(x[m, k] w^T), for problems `supports` accepts. The gated GEMM
 // reads 2 n_out weight rows (gate rows, then up rows).
-template <EpilogueKind EPI, Activation ACT>
-cudaError_t launch(const uint8_t* x, const uint8_t* w, int64_t m, int64_t k, int64_t n_out,
-                   void* out, const EpilogueParams& epi, cudaStream_t stream) {
-  if (m == 0 || n_out == 0) return cudaSuccess;
-  int dev = 0;
-  cudaError_t e = cudaGetDevice(&dev);
-  if (e != cudaSuccess) return e;
-  if (!supports<EPI>(m, k, n_out, dev)) return cudaErrorInvalidValue;
-  RsParams p;
-  p.x = x;
-  p.w = w;
-  p.m = static_cast<int>(m);
-  p.k = static_cast<int>(k);
-  p.n_out = static_cast<int>(n_out);
-  p.k_steps = static_cast<int>(host_ceil_div(k, kStepBytes));
-  p.out = out;
-  p.epi = epi;
-  const int ntok = tokens_per_cta(m);
-  const int64_t blocks = row_blocks(EPI, n_out);
-  const int cluster =
-      pick_cluster(blocks, p.k_steps, ntok, std::min(smem_per_block_optin(dev), kSmemBytes),
-                   sm_count(dev));
-  p.log2_cluster = 0;
-  while ((1 << p.log2_cluster) < cluster) ++p.log2_cluster;
-  switch (ntok) {
-    case 32: return launch_tiles<EPI, ACT, 32>(p, blocks, cluster, stream);
-    case 64: return launch_tiles<EPI, ACT, 64>(p, blocks, cluster, stream);
-    default: return launch_tiles<EPI, ACT, 128>(p, blocks, cluster, stream);
+struct Launch {
+  template <EpilogueKind EPI, Activation ACT>
+  static cudaError_t run(const uint8_t* x, const uint8_t* w, int64_t m, int64_t k, int64_t n_out,
+                         void* out, const EpilogueParams& epi, cudaStream_t stream) {
+    if (m == 0 || n_out == 0) return cudaSuccess;
+    int dev = 0;
+    cudaError_t e = cudaGetDevice(&dev);
+    if (e != cudaSuccess) return e;
+    if (!supports<EPI>(m, k, n_out, dev)) return cudaErrorInvalidValue;
+    RsParams p;
+    p.x = x;
+    p.w = w;
+    p.m = static_cast<int>(m);
+    p.k = static_cast<int>(k);
+    p.n_out = static_cast<int>(n_out);
+    p.k_steps = static_cast<int>(host_ceil_div(k, kStepBytes));
+    p.out = out;
+    p.epi = epi;
+    const int ntok = tokens_per_cta(m);
+    const int64_t blocks = row_blocks(EPI, n_out);
+    const int cluster =
+        pick_cluster(blocks, p.k_steps, ntok, std::min(smem_per_block_optin(dev), kSmemBytes),
+                     sm_count(dev));
+    p.log2_cluster = 0;
+    while ((1 << p.log2_cluster) < cluster) ++p.log2_cluster;
+    switch (ntok) {
+      case 32: return launch_tiles<EPI, ACT, 32>(p, blocks, cluster, stream);
+      case 64: return launch_tiles<EPI, ACT, 64>(p, blocks, cluster, stream);
+      default: return launch_tiles<EPI, ACT, 128>(p, blocks, cluster, stream);
+    }
   }
-}
+};
 
-// The three GEMMs of the MLPs.
-inline cudaError_t gated_gemm1(const GatedGemm1Args& a, cudaStream_t stream) {
-  const auto epi = make_epilogue(a.op, nullptr, a.hidden_scale);
-  const int64_t h = a.op.n / 2;
-  return a.act == Activation::kSilu
-             ? launch<EpilogueKind::kGatedToFp8, Activation::kSilu>(a.op.x, a.op.w, a.op.m,
-                                                                    a.op.k, h, a.hidden, epi, stream)
-             : launch<EpilogueKind::kGatedToFp8, Activation::kGeluTanh>(
-                   a.op.x, a.op.w, a.op.m, a.op.k, h, a.hidden, epi, stream);
-}
-
-inline cudaError_t dense_gemm1(const DenseGemm1Args& a, cudaStream_t stream) {
-  return launch<EpilogueKind::kBiasGeluToFp8, Activation::kGeluTanh>(
-      a.op.x, a.op.w, a.op.m, a.op.k, a.op.n, a.hidden,
-      make_epilogue(a.op, a.bias, a.hidden_scale), stream);
-}
-
-inline cudaError_t gemm2(const Gemm2Args& a, cudaStream_t stream) {
-  return launch<EpilogueKind::kBiasToBf16, Activation::kGeluTanh>(
-      a.op.x, a.op.w, a.op.m, a.op.k, a.op.n, a.out, make_epilogue(a.op, a.bias, nullptr),
-      stream);
-}
+// The three GEMMs of the MLPs, as the backends call them.
+using Gemms = MlpGemms<Launch>;
 
 }  // namespace wgmma_rs
 }  // namespace

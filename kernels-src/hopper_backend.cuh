@@ -177,8 +177,8 @@ inline cudaError_t gated_gemm1(const GatedGemm1Args& a, GemmPath path, cudaStrea
                              warp_ok<EpilogueKind::kGatedToFp8>(a.op.m, a.op.k),
                              rs_ok<EpilogueKind::kGatedToFp8>(a.op.m, a.op.k, a.op.n / 2));
   if (kernel == Kernel::kPortable) return portable::gated_gemm1(a, path, stream);
-  if (kernel == Kernel::kWarp) return warp_gemm::gated_gemm1(a, stream);
-  if (kernel == Kernel::kRegWgmma) return wgmma_rs::gated_gemm1(a, stream);
+  if (kernel == Kernel::kWarp) return warp_gemm::Gemms::gated_gemm1(a, stream);
+  if (kernel == Kernel::kRegWgmma) return wgmma_rs::Gemms::gated_gemm1(a, stream);
   if (a.act == Activation::kSilu) {
     return gated_gemm1_with<Activation::kSilu>(a, kernel, path, stream);
   }
@@ -190,8 +190,8 @@ inline cudaError_t dense_gemm1(const DenseGemm1Args& a, GemmPath path, cudaStrea
                              warp_ok<EpilogueKind::kBiasGeluToFp8>(a.op.m, a.op.k),
                              rs_ok<EpilogueKind::kBiasGeluToFp8>(a.op.m, a.op.k, a.op.n));
   if (kernel == Kernel::kPortable) return portable::dense_gemm1(a, path, stream);
-  if (kernel == Kernel::kWarp) return warp_gemm::dense_gemm1(a, stream);
-  if (kernel == Kernel::kRegWgmma) return wgmma_rs::dense_gemm1(a, stream);
+  if (kernel == Kernel::kWarp) return warp_gemm::Gemms::dense_gemm1(a, stream);
+  if (kernel == Kernel::kRegWgmma) return wgmma_rs::Gemms::dense_gemm1(a, stream);
   if (kernel == Kernel::kStream) {
     return hopper::stream<EpilogueKind::kBiasGeluToFp8, Activation::kGeluTanh, SFM_STREAM_DENSE_WIDTHS>(
         a.op, a.op.n, a.hidden, a.bias, a.hidden_scale, stream);
@@ -212,8 +212,8 @@ inline cudaError_t gemm2(const Gemm2Args& a, GemmPath path, cudaStream_t stream)
                                                               a.workspace_bytes, current_sms(),
                                                               stream);
   }
-  if (kernel == Kernel::kWarp) return warp_gemm::gemm2(a, stream);
-  if (kernel == Kernel::kRegWgmma) return wgmma_rs::gemm2(a, stream);
+  if (kernel == Kernel::kWarp) return warp_gemm::Gemms::gemm2(a, stream);
+  if (kernel == Kernel::kRegWgmma) return wgmma_rs::Gemms::gemm2(a, stream);
   if (kernel == Kernel::kStream) {
     return hopper::stream<EpilogueKind::kBiasToBf16, Activation::kGeluTanh, SFM_STREAM_DENSE_WIDTHS>(
         a.op, a.op.n, a.out, a.bias, nullptr, stream);

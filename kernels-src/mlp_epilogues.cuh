@@ -109,4 +109,30 @@ SFM_DEVICE RowScales make_row_scales(const EpilogueParams& p) {
           p.w_scale_per_row};
 }
 
+// The three GEMMs of the MLPs for a kernel family whose Launch::run<EPI, ACT>(x, w, m, k,
+// n_out, out, epilogue, stream) computes out[m, n_out] = epilogue(x w^T) (the gated GEMM1
+// reads 2 n_out weight rows: gate rows, then up rows).
+template <typename Launch>
+struct MlpGemms {
+  static cudaError_t gated_gemm1(const GatedGemm1Args& a, cudaStream_t stream) {
+    const auto epi = make_epilogue(a.op, nullptr, a.hidden_scale);
+    const int64_t h = a.op.n / 2;
+    return a.act == Activation::kSilu
+               ? Launch::template run<EpilogueKind::kGatedToFp8, Activation::kSilu>(
+                     a.op.x, a.op.w, a.op.m, a.op.k, h, a.hidden, epi, stream)
+               : Launch::template run<EpilogueKind::kGatedToFp8, Activation::kGeluTanh>(
+                     a.op.x, a.op.w, a.op.m, a.op.k, h, a.hidden, epi, stream);
+  }
+  static cudaError_t dense_gemm1(const DenseGemm1Args& a, cudaStream_t stream) {
+    return Launch::template run<EpilogueKind::kBiasGeluToFp8, Activation::kGeluTanh>(
+        a.op.x, a.op.w, a.op.m, a.op.k, a.op.n, a.hidden,
+        make_epilogue(a.op, a.bias, a.hidden_scale), stream);
+  }
+  static cudaError_t gemm2(const Gemm2Args& a, cudaStream_t stream) {
+    return Launch::template run<EpilogueKind::kBiasToBf16, Activation::kGeluTanh>(
+        a.op.x, a.op.w, a.op.m, a.op.k, a.op.n, a.out, make_epilogue(a.op, a.bias, nullptr),
+        stream);
+  }
+};
+
 }  // namespace static_fp8_mlp

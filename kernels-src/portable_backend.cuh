@@ -103,7 +103,7 @@ inline bool hopper_only(GemmPath path) {
 
 inline cudaError_t gated_gemm1(const GatedGemm1Args& a, GemmPath path, cudaStream_t stream) {
   if (hopper_only(path)) return cudaErrorNotSupported;
-  if (path == GemmPath::kWarpStream) return warp_gemm::gated_gemm1(a, stream);
+  if (path == GemmPath::kWarpStream) return warp_gemm::Gemms::gated_gemm1(a, stream);
   const auto p = make_params(a.op, a.op.n / 2, a.hidden, nullptr, a.hidden_scale);
   if (a.act == Activation::kSilu) {
     return run_tiled<EpilogueKind::kGatedToFp8, Activation::kSilu>(p, path, stream);
@@ -113,7 +113,7 @@ inline cudaError_t gated_gemm1(const GatedGemm1Args& a, GemmPath path, cudaStrea
 
 inline cudaError_t dense_gemm1(const DenseGemm1Args& a, GemmPath path, cudaStream_t stream) {
   if (hopper_only(path)) return cudaErrorNotSupported;
-  if (path == GemmPath::kWarpStream) return warp_gemm::dense_gemm1(a, stream);
+  if (path == GemmPath::kWarpStream) return warp_gemm::Gemms::dense_gemm1(a, stream);
   const auto p = make_params(a.op, a.op.n, a.hidden, a.bias, a.hidden_scale);
   return run_tiled<EpilogueKind::kBiasGeluToFp8, Activation::kGeluTanh>(p, path, stream);
 }
@@ -122,7 +122,7 @@ inline int64_t gemm2_workspace_bytes(int64_t, int64_t, int64_t, GemmPath) { retu
 
 inline cudaError_t gemm2(const Gemm2Args& a, GemmPath path, cudaStream_t stream) {
   if (hopper_only(path)) return cudaErrorNotSupported;
-  if (path == GemmPath::kWarpStream) return warp_gemm::gemm2(a, stream);
+  if (path == GemmPath::kWarpStream) return warp_gemm::Gemms::gemm2(a, stream);
   const auto p = make_params(a.op, a.op.n, a.out, a.bias, nullptr);
   return run_tiled<EpilogueKind::kBiasToBf16, Activation::kGeluTanh>(p, path, stream);
 }

@@ -276,21 +276,17 @@ def test_tensor_core_tma_path(sfm, m, per_row, path):
     assert_close_to_reference(got, sfm.reference.fp8_gelu_mlp_bf16(*dcase.args()))
 
 
-@pytest.mark.parametrize("m", (1, 5, 16, 17, 40, 100))
-@pytest.mark.parametrize("shape", ((1152, 4304, 1152), (1152, 4304, 256), (4096, 2048, 512)))
-def test_weight_stream_path(sfm, m, shape):
-    """The Hopper persistent weight-streaming GEMMs, forced for every GEMM. The shapes
-    cover a K tail inside a stage (1152 = 2.25 stages), several tiles per CTA (H = 4304),
-    cluster split-K (N = 256 and 512: fewer tiles than half the SMs), 16- and 32-token
-    tiles and several token tiles (M = 40, 100)."""
+def check_forced_paths(sfm, paths, m, shape, seed, hopper_only):
+    """Both MLP families (SwiGLU/GeGLU, dense GELU with per-tensor and per-row weight
+    scales) with both GEMMs forced onto `paths`, against the reference. A Hopper-only
+    path must refuse elsewhere."""
     k, h, n = shape
-    paths = ("weight_stream", "weight_stream")
-    gen = torch.Generator(device="cuda").manual_seed(2000 + m + k + n)
+    gen = torch.Generator(device="cuda").manual_seed(seed + m + k + n)
     for activation in ("silu", "gelu_tanh"):
         case = gated_case(m, k, h, n, activation, m % 2 == 1, generator=gen)
         run = lambda: sfm._gated_mlp_with_paths(activation, paths, *case.args(),
                                                 out=poisoned_bf16((m, n)))
-        if not is_hopper():
+        if hopper_only and not is_hopper():
             with pytest.raises(RuntimeError, match="launching"):
                 run()
             return
@@ -301,6 +297,16 @@ def test_weight_stream_path(sfm, m, shape):
         assert_close_to_reference(got, sfm.reference.fp8_gelu_mlp_bf16(*dcase.args()))
 
 
+@pytest.mark.parametrize("m", (1, 5, 16, 17, 40, 100))
+@pytest.mark.parametrize("shape", ((1152, 4304, 1152), (1152, 4304, 256), (4096, 2048, 512)))
+def test_weight_stream_path(sfm, m, shape):
+    """The Hopper persistent weight-streaming GEMMs, forced for every GEMM. The shapes
+    cover a K tail inside a stage (1152 = 2.25 stages), several tiles per CTA (H = 4304),
+    cluster split-K (N = 256 and 512: fewer tiles than half the SMs), 16- and 32-token
+    tiles and several token tiles (M = 40, 100)."""
+    check_forced_paths(sfm, ("weight_stream", "weight_stream"), m, shape, 2000, hopper_only=True)
+
+
 @pytest.mark.parametrize("m", (1, 5, 16, 17, 32, 50, 100))
 @pytest.mark.parametrize("shape", ((1152, 4304, 1152), (1040, 1536, 768), (4096, 2048, 512)))
 def test_warp_stream_path(sfm, m, shape):
@@ -309,17 +315,7 @@ def test_warp_stream_path(sfm, m, shape):
     empty (538 row groups); M = 5, 16 and 32 fill 8-, 16- and 32-token CTAs partly or
     wholly, M = 50 and 100 take several token tiles (grid.y) with a partial last one;
     K = 4096 gives a K slice several chunks of steps."""
-    k, h, n = shape
-    paths = ("warp_stream", "warp_stream")
-    gen = torch.Generator(device="cuda").manual_seed(4000 + m + k + n)
-    for activation in ("silu", "gelu_tanh"):
-        case = gated_case(m, k, h, n, activation, m % 2 == 1, generator=gen)
-        got = sfm._gated_mlp_with_paths(activation, paths, *case.args(), out=poisoned_bf16((m, n)))
-        assert_close_to_reference(got, sfm.reference.gated_mlp(*case.args(), activation))
-    for per_row in (False, True):
-        dcase = dense_case(m, k, h, n, per_row, generator=gen)
-        got = sfm._gelu_mlp_with_paths(paths, *dcase.args(), out=poisoned_bf16((m, n)))
-        assert_close_to_reference(got, sfm.reference.fp8_gelu_mlp_bf16(*dcase.args()))
+    check_forced_paths(sfm, ("warp_stream", "warp_stream"), m, shape, 4000, hopper_only=False)
 
 
 def test_warp_stream_path_refuses_x_too_long_for_shared_memory(sfm):
@@ -342,22 +338,8 @@ def test_tensor_core_stream_path(sfm, m, shape):
     and the down GEMM's K = 4304 end inside a 64-byte step; H = 4304 leaves the last row
     block partly empty; K = 4096 / 2048 gives 8-CTA clusters; the down GEMM of H = 7168
     gives K slices of two register chunks and several promotion groups."""
-    k, h, n = shape
-    paths = ("tensor_core_stream", "tensor_core_stream")
-    gen = torch.Generator(device="cuda").manual_seed(5000 + m + k + n)
-    for activation in ("silu", "gelu_tanh"):
-        case = gated_case(m, k, h, n, activation, m % 2 == 1, generator=gen)
-        run = lambda: sfm._gated_mlp_with_paths(activation, paths, *case.args(),
-                                                out=poisoned_bf16((m, n)))
-        if not is_hopper():
-            with pytest.raises(RuntimeError, match="launching"):
-                run()
-            return
-        assert_close_to_reference(run(), sfm.reference.gated_mlp(*case.args(), activation))
-    for per_row in (False, True):
-        dcase = dense_case(m, k, h, n, per_row, generator=gen)
-        got = sfm._gelu_mlp_with_paths(paths, *dcase.args(), out=poisoned_bf16((m, n)))
-        assert_close_to_reference(got, sfm.reference.fp8_gelu_mlp_bf16(*dcase.args()))
+    check_forced_paths(sfm, ("tensor_core_stream", "tensor_core_stream"), m, shape, 5000,
+                       hopper_only=True)
 
 
 def test_tensor_core_stream_path_refuses_x_slice_too_long_for_shared_memory(sfm):
