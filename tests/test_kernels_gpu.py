@@ -494,7 +494,8 @@ FIRST_CALL_IN_GRAPH = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("m", (9, 600))  # 9: streaming kernels; 600: persistent wgmma
+# 9: register-streaming warp kernels; 40: register-sourced wgmma (clusters); 600: persistent wgmma
+@pytest.mark.parametrize("m", (9, 40, 600))
 def test_cuda_graph_capture_of_first_call(kernel_variant_dir, m):
     script = FIRST_CALL_IN_GRAPH.format(tests=str(Path(__file__).parent),
                                         variant=str(kernel_variant_dir), m=m)
