@@ -43,6 +43,9 @@
 #ifndef SFM_RS_PROMOTE_STEPS  // 64-byte K steps accumulated by wgmma before the fp32 add
 #define SFM_RS_PROMOTE_STEPS 4
 #endif
+#ifndef SFM_RS_FILL_CTAS_PER_SM  // the K split grows while all CTAs fit at this many per SM
+#define SFM_RS_FILL_CTAS_PER_SM 2
+#endif
 #ifndef SFM_RS_CHUNK_STEPS  // K steps whose weights a thread holds at once
 #define SFM_RS_CHUNK_STEPS 12
 #endif
@@ -411,13 +414,13 @@ inline int tokens_per_cta(int64_t m) { return m <= 32 ? 32 : m <= 64 ? 64 : 128;
 
 // K slices (cluster size): at least enough that a slice's x fits in shared memory and,
 // up to kMaxCluster, that a slice's weights fit in one chunk of registers; more while
-// all CTAs still fit on the GPU at two per SM.
+// all CTAs still fit on the GPU at SFM_RS_FILL_CTAS_PER_SM (2) per SM.
 inline int pick_cluster(int64_t blocks, int k_steps, int ntok, int smem_limit, int sms) {
   int c = 1;
   while (c < kMaxCluster && k_steps >= 2 * c) {
     const int slice = static_cast<int>(host_ceil_div(k_steps, c));
     const bool too_big = smem_bytes(ntok, slice) > smem_limit || slice > kChunkSteps;
-    if (!too_big && blocks * 2 * c > int64_t(2) * sms) break;
+    if (!too_big && blocks * 2 * c > int64_t(SFM_RS_FILL_CTAS_PER_SM) * sms) break;
     c *= 2;
   }
   return c;
