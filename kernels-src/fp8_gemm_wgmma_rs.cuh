@@ -208,18 +208,17 @@ __global__ void __launch_bounds__(kThreads, 1) rs_gemm_kernel(const RsParams p) 
     wrow[1] = p.w + static_cast<int64_t>(min(row + 8, p.n_out - 1)) * p.k;
   }
   uint4 wv[kChunkSteps][2];
-  // Steps past the slice are not loaded (nor used). Past K, the lane re-reads the row's
-  // last 16 bytes instead of zeros: x is zero there, and an FP8 weight is finite or NaN,
-  // where a NaN makes the row's true sum NaN anyway. (Zero-filled predicated loads made
-  // ptxas load into temporaries and copy, which serialised the loads.)
+  // Every slot of the chunk is loaded: steps past the slice re-read its last step, and
+  // past K the lane re-reads the row's last 16 bytes instead of loading zeros (x is
+  // zero there, and an FP8 weight is finite or NaN, where a NaN makes the row's true
+  // sum NaN anyway). Predicated or zero-filled loads made ptxas load into temporaries
+  // and copy them, which waited for the data before griddepcontrol.wait.
   auto load_chunk = [&](int st0) {
 #pragma unroll
     for (int c = 0; c < kChunkSteps; ++c) {
-      if (st0 + c < st_end) {
-        const int kb = min((st0 + c) * kStepBytes + tq * 16, p.k - 16);
+      const int kb = min(min(st0 + c, st_end - 1) * kStepBytes + tq * 16, p.k - 16);
 #pragma unroll
-        for (int r = 0; r < 2; ++r) wv[c][r] = load_weights_raw(wrow[r] + kb);
-      }
+      for (int r = 0; r < 2; ++r) wv[c][r] = load_weights_raw(wrow[r] + kb);
     }
   };
   // The loaded words, transposed into the lane's A fragments (top comment).
