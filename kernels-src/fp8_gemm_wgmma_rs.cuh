@@ -155,6 +155,15 @@ SFM_DEVICE void cluster_sync() {
       "barrier.cluster.wait.acquire.aligned;\n" ::: "memory");
 }
 
+// A cluster barrier that orders nothing: for keeping shared memory alive until every
+// peer has used what it loaded from it (a load is complete once its value is used).
+// The release form would also wait for this CTA's outstanding global stores.
+SFM_DEVICE void cluster_sync_relaxed() {
+  asm volatile(
+      "barrier.cluster.arrive.relaxed.aligned;\n"
+      "barrier.cluster.wait.aligned;\n" ::: "memory");
+}
+
 // 16 bytes of CTA `rank`'s shared memory at the address `addr` has in this CTA.
 SFM_DEVICE float4 load_peer(uint32_t addr, int rank) {
   uint32_t remote;
@@ -344,7 +353,9 @@ __global__ void __launch_bounds__(kThreads, 1) rs_gemm_kernel(const RsParams p) 
   // rolled (an unrolled epilogue overflowed the instruction cache).
   {
     constexpr int kTokStride = kThreads / kQuads;
-    const int tok_end = min(((rank + 1) * NTOK) >> p.log2_cluster, m_here);
+    // No loads for columns past n_out: every value loaded from a peer is used before
+    // the final (relaxed) cluster barrier, so no load is in flight when the peer exits.
+    const int tok_end = col0 < p.n_out ? min(((rank + 1) * NTOK) >> p.log2_cluster, m_here) : 0;
     const int row0 = kGated ? (quad >> 1) * 16 + (quad & 1) * 4 : quad * 4;
     const uint32_t red_base = smem_u32(red);
 #pragma unroll 1
@@ -375,7 +386,6 @@ __global__ void __launch_bounds__(kThreads, 1) rs_gemm_kernel(const RsParams p) 
           sum[s].w += got[r][s].w;
         }
       }
-      if (col0 >= p.n_out) continue;
       float v[4];
       const float* sv[kSums];
 #pragma unroll
@@ -405,7 +415,7 @@ __global__ void __launch_bounds__(kThreads, 1) rs_gemm_kernel(const RsParams p) 
       }
     }
   }
-  if (cluster > 1) cluster_sync();  // peers read this CTA's tile until here
+  if (cluster > 1) cluster_sync_relaxed();  // peers read this CTA's tile until here
 }
 
 // Tokens per CTA (the wgmma N) for m tokens; more tokens than 128: grid.y.
