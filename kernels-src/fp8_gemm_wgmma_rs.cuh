@@ -231,19 +231,24 @@ __global__ void __launch_bounds__(kThreads, 1) rs_gemm_kernel(const RsParams p) 
     }
   };
   // The loaded words, transposed into the lane's A fragments (top comment).
-  auto transpose_chunk = [&](int st0) {
+  // Unconditional, like the loads: a conditional update in place made ptxas copy every
+  // loaded register right after griddepcontrol.wait, waiting for the data. Afterwards
+  // wv[c][kk] holds the A fragments of k32 block kk of step c (rows g and g + 8
+  // interleaved, as the wgmma operand wants them).
+  auto transpose_chunk = [&]() {
 #pragma unroll
     for (int c = 0; c < kChunkSteps; ++c) {
-      if (st0 + c < st_end) {
-#pragma unroll
-        for (int r = 0; r < 2; ++r) wv[c][r] = quad_transpose(wv[c][r], lane);
-      }
+      const uint4 b0 = quad_transpose(wv[c][0], lane);
+      const uint4 b1 = quad_transpose(wv[c][1], lane);
+      wv[c][0] = make_uint4(b0.x, b1.x, b0.y, b1.y);
+      wv[c][1] = make_uint4(b0.z, b1.z, b0.w, b1.w);
     }
   };
   // Weights never depend on the previous kernel: fetch them before waiting for it.
   load_chunk(st_begin);
-  asm volatile("griddepcontrol.wait;\n" ::: "memory");
-  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+  // One statement, so that ptxas schedules nothing between them (it had put register
+  // copies of the first weight loads there, which waited for the data).
+  asm volatile("griddepcontrol.wait;\n griddepcontrol.launch_dependents;\n" ::: "memory");
 
   // x[tokens, slice] into shared memory in the 128-byte swizzle layout wgmma reads:
   // K column kc (128 bytes, two steps) of token n is the row kc NTOK 128 + n 128, its
@@ -288,7 +293,7 @@ __global__ void __launch_bounds__(kThreads, 1) rs_gemm_kernel(const RsParams p) 
   }
   const float x_scale = __ldg(p.epi.x_scale);
   const float inv_hidden = EPI == EpilogueKind::kBiasToBf16 ? 1.0f : inverse_hidden_scale(p.epi);
-  transpose_chunk(st_begin);  // waits for the weights
+  transpose_chunk();  // waits for the weights
   mma_gemm::cp_async_wait<0>();
   // Generic-proxy writes, read by wgmma through the async proxy.
   asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
@@ -302,19 +307,16 @@ __global__ void __launch_bounds__(kThreads, 1) rs_gemm_kernel(const RsParams p) 
   for (int st0 = st_begin; st0 < st_end; st0 += kChunkSteps) {
     if (st0 != st_begin) {
       load_chunk(st0);
-      transpose_chunk(st0);
+      transpose_chunk();
     }
 #pragma unroll
     for (int c = 0; c < kChunkSteps; ++c) {
       if (st0 + c >= st_end) break;
       const bool group_start = (st0 + c - st_begin) % kPromoteSteps == 0;
-      const uint4 b0 = wv[c][0];
-      const uint4 b1 = wv[c][1];
-      wgmma_fence();  // A registers just written
+      wgmma_fence();  // A registers written since the last wgmma
 #pragma unroll
       for (int kk = 0; kk < 2; ++kk) {
-        const uint32_t a[4] = {kk ? b0.z : b0.x, kk ? b1.z : b1.x, kk ? b0.w : b0.y,
-                               kk ? b1.w : b1.y};
+        const uint32_t a[4] = {wv[c][kk].x, wv[c][kk].y, wv[c][kk].z, wv[c][kk].w};
         const int sl = st0 + c - st_begin;
         const uint8_t* at = smem + (sl >> 1) * NTOK * 128 + (sl & 1) * 64 + kk * 32;
         wgmma_rs<NTOK>(part, a, wgmma_gemm::smem_desc(at), group_start && kk == 0 ? 0 : 1);
