@@ -18,6 +18,13 @@ SFM_DEVICE T ceil_div(T a, T b) {
 
 inline int64_t host_ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+// log2 of a power of two (kernel parameters that replace divisions by shifts).
+inline int host_log2_pow2(int v) {
+  int l = 0;
+  while ((1 << l) < v) ++l;
+  return l;
+}
+
 // 1 / y by the hardware approximation (within 1 ulp; denormal inputs read as 0), with
 // none of the slow-path branch __frcp_rn carries.
 SFM_DEVICE float fast_rcp(float y) {

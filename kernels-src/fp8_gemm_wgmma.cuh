@@ -138,8 +138,8 @@ SFM_DEVICE uint64_t smem_desc(const void* tile) {
   return desc;
 }
 
-// Accumulator operands of the wgmma wrappers (here and in fp8_gemm_wgmma_rs.cuh), eight at a time: one "+f" register
-// per accumulator element (inline asm takes no arrays).
+// Accumulator operands of the wgmma wrappers (here and in fp8_gemm_wgmma_rs.cuh), eight
+// at a time: one "+f" register per accumulator element (inline asm takes no arrays).
 #define SFM_WGMMA_ACC8(i)                                                                  \
   "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3]), "+f"(d[i + 4]), "+f"(d[i + 5]), \
       "+f"(d[i + 6]), "+f"(d[i + 7])

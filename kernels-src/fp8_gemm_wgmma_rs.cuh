@@ -36,8 +36,8 @@
 #include "backend_registry.h"
 #include "common.cuh"
 #include "fp8_convert.cuh"
-#include "fp8_gemm_warp.cuh"   // load_weights
-#include "fp8_gemm_wgmma.cuh"  // wgmma_fence/commit/wait, SFM_WGMMA_ACC*
+#include "fp8_gemm_mma.cuh"    // cp_async_16
+#include "fp8_gemm_wgmma.cuh"  // wgmma_fence/commit/wait, smem_desc, SFM_WGMMA_ACC*
 #include "mlp_epilogues.cuh"
 
 #ifndef SFM_RS_PROMOTE_STEPS  // 64-byte K steps accumulated by wgmma before the fp32 add
@@ -441,16 +441,29 @@ inline int64_t row_blocks(EpilogueKind epi, int64_t n_out) {
   return host_ceil_div(n_out, epi == EpilogueKind::kGatedToFp8 ? 32 : kRows);
 }
 
-// Whether the kernel takes an [m, k] x [n_out] problem on this device: whole 4-column
-// stores, and a K slice of x that fits in shared memory.
+// How an [m, k] x [n_out] problem maps onto the device: tokens per CTA, K slices, and
+// whether it fits (whole 4-column stores, a K slice of x within shared memory).
+struct Plan {
+  int ntok = 0;
+  int cluster = 0;
+  bool fits = false;
+};
+
+inline Plan make_plan(EpilogueKind epi, int64_t m, int64_t k, int64_t n_out, int dev) {
+  Plan plan;
+  if (k > 0x7fffffff || n_out > 0x7fffffff || n_out % 4 != 0 || k % 16 != 0) return plan;
+  const int k_steps = static_cast<int>(host_ceil_div(k, kStepBytes));
+  const int limit = std::min(smem_per_block_optin(dev), kSmemBytes);
+  plan.ntok = tokens_per_cta(m);
+  plan.cluster = pick_cluster(row_blocks(epi, n_out), k_steps, plan.ntok, limit, sm_count(dev));
+  plan.fits =
+      smem_bytes(plan.ntok, static_cast<int>(host_ceil_div(k_steps, plan.cluster))) <= limit;
+  return plan;
+}
+
 template <EpilogueKind EPI>
 bool supports(int64_t m, int64_t k, int64_t n_out, int dev) {
-  if (k > 0x7fffffff || n_out > 0x7fffffff || n_out % 4 != 0 || k % 16 != 0) return false;
-  const int k_steps = static_cast<int>(host_ceil_div(k, kStepBytes));
-  const int ntok = tokens_per_cta(m);
-  const int limit = std::min(smem_per_block_optin(dev), kSmemBytes);
-  const int c = pick_cluster(row_blocks(EPI, n_out), k_steps, ntok, limit, sm_count(dev));
-  return smem_bytes(ntok, static_cast<int>(host_ceil_div(k_steps, c))) <= limit;
+  return make_plan(EPI, m, k, n_out, dev).fits;
 }
 
 template <EpilogueKind EPI, Activation ACT, int NTOK>
@@ -479,8 +492,8 @@ cudaError_t launch_tiles(const RsParams& p, int64_t blocks, int cluster, cudaStr
   return cudaLaunchKernelEx(&config, kernel, p);
 }
 
-// out[m, n_out] = epilogue(x[m, k] w^T), for problems `supports` accepts. The gated GEMM
-// reads 2 n_out weight rows (gate rows, then up rows).
+// out[m, n_out] = epilogue(x[m, k] w^T), for problems that fit (make_plan). The gated
+// GEMM reads 2 n_out weight rows (gate rows, then up rows).
 struct Launch {
   template <EpilogueKind EPI, Activation ACT>
   static cudaError_t run(const uint8_t* x, const uint8_t* w, int64_t m, int64_t k, int64_t n_out,
@@ -489,27 +502,15 @@ struct Launch {
     int dev = 0;
     cudaError_t e = cudaGetDevice(&dev);
     if (e != cudaSuccess) return e;
-    if (!supports<EPI>(m, k, n_out, dev)) return cudaErrorInvalidValue;
-    RsParams p;
-    p.x = x;
-    p.w = w;
-    p.m = static_cast<int>(m);
-    p.k = static_cast<int>(k);
-    p.n_out = static_cast<int>(n_out);
-    p.k_steps = static_cast<int>(host_ceil_div(k, kStepBytes));
-    p.out = out;
-    p.epi = epi;
-    const int ntok = tokens_per_cta(m);
+    const Plan plan = make_plan(EPI, m, k, n_out, dev);
+    if (!plan.fits) return cudaErrorInvalidValue;
+    auto p = register_stream_params<RsParams>(x, w, m, k, n_out, kStepBytes, out, epi);
+    p.log2_cluster = host_log2_pow2(plan.cluster);
     const int64_t blocks = row_blocks(EPI, n_out);
-    const int cluster =
-        pick_cluster(blocks, p.k_steps, ntok, std::min(smem_per_block_optin(dev), kSmemBytes),
-                     sm_count(dev));
-    p.log2_cluster = 0;
-    while ((1 << p.log2_cluster) < cluster) ++p.log2_cluster;
-    switch (ntok) {
-      case 32: return launch_tiles<EPI, ACT, 32>(p, blocks, cluster, stream);
-      case 64: return launch_tiles<EPI, ACT, 64>(p, blocks, cluster, stream);
-      default: return launch_tiles<EPI, ACT, 128>(p, blocks, cluster, stream);
+    switch (plan.ntok) {
+      case 32: return launch_tiles<EPI, ACT, 32>(p, blocks, plan.cluster, stream);
+      case 64: return launch_tiles<EPI, ACT, 64>(p, blocks, plan.cluster, stream);
+      default: return launch_tiles<EPI, ACT, 128>(p, blocks, plan.cluster, stream);
     }
   }
 };

@@ -109,6 +109,25 @@ SFM_DEVICE RowScales make_row_scales(const EpilogueParams& p) {
           p.w_scale_per_row};
 }
 
+// The operand fields of the register-streaming kernels' parameter structs (warp and
+// register-sourced wgmma: x, w, m, k, n_out, k_steps, out, epi), with K in steps of
+// `step_bytes`; sizes narrowed to int as the kernels take them.
+template <typename Params>
+Params register_stream_params(const uint8_t* x, const uint8_t* w, int64_t m, int64_t k,
+                              int64_t n_out, int step_bytes, void* out,
+                              const EpilogueParams& epi) {
+  Params p;
+  p.x = x;
+  p.w = w;
+  p.m = static_cast<int>(m);
+  p.k = static_cast<int>(k);
+  p.n_out = static_cast<int>(n_out);
+  p.k_steps = static_cast<int>(host_ceil_div(k, step_bytes));
+  p.out = out;
+  p.epi = epi;
+  return p;
+}
+
 // The three GEMMs of the MLPs for a kernel family whose Launch::run<EPI, ACT>(x, w, m, k,
 // n_out, out, epilogue, stream) computes out[m, n_out] = epilogue(x w^T) (the gated GEMM1
 // reads 2 n_out weight rows: gate rows, then up rows).
