@@ -35,6 +35,7 @@
 #include "common.cuh"
 #include "fp8_convert.cuh"
 #include "fp8_gemm_mma.cuh"  // ldmatrix / mma.sync wrappers
+#include "fp8_gemm_wgmma.cuh"  // smem_desc, wgmma fence/commit/wait, SFM_WGMMA_ACC8
 #include "mlp_epilogues.cuh"
 #include "tma_util.cuh"
 
@@ -50,6 +51,9 @@
 #endif
 #ifndef SFM_STREAM_PDL  // 0: each GEMM waits for the previous kernel to finish before it launches
 #define SFM_STREAM_PDL 1
+#endif
+#ifndef SFM_STREAM_WGMMA  // 1: 64-row tiles multiply with wgmma, 0: mma.sync for every tile
+#define SFM_STREAM_WGMMA 1
 #endif
 #ifndef SFM_STREAM_MAX_RESIDENT_X  // bytes of x a CTA may keep in shared memory
 #define SFM_STREAM_MAX_RESIDENT_X (64 * 1024)
@@ -86,6 +90,11 @@ struct StreamConfig {
   static constexpr int kSmemBytes = (kCtasPerSm == 1 ? 216 : 108) * 1024;
   static constexpr int kDataBytes = kSmemBytes - 1024 - kReduceBytes - kBarrierBytes;
   static constexpr int kMaxResidentX = SFM_STREAM_MAX_RESIDENT_X;
+  // 64-row tiles: the consumers are two warpgroups, each multiplying two of a stage's four
+  // K blocks with wgmma (m64 x BT tokens, operands straight from the ring). mma.sync FP8 on
+  // sm_90 runs as FP8 -> FP16 conversions plus FP16 MMAs: with 32-token tiles wgmma took
+  // GeGLU / SwiGLU M = 17..32 from 46 / 68 to 41 / 59 us (H200, benchmarks/RESULTS.md).
+  static constexpr bool kWgmma = SFM_STREAM_WGMMA && BW == 64 && (BT == 16 || BT == 32);
   static_assert(BW % 16 == 0 && BT % 16 == 0, "whole MMA tiles, token tiles loaded in pairs");
   static_assert(kWarpMI >= 1 && kMI % kRowGroups == 0, "m-tiles split evenly over row groups");
   static_assert(kCtasPerSm > 1 || kDataBytes >= 3 * kBlocks * (kWBlockBytes + kXBlockBytes),
@@ -119,6 +128,29 @@ SFM_DEVICE void consumer_barrier() {
 template <EpilogueKind EPI>
 constexpr int out_cols(int bw) {
   return EPI == EpilogueKind::kGatedToFp8 ? bw / 2 : bw;
+}
+
+// wgmma m64 x N x k32, e4m3 x e4m3 -> f32, both operands from shared memory (K-major,
+// 128-byte swizzle). scale_d = 0 overwrites the accumulators.
+template <int N>
+SFM_DEVICE void wgmma_ss(float (&d)[N / 2], uint64_t desc_a, uint64_t desc_b, int scale_d) {
+  static_assert(N == 16 || N == 32, "wgmma N");
+  if constexpr (N == 16) {
+    asm volatile(
+        "{\n .reg .pred p;\n setp.ne.b32 p, %10, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n16k32.f32.e4m3.e4m3 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7}, %8, %9, p, 1, 1;\n}\n"
+        : SFM_WGMMA_ACC8(0)
+        : "l"(desc_a), "l"(desc_b), "r"(scale_d));
+  } else {
+    asm volatile(
+        "{\n .reg .pred p;\n setp.ne.b32 p, %18, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n32k32.f32.e4m3.e4m3 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}, %16, %17, p, "
+        "1, 1;\n}\n"
+        : SFM_WGMMA_ACC8(0), SFM_WGMMA_ACC8(8)
+        : "l"(desc_a), "l"(desc_b), "r"(scale_d));
+  }
 }
 
 template <typename Cfg, EpilogueKind EPI, Activation ACT>
@@ -179,7 +211,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
   if (warp == Cfg::kConsumers) {
     // ---------------- producer: one lane keeps the ring full ----------------
     // Stage layout: [half][block][row][128 B] weights (half: gate / up rows of the gated
-    // GEMM1), then [block][token][128 B] activations unless x is resident.
+    // GEMM1; [block][half][row][128 B] for wgmma, one 64-row operand per block), then
+    // [block][token][128 B] activations unless x is resident.
     constexpr int kHalves = kGated ? 2 : 1;
     constexpr int kHalfRows = Cfg::kBW / kHalves;
     constexpr int kHalfBytes = Cfg::kBlocks * kHalfRows * 128;
@@ -196,6 +229,10 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
       uint8_t* stage = ring + slot * stage_bytes;
       if (p.whole_stage_boxes) {
         tma::mbar_expect_tx(&full[slot], stage_bytes);
+        if constexpr (kGated && Cfg::kWgmma) {  // both halves in one 4-D box
+          tma::tma_load_4d(stage, &tma_w, &full[slot], 0, c0, 0, k0 / 128);
+          return;
+        }
 #pragma unroll
         for (int h = 0; h < kHalves; ++h) {
           tma::tma_load_3d(stage + h * kHalfBytes, &tma_w, &full[slot], 0, h * p.n_out + c0,
@@ -208,8 +245,9 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
         for (int b = 0; b < blocks; ++b) {
 #pragma unroll
           for (int h = 0; h < kHalves; ++h) {
-            tma::tma_load_2d(stage + h * kHalfBytes + b * kHalfRows * 128, &tma_w, &full[slot],
-                             k0 + b * 128, h * p.n_out + c0);
+            const int at = Cfg::kWgmma ? (b * kHalves + h) * kHalfRows * 128
+                                       : h * kHalfBytes + b * kHalfRows * 128;
+            tma::tma_load_2d(stage + at, &tma_w, &full[slot], k0 + b * 128, h * p.n_out + c0);
           }
         }
       }
@@ -292,6 +330,61 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
                                                              : __float2bfloat16(0.0f);
         }
       }
+      if constexpr (Cfg::kWgmma) {
+        // Warpgroup wg multiplies K blocks 2 wg and 2 wg + 1 of every stage, each into its
+        // own `part`, and adds both to the fp32 totals once per stage: the tensor cores' FP8
+        // accumulation is narrower than fp32, and 128 K per promotion keeps the contract's
+        // error bound with margin (256 put a GeGLU-sized M = 1 case at 1.05e-2).
+        const int wg = warp / 4;
+        float acc[Cfg::kBT / 2], part[2][Cfg::kBT / 2];
+#pragma unroll
+        for (int i = 0; i < Cfg::kBT / 2; ++i) acc[i] = 0.0f;
+        for (int st = st_begin; st < st_end; ++st, ++it) {
+          const int slot = it % p.stages;
+          tma::mbar_wait(&full[slot], (it / p.stages) & 1);
+          const uint8_t* stage = ring + slot * stage_bytes;
+          // K tail: whether each of the warpgroup's blocks exists (warpgroup-uniform)
+          const bool has[2] = {st * Cfg::kStageK + wg * 256 < p.k,
+                               st * Cfg::kStageK + wg * 256 + 128 < p.k};
+          wgmma_gemm::wgmma_fence();
+#pragma unroll
+          for (int bb = 0; bb < 2; ++bb) {
+            const int blk = wg * 2 + bb;
+            if (has[bb]) {
+              const uint8_t* xb =
+                  p.x_resident
+                      ? x_smem + ((st - st_begin) * Cfg::kBlocks + blk) * Cfg::kXBlockBytes
+                      : stage + Cfg::kBlocks * Cfg::kWBlockBytes + blk * Cfg::kXBlockBytes;
+              const uint64_t da = wgmma_gemm::smem_desc(stage + blk * Cfg::kWBlockBytes);
+              const uint64_t db = wgmma_gemm::smem_desc(xb);
+#pragma unroll
+              for (int kk = 0; kk < 4; ++kk) {  // +32 bytes of K = +2 in the address field
+                wgmma_ss<Cfg::kBT>(part[bb], da + 2 * kk, db + 2 * kk, kk > 0 ? 1 : 0);
+              }
+            }
+          }
+          wgmma_gemm::wgmma_commit();
+          wgmma_gemm::wgmma_wait<0>();
+#pragma unroll
+          for (int bb = 0; bb < 2; ++bb) {
+            if (has[bb]) {
+#pragma unroll
+              for (int i = 0; i < Cfg::kBT / 2; ++i) acc[i] += part[bb][i];
+            }
+          }
+          __syncwarp();
+          if (lane == 0) tma::mbar_arrive(&empty[slot]);
+        }
+        // reduce[wg][row][token]; accumulator i of a thread: row 16 (warp % 4) + lane / 4
+        // (+ 8 for i % 4 >= 2), token 8 (i / 4) + 2 (lane % 4) + i % 2.
+        float* red = reduce + wg * Cfg::kBW * Cfg::kBT;
+#pragma unroll
+        for (int i = 0; i < Cfg::kBT / 2; ++i) {
+          const int row = 16 * (warp % 4) + lane / 4 + 8 * ((i % 4) / 2);
+          const int tok = 8 * (i / 4) + 2 * (lane % 4) + i % 2;
+          red[row * Cfg::kBT + tok] = acc[i];
+        }
+      } else {
       float acc[Cfg::kWarpMI][Cfg::kNI][4];  // m-tiles mi0 .. mi0 + kWarpMI - 1
       mma_gemm::zero_fragments(acc);
 
@@ -349,6 +442,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
           for (int r = 0; r < 4; ++r)
             reduce[(((kblock * Cfg::kMI + mi0 + mi) * Cfg::kNI + ni) * 4 + r) * 32 + lane] =
                 acc[mi][ni][r];
+      }
       consumer_barrier<Cfg::kConsumerThreads>();
 
       // Each consumer thread owns kPairsPerThread pairs of adjacent output columns of
@@ -371,9 +465,13 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
             const int frag_lane = (row % 8) * 4 + tk / 2;
             const int r = (row / 8) * 2 + (tk % 2);
             float v = 0.0f;
+            if constexpr (Cfg::kWgmma) {
+              v = reduce[wrow * Cfg::kBT + tok] + reduce[(Cfg::kBW + wrow) * Cfg::kBT + tok];
+            } else {
 #pragma unroll
-            for (int kbl = 0; kbl < Cfg::kBlocks; ++kbl)
-              v += reduce[(((kbl * Cfg::kMI + mi) * Cfg::kNI + ni) * 4 + r) * 32 + frag_lane];
+              for (int kbl = 0; kbl < Cfg::kBlocks; ++kbl)
+                v += reduce[(((kbl * Cfg::kMI + mi) * Cfg::kNI + ni) * 4 + r) * 32 + frag_lane];
+            }
             sum[i][c][s] = v;
           }
         }
@@ -550,8 +648,12 @@ cudaError_t launch_plan(const Plan& plan, const uint8_t* x, const uint8_t* w, in
   CUtensorMap tma_x{}, tma_w{};
   // Whole-stage boxes where the driver accepts the 3-D block view (k % 128 == 0), else one
   // box per 128-byte block. Resident x is loaded in boxes of kBlocks blocks as well.
-  bool whole = SFM_STREAM_WHOLE_STAGE_BOXES &&
-               tma::make_tma_blocks(&tma_w, w, w_rows, k, box_w, Cfg::kBlocks) == cudaSuccess &&
+  const auto make_w_blocks = [&] {
+    return kGated && Cfg::kWgmma
+               ? tma::make_tma_gated_blocks(&tma_w, w, n_out, k, box_w, Cfg::kBlocks)
+               : tma::make_tma_blocks(&tma_w, w, w_rows, k, box_w, Cfg::kBlocks);
+  };
+  bool whole = SFM_STREAM_WHOLE_STAGE_BOXES && make_w_blocks() == cudaSuccess &&
                tma::make_tma_blocks(&tma_x, x, m, k, Cfg::kBT, Cfg::kBlocks) == cudaSuccess;
   cudaError_t e = cudaSuccess;
   if (!whole) {

@@ -27,7 +27,7 @@
 #define SFM_MAX_WARP_WEIGHT_MB 16
 #endif
 #ifndef SFM_RS_MIN_TOKENS  // auto: register-sourced wgmma for L2-resident GEMMs from here,
-#define SFM_RS_MIN_TOKENS 17
+#define SFM_RS_MIN_TOKENS 9
 #endif
 #ifndef SFM_RS_MIN_X_BYTES  // ... or from this much x (the warp kernel copies all of it per CTA)
 #define SFM_RS_MIN_X_BYTES 73728
@@ -53,7 +53,7 @@ inline int current_sms() {
 // - a GEMM whose weights fit in L2 (a vision tower's MLP) is latency-bound up to 64
 //   tokens: the register-streaming kernels, whose only dependent memory trips are
 //   their weights (fetched before the previous kernel ends) and x. The warp kernel
-//   (mma.sync) for the fewest tokens; the register-sourced wgmma kernel from 17 tokens
+//   (mma.sync) for the fewest tokens; the register-sourced wgmma kernel from 9 tokens
 //   or 72 KiB of x (rs_preferred) to kMaxRsTokens (64), where mma.sync's rate on sm_90
 //   and the warp kernel's copy of all of x into every CTA cost more than the wgmma
 //   kernel's cluster reduction; the warp kernel also where the wgmma one does not take

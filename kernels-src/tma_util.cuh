@@ -70,6 +70,15 @@ SFM_DEVICE void tma_load_3d(void* dst, const CUtensorMap* map, uint64_t* bar, in
       : "memory");
 }
 
+SFM_DEVICE void tma_load_4d(void* dst, const CUtensorMap* map, uint64_t* bar, int c0, int c1,
+                            int c2, int c3) {
+  asm volatile(
+      "cp.async.bulk.tensor.4d.shared::cluster.global.mbarrier::complete_tx::bytes"
+      " [%0], [%1, {%3, %4, %5, %6}], [%2];\n" ::"r"(smem_u32(dst)),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(smem_u32(bar)), "r"(c0), "r"(c1), "r"(c2), "r"(c3)
+      : "memory");
+}
+
 // cuTensorMapEncodeTiled through the runtime's driver entry point: no link-time
 // dependency on libcuda (the Hub ABI rules allow only torch and its CUDA libraries).
 inline PFN_cuTensorMapEncodeTiled_v12000 encode_fn() {
@@ -90,7 +99,7 @@ inline PFN_cuTensorMapEncodeTiled_v12000 encode_fn() {
 inline CUresult encode_u8_swizzled(CUtensorMap* map, cuuint32_t rank, const uint8_t* base,
                                    const cuuint64_t* dims, const cuuint64_t* strides,
                                    const cuuint32_t* box) {
-  const cuuint32_t elem_strides[3] = {1, 1, 1};
+  const cuuint32_t elem_strides[4] = {1, 1, 1, 1};
   return encode_fn()(map, CU_TENSOR_MAP_DATA_TYPE_UINT8, rank, const_cast<uint8_t*>(base), dims,
                      strides, box, elem_strides, CU_TENSOR_MAP_INTERLEAVE_NONE,
                      CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
@@ -125,6 +134,26 @@ inline cudaError_t make_tma_blocks(CUtensorMap* map, const uint8_t* base, int64_
   const cuuint32_t box[3] = {128, static_cast<cuuint32_t>(box_rows),
                              static_cast<cuuint32_t>(box_blocks)};
   return encode_u8_swizzled(map, 3, base, dims, strides, box) == CUDA_SUCCESS
+             ? cudaSuccess
+             : cudaErrorNotSupported;
+}
+
+// The [2 * rows, k] gate-then-up weights of a gated GEMM seen as [k / 128][2][rows][128
+// bytes] (dims innermost first: byte, row, half, block): one box of box_rows x 2 x box_blocks
+// lands as box_blocks consecutive blocks, each box_rows gate rows followed by the same
+// box_rows up rows, so that one 64-row wgmma operand covers both (uniform 1024-byte
+// stride between 8-row atoms). Needs k % 128 == 0.
+inline cudaError_t make_tma_gated_blocks(CUtensorMap* map, const uint8_t* base, int64_t rows,
+                                         int64_t k, int box_rows, int box_blocks) {
+  const auto encode = encode_fn();
+  if (encode == nullptr || k % 128 != 0) return cudaErrorNotSupported;
+  const cuuint64_t dims[4] = {128, static_cast<cuuint64_t>(rows), 2,
+                              static_cast<cuuint64_t>(k / 128)};
+  const cuuint64_t strides[3] = {static_cast<cuuint64_t>(k), static_cast<cuuint64_t>(rows * k),
+                                 128};
+  const cuuint32_t box[4] = {128, static_cast<cuuint32_t>(box_rows), 2,
+                             static_cast<cuuint32_t>(box_blocks)};
+  return encode_u8_swizzled(map, 4, base, dims, strides, box) == CUDA_SUCCESS
              ? cudaSuccess
              : cudaErrorNotSupported;
 }

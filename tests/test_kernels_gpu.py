@@ -298,12 +298,16 @@ def check_forced_paths(sfm, paths, m, shape, seed, hopper_only):
 
 
 @pytest.mark.parametrize("m", (1, 5, 16, 17, 40, 100))
-@pytest.mark.parametrize("shape", ((1152, 4304, 1152), (1152, 4304, 256), (4096, 2048, 512)))
+@pytest.mark.parametrize("shape", ((1152, 4304, 1152), (1152, 4304, 256), (4096, 2048, 512),
+                                   (1024, 8192, 2048)))
 def test_weight_stream_path(sfm, m, shape):
     """The Hopper persistent weight-streaming GEMMs, forced for every GEMM. The shapes
-    cover a K tail inside a stage (1152 = 2.25 stages), several tiles per CTA (H = 4304),
-    cluster split-K (N = 256 and 512: fewer tiles than half the SMs), 16- and 32-token
-    tiles and several token tiles (M = 40, 100)."""
+    cover a K tail inside a stage (1152 = 2.25 stages), a K tail inside a 128-byte block
+    (4304: one TMA box per block), several tiles per CTA (H = 4304), cluster split-K
+    (N = 256 and 512: fewer tiles than half the SMs), 16- and 32-token tiles and several
+    token tiles (M = 40, 100). The 64-row tiles multiply with wgmma, narrower ones with
+    mma.sync: the down GEMM of (1024, 8192, 2048) plans 32-row tiles (the GeGLU decode
+    down GEMM's choice), the others 64-row ones."""
     check_forced_paths(sfm, ("weight_stream", "weight_stream"), m, shape, 2000, hopper_only=True)
 
 
