@@ -62,6 +62,12 @@ constexpr int kRasterGroupM = SFM_WGMMA_RASTER_GROUP;
 #define SFM_WGMMA_FIRST_GROUP_TILES 2
 #endif
 static_assert(SFM_WGMMA_FIRST_GROUP_TILES >= SFM_WGMMA_PROMOTE_TILES, "issue_group unrolls to it");
+// The wide (small-batch, memory-bound) shape promotes every K tile: at 2 a GeGLU-sized
+// M = 1 gated MLP (K = 2048, H = 16384) missed the contract's 1e-2 (1.05e-2) once this
+// kernel took decode batches; promotion costs nothing measurable where bytes bound the time.
+#ifndef SFM_WGMMA_WIDE_PROMOTE_TILES
+#define SFM_WGMMA_WIDE_PROMOTE_TILES 1
+#endif
 
 #ifndef SFM_WGMMA_PDL  // 1: both GEMMs are programmatic dependent launches (small M)
 #define SFM_WGMMA_PDL 1
@@ -329,14 +335,14 @@ __global__ void __launch_bounds__(kThreads, 1)
     const RowScales row_scale = make_row_scales(p.epi);
     const float inv_hidden =
         EPI == EpilogueKind::kBiasToBf16 ? 1.0f : inverse_hidden_scale(p.epi);
-    // Each group of K tiles (kPromoteTiles of them, 256 elements) is accumulated by wgmma
+    // Each group of K tiles (kPromoteTiles of them, 128 or 256 elements) is accumulated by wgmma
     // from zero into `part`, then added into the fp32 totals `acc`. A second partial set
     // to overlap the two was tried: ptxas then serialises the wgmmas (C7514) and it is
     // slower, so the group boundary waits for its wgmmas, as CUTLASS's FP8 promotion does.
-    constexpr int kPromoteTiles = SFM_WGMMA_PROMOTE_TILES;
+    constexpr int kPromoteTiles = WIDE ? SFM_WGMMA_WIDE_PROMOTE_TILES : SFM_WGMMA_PROMOTE_TILES;
     // The epilogue of a tile runs while the tensor cores work on the first group of the
     // next tile (kFirstTiles K tiles, issued just before it), so it mostly hides.
-    constexpr int kFirstTiles = SFM_WGMMA_FIRST_GROUP_TILES;
+    constexpr int kFirstTiles = WIDE ? SFM_WGMMA_WIDE_PROMOTE_TILES : SFM_WGMMA_FIRST_GROUP_TILES;
     float acc[kBN / 2];   // fp32 totals
     float part[kBN / 2];  // one group's wgmma partial sums
 

@@ -35,8 +35,11 @@
 #ifndef SFM_MAX_RS_TOKENS  // ... up to this many tokens
 #define SFM_MAX_RS_TOKENS 64
 #endif
-#ifndef SFM_MAX_STREAM_TOKENS
-#define SFM_MAX_STREAM_TOKENS 32
+#ifndef SFM_MAX_STREAM_TOKENS  // auto: the weight-streaming kernel up to this many tokens
+#define SFM_MAX_STREAM_TOKENS 16
+#endif
+#ifndef SFM_STREAM_GATED_GEMM1  // 1: ... for the gated GEMM1 too (0: the wide wgmma kernel)
+#define SFM_STREAM_GATED_GEMM1 0
 #endif
 
 
@@ -58,8 +61,11 @@ inline int current_sms() {
 //   and the warp kernel's copy of all of x into every CTA cost more than the wgmma
 //   kernel's cluster reduction; the warp kernel also where the wgmma one does not take
 //   the problem, up to kMaxWarpTokens;
-// - up to 32 tokens every other GEMM is a pass over DRAM: the streaming kernel, whose
-//   TMA ring keeps more bytes in flight;
+// - up to 16 tokens every other GEMM is a pass over DRAM: the streaming kernel, whose
+//   TMA ring keeps more bytes in flight; except the gated GEMM1, where the wide wgmma
+//   kernel streams as fast or faster (H200, M = 8..40: GeGLU equal, SwiGLU 2 us faster
+//   at M = 8 / 16), and above 16 tokens, where the wide wgmma kernel and the split-K
+//   down GEMM beat it (M = 17..32: GeGLU 40.5 -> 35.5 us, SwiGLU 59 -> 53);
 // - the down GEMM is split over K (wide wgmma tiles, fp32 partials, one reduce kernel)
 //   whenever its output tiles alone would leave at least half of the SMs idle;
 // - without that split (SFM_WGMMA_SPLIT_K=0), up to 128 tokens the down GEMM streams
@@ -95,9 +101,9 @@ bool rs_ok(int64_t m, int64_t k, int64_t n_out) {
 
 // w_rows and k: the weight matrix ([w_rows, k]; for the down GEMM w_rows = N); warp_ok:
 // M is within kMaxWarpTokens and the warp kernel takes the problem (warp_ok()); rs_ok:
-// likewise for the register-sourced wgmma kernel (rs_ok()).
+// likewise for the register-sourced wgmma kernel (rs_ok()); gated_gemm1: the gate/up GEMM.
 inline Kernel pick(int64_t m, GemmPath path, bool gemm2, int64_t w_rows, int64_t k,
-                   bool warp_ok, bool rs_ok) {
+                   bool warp_ok, bool rs_ok, bool gated_gemm1 = false) {
   switch (path) {
     case GemmPath::kTensorCoreTma:
     case GemmPath::kTensorCoreTall128:
@@ -111,7 +117,9 @@ inline Kernel pick(int64_t m, GemmPath path, bool gemm2, int64_t w_rows, int64_t
         if (rs_ok && rs_preferred(m, k)) return Kernel::kRegWgmma;
         if (warp_ok) return Kernel::kWarp;
       }
-      if (m <= kMaxStreamTokens) return Kernel::kStream;
+      if (m <= kMaxStreamTokens && (SFM_STREAM_GATED_GEMM1 || !gated_gemm1)) {
+        return Kernel::kStream;
+      }
       if (gemm2 && SFM_WGMMA_SPLIT_K &&
           wgmma_gemm::split_k_factor(m, w_rows, k, current_sms()) >= 2) {
         return Kernel::kWgmmaSplitK;
@@ -175,7 +183,8 @@ cudaError_t gated_gemm1_with(const GatedGemm1Args& a, Kernel kernel, GemmPath pa
 inline cudaError_t gated_gemm1(const GatedGemm1Args& a, GemmPath path, cudaStream_t stream) {
   const Kernel kernel = pick(a.op.m, path, /*gemm2=*/false, a.op.n, a.op.k,
                              warp_ok<EpilogueKind::kGatedToFp8>(a.op.m, a.op.k),
-                             rs_ok<EpilogueKind::kGatedToFp8>(a.op.m, a.op.k, a.op.n / 2));
+                             rs_ok<EpilogueKind::kGatedToFp8>(a.op.m, a.op.k, a.op.n / 2),
+                             /*gated_gemm1=*/true);
   if (kernel == Kernel::kPortable) return portable::gated_gemm1(a, path, stream);
   if (kernel == Kernel::kWarp) return warp_gemm::Gemms::gated_gemm1(a, stream);
   if (kernel == Kernel::kRegWgmma) return wgmma_rs::Gemms::gated_gemm1(a, stream);
