@@ -24,6 +24,8 @@ import torch
 import triton
 import triton.language as tl
 
+from perf_probe import graph_time_us  # same directory: CUDA-graph replay timing
+
 
 @triton.jit
 def _read_kernel(src, out, n_words, BLOCK: tl.constexpr, ITERS: tl.constexpr):
@@ -44,30 +46,9 @@ def read(buf: torch.Tensor, out: torch.Tensor, programs: int, block: int, warps:
     _read_kernel[(programs,)](buf, out, n, BLOCK=block, ITERS=iters, num_warps=warps)
 
 
-def graph_us(steps, reps: int, batches: int = 7) -> float:
+def graph_us(steps, reps: int) -> float:
     """Microseconds per replay of `steps` (a list of callables), captured `reps` times."""
-    s = torch.cuda.Stream()
-    s.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(s):
-        for fn in steps:
-            fn()
-    torch.cuda.current_stream().wait_stream(s)
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g):
-        for _ in range(reps):
-            for fn in steps:
-                fn()
-    g.replay()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(batches):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        g.replay()
-        b.record()
-        b.synchronize()
-        times.append(a.elapsed_time(b) * 1000 / reps)
-    return sorted(times)[len(times) // 2]
+    return graph_time_us(lambda: [fn() for fn in steps], reps=reps, batches=7)
 
 
 def buffers(mib: int, l2_bytes: int) -> list[torch.Tensor]:
