@@ -8,13 +8,17 @@
 //   of shared memory). A producer warp walks the CTA's tiles and issues TMA loads into a
 //   kStages-deep ring as soon as a slot is free, across tile boundaries; the consumer
 //   warps never wait for a tile's start-up latency, only for bytes.
-// - Tiles are thin: kBW = 16 or 32 weight rows (for the gated GEMM 16 gate + 16 up rows)
-//   by kBT tokens, over the whole of K. Thin tiles give enough tiles to fill the GPU
-//   without split-K even for the down projection (N = 2048 -> 128 tiles).
-// - A stage holds kConsumers 128-byte-wide K blocks; consumer warp w multiplies block w
-//   (warp-level split-K inside the CTA, mma.sync m16n8k32 e4m3, weights as the M operand
-//   as in fp8_gemm_mma.cuh). At the end of a tile the warps' partial sums meet in shared
-//   memory and the fused epilogue of mlp_epilogues.cuh writes the outputs.
+// - Tiles are thin: kBW = 16, 32 or 64 weight rows (the gated GEMM: half gate, half up
+//   rows) by kBT tokens, over the whole of K, the width chosen per problem (make_plan).
+//   Thin tiles give enough tiles to fill the GPU without split-K even for the down
+//   projection (N = 2048 -> 64 tiles of 32 rows).
+// - A stage holds kBlocks = 4 128-byte-wide K blocks. 64-row tiles: two consumer
+//   warpgroups each multiply two of them with wgmma (m64 x kBT, both operands straight
+//   from the ring; the gated GEMM's 4-D box puts a block's gate and up rows next to each
+//   other). Narrower tiles: consumer warps split the blocks and the tile's rows
+//   (mma.sync m16n8k32 e4m3, weights as the M operand as in fp8_gemm_mma.cuh). At the end
+//   of a tile the partial sums meet in shared memory and the fused epilogue of
+//   mlp_epilogues.cuh writes the outputs.
 // - When even thin tiles cannot fill the GPU (tiles <= SMs / 2), gridDim.z CTAs form a
 //   cluster that splits K, each CTA owning one tile, and rank 0 sums the peers' results
 //   over distributed shared memory.
