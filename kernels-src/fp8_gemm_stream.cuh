@@ -134,29 +134,6 @@ constexpr int out_cols(int bw) {
   return EPI == EpilogueKind::kGatedToFp8 ? bw / 2 : bw;
 }
 
-// wgmma m64 x N x k32, e4m3 x e4m3 -> f32, both operands from shared memory (K-major,
-// 128-byte swizzle). scale_d = 0 overwrites the accumulators.
-template <int N>
-SFM_DEVICE void wgmma_ss(float (&d)[N / 2], uint64_t desc_a, uint64_t desc_b, int scale_d) {
-  static_assert(N == 16 || N == 32, "wgmma N");
-  if constexpr (N == 16) {
-    asm volatile(
-        "{\n .reg .pred p;\n setp.ne.b32 p, %10, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n16k32.f32.e4m3.e4m3 "
-        "{%0, %1, %2, %3, %4, %5, %6, %7}, %8, %9, p, 1, 1;\n}\n"
-        : SFM_WGMMA_ACC8(0)
-        : "l"(desc_a), "l"(desc_b), "r"(scale_d));
-  } else {
-    asm volatile(
-        "{\n .reg .pred p;\n setp.ne.b32 p, %18, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n32k32.f32.e4m3.e4m3 "
-        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}, %16, %17, p, "
-        "1, 1;\n}\n"
-        : SFM_WGMMA_ACC8(0), SFM_WGMMA_ACC8(8)
-        : "l"(desc_a), "l"(desc_b), "r"(scale_d));
-  }
-}
-
 template <typename Cfg, EpilogueKind EPI, Activation ACT>
 __global__ void __launch_bounds__(Cfg::kThreads, 1)
     stream_gemm_kernel(const __grid_constant__ CUtensorMap tma_x,
@@ -235,12 +212,12 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
         tma::mbar_expect_tx(&full[slot], stage_bytes);
         if constexpr (kGated && Cfg::kWgmma) {  // both halves in one 4-D box
           tma::tma_load_4d(stage, &tma_w, &full[slot], 0, c0, 0, k0 / 128);
-          return;
-        }
+        } else {
 #pragma unroll
-        for (int h = 0; h < kHalves; ++h) {
-          tma::tma_load_3d(stage + h * kHalfBytes, &tma_w, &full[slot], 0, h * p.n_out + c0,
-                           k0 / 128);
+          for (int h = 0; h < kHalves; ++h) {
+            tma::tma_load_3d(stage + h * kHalfBytes, &tma_w, &full[slot], 0, h * p.n_out + c0,
+                             k0 / 128);
+          }
         }
       } else {
         const int blocks = min(Cfg::kBlocks, (p.k - k0 + 127) / 128);
@@ -363,7 +340,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
               const uint64_t db = wgmma_gemm::smem_desc(xb);
 #pragma unroll
               for (int kk = 0; kk < 4; ++kk) {  // +32 bytes of K = +2 in the address field
-                wgmma_ss<Cfg::kBT>(part[bb], da + 2 * kk, db + 2 * kk, kk > 0 ? 1 : 0);
+                wgmma_gemm::wgmma_m64nk32<Cfg::kBT>(part[bb], da + 2 * kk, db + 2 * kk,
+                                                    kk > 0 ? 1 : 0);
               }
             }
           }
@@ -389,63 +367,63 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
           red[row * Cfg::kBT + tok] = acc[i];
         }
       } else {
-      float acc[Cfg::kWarpMI][Cfg::kNI][4];  // m-tiles mi0 .. mi0 + kWarpMI - 1
-      mma_gemm::zero_fragments(acc);
+        float acc[Cfg::kWarpMI][Cfg::kNI][4];  // m-tiles mi0 .. mi0 + kWarpMI - 1
+        mma_gemm::zero_fragments(acc);
 
-      for (int st = st_begin; st < st_end; ++st, ++it) {
-        const int slot = it % p.stages;
-        tma::mbar_wait(&full[slot], (it / p.stages) & 1);
-        const int kb = st * Cfg::kStageK + kblock * 128;
-        if (kb < p.k) {  // this warp's block exists (K tail)
-          constexpr int kHalfRows = kGated ? Cfg::kBW / 2 : Cfg::kBW;
-          const uint8_t* stage = ring + slot * stage_bytes;
-          const uint8_t* wb = stage + kblock * kHalfRows * 128;  // gate (or only) rows
-          const uint8_t* xb =
-              p.x_resident
-                  ? x_smem + ((st - st_begin) * Cfg::kBlocks + kblock) * Cfg::kXBlockBytes
-                  : stage + Cfg::kBlocks * Cfg::kWBlockBytes + kblock * Cfg::kXBlockBytes;
+        for (int st = st_begin; st < st_end; ++st, ++it) {
+          const int slot = it % p.stages;
+          tma::mbar_wait(&full[slot], (it / p.stages) & 1);
+          const int kb = st * Cfg::kStageK + kblock * 128;
+          if (kb < p.k) {  // this warp's block exists (K tail)
+            constexpr int kHalfRows = kGated ? Cfg::kBW / 2 : Cfg::kBW;
+            const uint8_t* stage = ring + slot * stage_bytes;
+            const uint8_t* wb = stage + kblock * kHalfRows * 128;  // gate (or only) rows
+            const uint8_t* xb =
+                p.x_resident
+                    ? x_smem + ((st - st_begin) * Cfg::kBlocks + kblock) * Cfg::kXBlockBytes
+                    : stage + Cfg::kBlocks * Cfg::kWBlockBytes + kblock * Cfg::kXBlockBytes;
 #pragma unroll
-          for (int ks = 0; ks < 4; ++ks) {  // 32 bytes of K per mma
-            uint32_t a[Cfg::kWarpMI][4];
+            for (int ks = 0; ks < 4; ++ks) {  // 32 bytes of K per mma
+              uint32_t a[Cfg::kWarpMI][4];
 #pragma unroll
-            for (int mi = 0; mi < Cfg::kWarpMI; ++mi) {
-              // m-tile gm: rows [16 gm, 16 gm + 16) of the tile; up rows live in the
-              // second half of the stage
-              constexpr int kHalfMI = kHalfRows / 16;
-              const int gm = mi0 + mi;
-              const uint8_t* half = wb + (gm / kHalfMI) * (Cfg::kBlocks * kHalfRows * 128);
-              const int row = (gm % kHalfMI) * 16 + (lane & 15);
-              mma_gemm::ldmatrix_x4(tma::smem_u32(half + swizzled(row, ks * 2 + (lane >> 4))),
-                                    a[mi][0], a[mi][1], a[mi][2], a[mi][3]);
+              for (int mi = 0; mi < Cfg::kWarpMI; ++mi) {
+                // m-tile gm: rows [16 gm, 16 gm + 16) of the tile; up rows live in the
+                // second half of the stage
+                constexpr int kHalfMI = kHalfRows / 16;
+                const int gm = mi0 + mi;
+                const uint8_t* half = wb + (gm / kHalfMI) * (Cfg::kBlocks * kHalfRows * 128);
+                const int row = (gm % kHalfMI) * 16 + (lane & 15);
+                mma_gemm::ldmatrix_x4(tma::smem_u32(half + swizzled(row, ks * 2 + (lane >> 4))),
+                                      a[mi][0], a[mi][1], a[mi][2], a[mi][3]);
+              }
+              uint32_t b[Cfg::kNI][2];
+#pragma unroll
+              for (int ni = 0; ni < Cfg::kNI; ni += 2) {
+                const int row = ni * 8 + (lane & 7) + ((lane >> 4) << 3);
+                mma_gemm::ldmatrix_x4(
+                    tma::smem_u32(xb + swizzled(row, ks * 2 + ((lane >> 3) & 1))), b[ni][0],
+                    b[ni][1], b[ni + 1][0], b[ni + 1][1]);
+              }
+#pragma unroll
+              for (int mi = 0; mi < Cfg::kWarpMI; ++mi)
+#pragma unroll
+                for (int ni = 0; ni < Cfg::kNI; ++ni)
+                  mma_gemm::mma_fp8(acc[mi][ni], a[mi], b[ni][0], b[ni][1]);
             }
-            uint32_t b[Cfg::kNI][2];
-#pragma unroll
-            for (int ni = 0; ni < Cfg::kNI; ni += 2) {
-              const int row = ni * 8 + (lane & 7) + ((lane >> 4) << 3);
-              mma_gemm::ldmatrix_x4(
-                  tma::smem_u32(xb + swizzled(row, ks * 2 + ((lane >> 3) & 1))), b[ni][0],
-                  b[ni][1], b[ni + 1][0], b[ni + 1][1]);
-            }
-#pragma unroll
-            for (int mi = 0; mi < Cfg::kWarpMI; ++mi)
-#pragma unroll
-              for (int ni = 0; ni < Cfg::kNI; ++ni)
-                mma_gemm::mma_fp8(acc[mi][ni], a[mi], b[ni][0], b[ni][1]);
           }
+          __syncwarp();
+          if (lane == 0) tma::mbar_arrive(&empty[slot]);
         }
-        __syncwarp();
-        if (lane == 0) tma::mbar_arrive(&empty[slot]);
-      }
 
-      // ---- the warps' partial sums meet: reduce[k block][m-tile][ni][r][lane] ----
+        // ---- the warps' partial sums meet: reduce[k block][m-tile][ni][r][lane] ----
 #pragma unroll
-      for (int mi = 0; mi < Cfg::kWarpMI; ++mi)
+        for (int mi = 0; mi < Cfg::kWarpMI; ++mi)
 #pragma unroll
-        for (int ni = 0; ni < Cfg::kNI; ++ni)
+          for (int ni = 0; ni < Cfg::kNI; ++ni)
 #pragma unroll
-          for (int r = 0; r < 4; ++r)
-            reduce[(((kblock * Cfg::kMI + mi0 + mi) * Cfg::kNI + ni) * 4 + r) * 32 + lane] =
-                acc[mi][ni][r];
+            for (int r = 0; r < 4; ++r)
+              reduce[(((kblock * Cfg::kMI + mi0 + mi) * Cfg::kNI + ni) * 4 + r) * 32 + lane] =
+                  acc[mi][ni][r];
       }
       consumer_barrier<Cfg::kConsumerThreads>();
 

@@ -185,10 +185,35 @@ SFM_DEVICE void wgmma_m64n192k32(float (&d)[96], uint64_t desc_a, uint64_t desc_
       : "l"(desc_a), "l"(desc_b), "r"(scale_d));
 }
 
+// The small-N shapes, for the weight-streaming kernel's 16- and 32-token tiles.
+SFM_DEVICE void wgmma_m64n16k32(float (&d)[8], uint64_t desc_a, uint64_t desc_b, int scale_d) {
+  asm volatile(
+      "{\n .reg .pred p;\n setp.ne.b32 p, %10, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n16k32.f32.e4m3.e4m3 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7}, %8, %9, p, 1, 1;\n}\n"
+      : SFM_WGMMA_ACC8(0)
+      : "l"(desc_a), "l"(desc_b), "r"(scale_d));
+}
+
+SFM_DEVICE void wgmma_m64n32k32(float (&d)[16], uint64_t desc_a, uint64_t desc_b, int scale_d) {
+  asm volatile(
+      "{\n .reg .pred p;\n setp.ne.b32 p, %18, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n32k32.f32.e4m3.e4m3 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}, %16, %17, p, "
+      "1, 1;\n}\n"
+      : SFM_WGMMA_ACC8(0), SFM_WGMMA_ACC8(8)
+      : "l"(desc_a), "l"(desc_b), "r"(scale_d));
+}
+
+// wgmma m64 x N x k32 with both operands in shared memory, by N.
 template <int N>
 SFM_DEVICE void wgmma_m64nk32(float (&d)[N / 2], uint64_t desc_a, uint64_t desc_b, int scale_d) {
-  static_assert(N == 128 || N == 192, "wgmma N");
-  if constexpr (N == 128) {
+  static_assert(N == 16 || N == 32 || N == 128 || N == 192, "wgmma N");
+  if constexpr (N == 16) {
+    wgmma_m64n16k32(d, desc_a, desc_b, scale_d);
+  } else if constexpr (N == 32) {
+    wgmma_m64n32k32(d, desc_a, desc_b, scale_d);
+  } else if constexpr (N == 128) {
     wgmma_m64n128k32(d, desc_a, desc_b, scale_d);
   } else {
     wgmma_m64n192k32(d, desc_a, desc_b, scale_d);
