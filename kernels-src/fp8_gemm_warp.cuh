@@ -307,14 +307,12 @@ bool supports(int64_t m, int64_t k, int dev) {
 
 // out[m, n_out] = epilogue(x[m, k] w^T), for problems `supports` accepts. The gated GEMM
 // reads 2 n_out weight rows (gate rows, then up rows).
+// Called through MlpGemms, which returns empty problems and looks up the device `dev`.
 struct Launch {
   template <EpilogueKind EPI, Activation ACT>
   static cudaError_t run(const uint8_t* x, const uint8_t* w, int64_t m, int64_t k, int64_t n_out,
-                         void* out, const EpilogueParams& epi, cudaStream_t stream) {
-    if (m == 0 || n_out == 0) return cudaSuccess;
-    int dev = 0;
-    cudaError_t e = cudaGetDevice(&dev);
-    if (e != cudaSuccess) return e;
+                         void* out, const EpilogueParams& epi, int dev,
+                         cudaStream_t stream) {
     if (!supports<EPI>(m, k, dev) || n_out % kRows != 0) return cudaErrorInvalidValue;
     auto p = register_stream_params<WarpGemmParams>(x, w, m, k, n_out, kStepBytes, out, epi);
     const int64_t groups = n_out / kRows;

@@ -494,14 +494,12 @@ cudaError_t launch_tiles(const RsParams& p, int64_t blocks, int cluster, cudaStr
 
 // out[m, n_out] = epilogue(x[m, k] w^T), for problems that fit (make_plan). The gated
 // GEMM reads 2 n_out weight rows (gate rows, then up rows).
+// Called through MlpGemms, which returns empty problems and looks up the device `dev`.
 struct Launch {
   template <EpilogueKind EPI, Activation ACT>
   static cudaError_t run(const uint8_t* x, const uint8_t* w, int64_t m, int64_t k, int64_t n_out,
-                         void* out, const EpilogueParams& epi, cudaStream_t stream) {
-    if (m == 0 || n_out == 0) return cudaSuccess;
-    int dev = 0;
-    cudaError_t e = cudaGetDevice(&dev);
-    if (e != cudaSuccess) return e;
+                         void* out, const EpilogueParams& epi, int dev,
+                         cudaStream_t stream) {
     const Plan plan = make_plan(EPI, m, k, n_out, dev);
     if (!plan.fits) return cudaErrorInvalidValue;
     auto p = register_stream_params<RsParams>(x, w, m, k, n_out, kStepBytes, out, epi);

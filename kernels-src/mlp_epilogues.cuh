@@ -129,28 +129,37 @@ Params register_stream_params(const uint8_t* x, const uint8_t* w, int64_t m, int
 }
 
 // The three GEMMs of the MLPs for a kernel family whose Launch::run<EPI, ACT>(x, w, m, k,
-// n_out, out, epilogue, stream) computes out[m, n_out] = epilogue(x w^T) (the gated GEMM1
-// reads 2 n_out weight rows: gate rows, then up rows).
+// n_out, out, epilogue, dev, stream) computes out[m, n_out] = epilogue(x w^T) on device
+// `dev` (the gated GEMM1 reads 2 n_out weight rows: gate rows, then up rows). Empty
+// problems return here, before the device is looked up.
 template <typename Launch>
 struct MlpGemms {
   static cudaError_t gated_gemm1(const GatedGemm1Args& a, cudaStream_t stream) {
     const auto epi = make_epilogue(a.op, nullptr, a.hidden_scale);
     const int64_t h = a.op.n / 2;
     return a.act == Activation::kSilu
-               ? Launch::template run<EpilogueKind::kGatedToFp8, Activation::kSilu>(
-                     a.op.x, a.op.w, a.op.m, a.op.k, h, a.hidden, epi, stream)
-               : Launch::template run<EpilogueKind::kGatedToFp8, Activation::kGeluTanh>(
-                     a.op.x, a.op.w, a.op.m, a.op.k, h, a.hidden, epi, stream);
+               ? run<EpilogueKind::kGatedToFp8, Activation::kSilu>(a.op, h, a.hidden, epi, stream)
+               : run<EpilogueKind::kGatedToFp8, Activation::kGeluTanh>(a.op, h, a.hidden, epi,
+                                                                       stream);
   }
   static cudaError_t dense_gemm1(const DenseGemm1Args& a, cudaStream_t stream) {
-    return Launch::template run<EpilogueKind::kBiasGeluToFp8, Activation::kGeluTanh>(
-        a.op.x, a.op.w, a.op.m, a.op.k, a.op.n, a.hidden,
-        make_epilogue(a.op, a.bias, a.hidden_scale), stream);
+    return run<EpilogueKind::kBiasGeluToFp8, Activation::kGeluTanh>(
+        a.op, a.op.n, a.hidden, make_epilogue(a.op, a.bias, a.hidden_scale), stream);
   }
   static cudaError_t gemm2(const Gemm2Args& a, cudaStream_t stream) {
-    return Launch::template run<EpilogueKind::kBiasToBf16, Activation::kGeluTanh>(
-        a.op.x, a.op.w, a.op.m, a.op.k, a.op.n, a.out, make_epilogue(a.op, a.bias, nullptr),
-        stream);
+    return run<EpilogueKind::kBiasToBf16, Activation::kGeluTanh>(
+        a.op, a.op.n, a.out, make_epilogue(a.op, a.bias, nullptr), stream);
+  }
+
+ private:
+  template <EpilogueKind EPI, Activation ACT>
+  static cudaError_t run(const Fp8GemmOperands& op, int64_t n_out, void* out,
+                         const EpilogueParams& epi, cudaStream_t stream) {
+    if (op.m == 0 || n_out == 0) return cudaSuccess;
+    int dev = 0;
+    const cudaError_t e = cudaGetDevice(&dev);
+    if (e != cudaSuccess) return e;
+    return Launch::template run<EPI, ACT>(op.x, op.w, op.m, op.k, n_out, out, epi, dev, stream);
   }
 };
 
