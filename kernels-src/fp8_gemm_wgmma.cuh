@@ -69,6 +69,10 @@ static_assert(SFM_WGMMA_FIRST_GROUP_TILES >= SFM_WGMMA_PROMOTE_TILES, "issue_gro
 #define SFM_WGMMA_WIDE_PROMOTE_TILES 1
 #endif
 
+#ifndef SFM_WGMMA_CLUSTER  // 2: tall-shape CTAs in pairs that share the weight tile (multicast)
+#define SFM_WGMMA_CLUSTER 2
+#endif
+
 #ifndef SFM_WGMMA_PDL  // 1: both GEMMs are programmatic dependent launches (small M)
 #define SFM_WGMMA_PDL 1
 #endif
@@ -233,7 +237,13 @@ struct WgmmaParams {
 // SPLIT (down GEMM, wide shape): gridDim.y CTAs split K per tile and write their raw fp32
 // sums to a workspace, [split][m][n]; split_k_reduce_kernel adds them in a fixed order
 // and applies the scales and bias (deterministic; no atomics, no zeroed memory).
-template <EpilogueKind EPI, Activation ACT, bool WIDE, bool SPLIT, int BN>
+// CLUSTER = 2 (tall shape): the two CTAs of a cluster take adjacent token tiles of the
+// same weight rows, and each loads half of the shared weight tile for both (TMA
+// multicast), which cuts the operand bytes each CTA pulls through L2 by a quarter (128
+// rows) to 30% (192). Their rings then run in lockstep: a stage is free for a refill
+// once all four consumer warpgroups of the cluster are done with it. `launch` takes it
+// only where K rows are not whole 128-byte lines (see there): elsewhere it was slower.
+template <EpilogueKind EPI, Activation ACT, bool WIDE, bool SPLIT, int BN, int CLUSTER>
 __global__ void __launch_bounds__(kThreads, 1)
     fp8_gemm_wgmma_kernel(const __grid_constant__ CUtensorMap tma_x,
                           const __grid_constant__ CUtensorMap tma_w, const WgmmaParams p) {
@@ -258,19 +268,28 @@ __global__ void __launch_bounds__(kThreads, 1)
   uint64_t* empty = full + kStages;
 
   // Output tiles in grouped rasterisation: kRasterGroupM token tiles sweep the weight
-  // tiles together. CTAs take tiles blockIdx.x, + gridDim.x, ... (one CTA per SM).
-  const int m_tiles = (p.m + kBM - 1) / kBM;
+  // tiles together. Work units are CLUSTER token tiles (one per CTA of a cluster) of the
+  // same weight rows; clusters take units blockIdx.x / CLUSTER, + gridDim.x / CLUSTER, ...
+  // (one CTA per SM). A cluster's last unit may have a token tile past M (TMA fills its
+  // rows with zeros; its stores are masked).
+  static_assert(CLUSTER == 1 || (CLUSTER == 2 && !WIDE && !SPLIT), "clusters: tall shape");
+  static_assert(kRasterGroupM % CLUSTER == 0, "whole units per raster group");
+  const int rank = CLUSTER > 1 ? static_cast<int>(cluster_rank()) : 0;
+  const int m_units = ((p.m + kBM - 1) / kBM + CLUSTER - 1) / CLUSTER;
   const int n_tiles = (p.n_out + kOutCols - 1) / kOutCols;
-  const int tiles = m_tiles * n_tiles;
-  const int per_group = kRasterGroupM * n_tiles;
+  const int tiles = m_units * n_tiles;
+  constexpr int kGroupUnits = kRasterGroupM / CLUSTER;
+  const int per_group = kGroupUnits * n_tiles;
   auto tile_origin = [&](int tile, int& m0, int& c0) {
     const int group = tile / per_group;
-    const int first_m = group * kRasterGroupM;
-    const int group_rows = min(m_tiles - first_m, kRasterGroupM);
+    const int first_unit = group * kGroupUnits;
+    const int group_units = min(m_units - first_unit, kGroupUnits);
     const int in_group = tile - group * per_group;
-    m0 = (first_m + in_group % group_rows) * kBM;
-    c0 = (in_group / group_rows) * kOutCols;  // first output column
+    m0 = ((first_unit + in_group % group_units) * CLUSTER + rank) * kBM;
+    c0 = (in_group / group_units) * kOutCols;  // first output column
   };
+  const int first_tile = static_cast<int>(blockIdx.x) / CLUSTER;
+  const int tile_stride = static_cast<int>(gridDim.x) / CLUSTER;
 
   const int warpgroup = threadIdx.x / 128;
   static_assert(!SPLIT || (WIDE && EPI == EpilogueKind::kBiasToBf16), "split-K: wide down GEMM");
@@ -284,13 +303,18 @@ __global__ void __launch_bounds__(kThreads, 1)
   if (threadIdx.x == 0) {
     for (int s = 0; s < kStages; ++s) {
       mbar_init(&full[s], 1);
-      mbar_init(&empty[s], kConsumers);
+      mbar_init(&empty[s], kConsumers * CLUSTER);
     }
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
     prefetch_tensormap(&tma_x);
     prefetch_tensormap(&tma_w);
   }
-  __syncthreads();
+  // The peer's multicast loads signal this CTA's barriers: initialised first.
+  if constexpr (CLUSTER > 1) {
+    cluster_sync();
+  } else {
+    __syncthreads();
+  }
   if constexpr (EPI != EpilogueKind::kBiasToBf16) {
     // The gate/up GEMM may be a programmatic dependent launch itself (small M): its CTAs
     // set up while the previous kernel finishes, and nothing above reads global memory.
@@ -314,7 +338,16 @@ __global__ void __launch_bounds__(kThreads, 1)
         uint8_t* a_tile = smem + s * kStageBytes;
         uint8_t* b_tile = a_tile + kTileABytes;
         const int k0 = (kt_first + kt) * kBK;
-        if (b) {
+        if (b && CLUSTER > 1) {
+          // Empty in both CTAs (the barrier counts the cluster's consumers). This CTA's
+          // half of the weight rows (gated: the gate or the up rows) goes to both; the
+          // other half comes from the peer, and the barrier expects the whole stage.
+          mbar_wait(&empty[s], ((it / kStages) & 1) ^ 1);
+          mbar_expect_tx(&full[s], kStageBytes);
+          const int row = kGated ? rank * p.n_out + c0 : c0 + rank * (kBN / 2);
+          tma_load_2d_multicast(b_tile + rank * (kBN / 2) * kBK, &tma_w, &full[s], k0, row,
+                                (1u << CLUSTER) - 1);
+        } else if (b) {
           mbar_wait(&empty[s], ((it / kStages) & 1) ^ 1);
           mbar_expect_tx(&full[s], kStageBytes);
 #pragma unroll
@@ -335,16 +368,16 @@ __global__ void __launch_bounds__(kThreads, 1)
       // first stages, then waits for the gate/up GEMM (griddepcontrol.wait) before the
       // first load of its activations, the FP8 hidden state.
       int early = 0;
-      if (static_cast<int>(blockIdx.x) < tiles) {
+      if (first_tile < tiles) {
         int m0, c0;
-        tile_origin(blockIdx.x, m0, c0);
+        tile_origin(first_tile, m0, c0);
         early = kGemm2Pdl ? min(kStages, k_tiles) : 0;
         for (int kt = 0; kt < early; ++kt) load_stage(kt, kt, m0, c0, false, true);
         if constexpr (kGemm2Pdl) asm volatile("griddepcontrol.wait;\n" ::: "memory");
         for (int kt = 0; kt < early; ++kt) load_stage(kt, kt, m0, c0, true, false);
       }
       int it = 0;
-      for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+      for (int tile = first_tile; tile < tiles; tile += tile_stride) {
         int m0, c0;
         tile_origin(tile, m0, c0);
         for (int kt = 0; kt < k_tiles; ++kt, ++it) {
@@ -398,7 +431,13 @@ __global__ void __launch_bounds__(kThreads, 1)
       wgmma_wait<0>();
       if (t == 0) {
         for (int j = 0; j < n && kt0 + j < k_tiles; ++j) {
-          mbar_arrive(&empty[(it + kt0 + j) % kStages]);  // stages free for the producer
+          uint64_t* bar = &empty[(it + kt0 + j) % kStages];  // stages free for the producer(s)
+          if constexpr (CLUSTER > 1) {
+#pragma unroll
+            for (int r = 0; r < CLUSTER; ++r) mbar_arrive_cluster(bar, r);
+          } else {
+            mbar_arrive(bar);
+          }
         }
       }
     };
@@ -538,7 +577,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 
     int it = 0;  // stages consumed before this tile
     int prev_m0 = -1, prev_c0 = 0;  // tile whose epilogue is pending
-    for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x, it += k_tiles) {
+    for (int tile = first_tile; tile < tiles; tile += tile_stride, it += k_tiles) {
       int m0, c0;
       tile_origin(tile, m0, c0);
       const int first = min(kFirstTiles, k_tiles);
@@ -562,15 +601,48 @@ __global__ void __launch_bounds__(kThreads, 1)
     }
     epilogue(prev_m0, prev_c0);
   }
+  // The peer arrives on this CTA's barriers until its last stage: stay until then.
+  if constexpr (CLUSTER > 1) cluster_sync();
 #endif
 }
 
 // ---------------------------------------------------------------- host side
 
+// Clusters of `Kernel` (CLUSTER CTAs, `smem` bytes each) that fit on the current device at
+// once, cached per device: a persistent grid must not exceed it, or the clusters past it
+// would start only after the others finish. 0 if the query fails.
+template <auto Kernel, int CLUSTER>
+int max_active_clusters(int smem) {
+  static std::atomic<int> cached[64] = {};
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) return 0;
+  std::atomic<int>& slot = cached[dev & 63];
+  int n = slot.load(std::memory_order_relaxed);
+  if (n > 0) return n;
+  cudaLaunchConfig_t config = {};
+  config.gridDim = dim3(CLUSTER, 1, 1);
+  config.blockDim = dim3(kThreads, 1, 1);
+  config.dynamicSmemBytes = static_cast<size_t>(smem);
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeClusterDimension;
+  attr[0].val.clusterDim.x = CLUSTER;
+  attr[0].val.clusterDim.y = 1;
+  attr[0].val.clusterDim.z = 1;
+  config.attrs = attr;
+  config.numAttrs = 1;
+  if (cudaOccupancyMaxActiveClusters(&n, Kernel, &config) != cudaSuccess) {
+    (void)cudaGetLastError();  // not sticky: leave no error for the next launch check
+    return 0;
+  }
+  slot.store(n, std::memory_order_relaxed);
+  return n;
+}
+
 // x: [m, k]; w: [w_rows, k] with w_rows = 2 * n_out when gated, else n_out. Persistent:
-// min(tiles, sms) CTAs. SPLIT: one CTA per tile and split, gridDim.y = splits K ranges,
-// each writing fp32 partial sums to p.out.
-template <EpilogueKind EPI, Activation ACT, bool WIDE, bool SPLIT = false, int BN = 128>
+// min(tiles, sms) CTAs (clusters: as many clusters as fit at once). SPLIT: one CTA per
+// tile and split, gridDim.y = splits K ranges, each writing fp32 partial sums to p.out.
+template <EpilogueKind EPI, Activation ACT, bool WIDE, bool SPLIT = false, int BN = 128,
+          int CLUSTER = 1>
 cudaError_t launch_shape(const uint8_t* x, const uint8_t* w, const WgmmaParams& p, int sms,
                          cudaStream_t stream, int splits = 1) {
   using P = Plan<EPI, WIDE, SPLIT, BN>;
@@ -578,20 +650,28 @@ cudaError_t launch_shape(const uint8_t* x, const uint8_t* w, const WgmmaParams& 
   CUtensorMap tma_x, tma_w;
   cudaError_t e = make_tma(&tma_x, x, p.m, p.k, S::kBM, kBK);
   if (e != cudaSuccess) return e;
+  // Boxes of half a weight tile: the gated GEMM's gate and up rows, or (clusters) the
+  // half each CTA of the pair loads for both.
   e = make_tma(&tma_w, w, P::kGated ? 2 * int64_t(p.n_out) : p.n_out, p.k,
-               P::kGated ? S::kBN / 2 : S::kBN, kBK);
+               P::kGated || CLUSTER > 1 ? S::kBN / 2 : S::kBN, kBK);
   if (e != cudaSuccess) return e;
-  constexpr auto kernel = fp8_gemm_wgmma_kernel<EPI, ACT, WIDE, SPLIT, BN>;
+  constexpr auto kernel = fp8_gemm_wgmma_kernel<EPI, ACT, WIDE, SPLIT, BN, CLUSTER>;
   e = allow_dynamic_smem<kernel>(P::kSmemBytes);
   if (e != cudaSuccess) return e;
   const int64_t tiles = host_ceil_div(p.m, S::kBM) * host_ceil_div(p.n_out, P::kOutCols);
-  const int64_t blocks = P::kPersistent ? std::min<int64_t>(tiles, std::max(sms, 1)) : tiles;
+  int64_t blocks = P::kPersistent ? std::min<int64_t>(tiles, std::max(sms, 1)) : tiles;
+  if constexpr (CLUSTER > 1) {
+    const int64_t units = host_ceil_div(p.m, S::kBM * CLUSTER) * host_ceil_div(p.n_out, P::kOutCols);
+    const int fit = max_active_clusters<kernel, CLUSTER>(P::kSmemBytes);
+    if (fit <= 0) return cudaErrorInvalidConfiguration;
+    blocks = std::min<int64_t>(units, fit) * CLUSTER;
+  }
   cudaLaunchConfig_t config = {};
   config.gridDim = dim3(static_cast<unsigned>(blocks), static_cast<unsigned>(splits));
   config.blockDim = dim3(kThreads, 1, 1);
   config.dynamicSmemBytes = P::kSmemBytes;
   config.stream = stream;
-  cudaLaunchAttribute attr[1];
+  cudaLaunchAttribute attr[2];
   // Programmatic dependent launch: the CTAs may start while the previous kernel in the
   // stream finishes. The down GEMM prefetches weights, then waits (griddepcontrol.wait)
   // for the gate/up GEMM before reading its activations; the gate/up GEMM waits before
@@ -600,8 +680,13 @@ cudaError_t launch_shape(const uint8_t* x, const uint8_t* w, const WgmmaParams& 
   // within noise), so large batches launch plainly.
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attr[0].val.programmaticStreamSerializationAllowed = 1;
-  config.attrs = attr;
-  config.numAttrs = SFM_WGMMA_PDL && p.m <= kMaxPdlTokens;
+  attr[1].id = cudaLaunchAttributeClusterDimension;
+  attr[1].val.clusterDim.x = CLUSTER;
+  attr[1].val.clusterDim.y = 1;
+  attr[1].val.clusterDim.z = 1;
+  const bool pdl = SFM_WGMMA_PDL && p.m <= kMaxPdlTokens;
+  config.attrs = pdl ? attr : attr + 1;
+  config.numAttrs = (pdl ? 1 : 0) + (CLUSTER > 1 ? 1 : 0);
   return cudaLaunchKernelEx(&config, kernel, tma_x, tma_w, p);
 }
 
@@ -706,6 +791,16 @@ cudaError_t launch(const uint8_t* x, const uint8_t* w, const WgmmaParams& p, int
     return launch_shape<EPI, ACT, true>(x, w, p, sms, stream);
   }
   const int rows = forced_tall_rows != 0 ? forced_tall_rows : tall_rows<EPI>(p.m, p.n_out, sms);
+  // Clusters of two (weight tiles multicast) where K rows are not whole 128-byte lines
+  // and there are two token tiles to pair. Such rows straddle L2 lines, and halving the
+  // weight bytes each CTA loads pays there: a dense GEMM with K = 4304, M = 8192 took
+  // 100 us against 68 us at K = 4352, and 78 us with clusters; at K = 1152, 4352, 14336
+  // or 16384 clusters were 3-7% slower (H200, RESULTS.md, eighth session).
+  // SFM_WGMMA_CLUSTER=1: never.
+  if (SFM_WGMMA_CLUSTER > 1 && p.m > Shape<false, 128>::kBM && p.k % kBK != 0) {
+    if (rows == 192) return launch_shape<EPI, ACT, false, false, 192, 2>(x, w, p, sms, stream);
+    return launch_shape<EPI, ACT, false, false, 128, 2>(x, w, p, sms, stream);
+  }
   if (rows == 192) return launch_shape<EPI, ACT, false, false, 192>(x, w, p, sms, stream);
   return launch_shape<EPI, ACT, false, false, 128>(x, w, p, sms, stream);
 }

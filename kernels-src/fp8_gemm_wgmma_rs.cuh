@@ -57,6 +57,7 @@ namespace wgmma_rs {
 using wgmma_gemm::wgmma_commit;
 using wgmma_gemm::wgmma_fence;
 using wgmma_gemm::wgmma_wait;
+using tma::cluster_sync;
 using tma::smem_u32;
 
 constexpr int kThreads = 128;       // one warpgroup
@@ -149,12 +150,6 @@ SFM_DEVICE uint4 load_weights_raw(const uint8_t* p) {
   return v;
 }
 
-SFM_DEVICE void cluster_sync() {
-  asm volatile(
-      "barrier.cluster.arrive.release.aligned;\n"
-      "barrier.cluster.wait.acquire.aligned;\n" ::: "memory");
-}
-
 // A cluster barrier that orders nothing: for keeping shared memory alive until every
 // peer has used what it loaded from it (a load is complete once its value is used).
 // The release form would also wait for this CTA's outstanding global stores.
@@ -166,8 +161,7 @@ SFM_DEVICE void cluster_sync_relaxed() {
 
 // 16 bytes of CTA `rank`'s shared memory at the address `addr` has in this CTA.
 SFM_DEVICE float4 load_peer(uint32_t addr, int rank) {
-  uint32_t remote;
-  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(remote) : "r"(addr), "r"(rank));
+  const uint32_t remote = tma::peer_smem(addr, static_cast<uint32_t>(rank));
   float4 v;
   // volatile: stays after the cluster barrier (an asm with a memory clobber).
   asm volatile("ld.shared::cluster.v4.f32 {%0, %1, %2, %3}, [%4];\n"

@@ -47,6 +47,37 @@ SFM_DEVICE void mbar_wait(uint64_t* bar, uint32_t parity) {
       : "memory");
 }
 
+// Thread-block clusters: this CTA's rank, the address that `addr` of this CTA's shared
+// memory has in CTA `rank` of the cluster, and a cluster-wide barrier (every thread of
+// every CTA; release/acquire: memory operations before it are visible after it).
+SFM_DEVICE uint32_t cluster_rank() {
+  uint32_t r;
+  asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
+  return r;
+}
+
+SFM_DEVICE uint32_t peer_smem(uint32_t addr, uint32_t rank) {
+  uint32_t remote;
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(remote) : "r"(addr), "r"(rank));
+  return remote;
+}
+
+SFM_DEVICE void cluster_sync() {
+  asm volatile(
+      "barrier.cluster.arrive.release.aligned;\n"
+      "barrier.cluster.wait.acquire.aligned;\n" ::: "memory");
+}
+
+// Arrives on the barrier at `bar` in CTA `rank` of the cluster (this CTA's included).
+// Release at CTA scope, as for a local arrive: what it orders is this thread's reads of
+// the stage, which are complete. A cluster-scope release here costs a fence per stage in
+// the consumers' critical path (2.4x slower GEMMs, H200).
+SFM_DEVICE void mbar_arrive_cluster(uint64_t* bar, uint32_t rank) {
+  asm volatile("mbarrier.arrive.shared::cluster.b64 _, [%0];\n" ::"r"(
+                   peer_smem(smem_u32(bar), rank))
+               : "memory");
+}
+
 // Fetches a tensor map (a __grid_constant__ kernel parameter) into the descriptor cache
 // ahead of the first load that uses it.
 SFM_DEVICE void prefetch_tensormap(const CUtensorMap* map) {
@@ -58,6 +89,17 @@ SFM_DEVICE void tma_load_2d(void* dst, const CUtensorMap* map, uint64_t* bar, in
       "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes"
       " [%0], [%1, {%3, %4}], [%2];\n" ::"r"(smem_u32(dst)),
       "l"(reinterpret_cast<uint64_t>(map)), "r"(smem_u32(bar)), "r"(c0), "r"(c1)
+      : "memory");
+}
+
+// tma_load_2d into the same shared-memory offset of every CTA in `cta_mask` (cluster
+// ranks), each of whose barriers at `bar`'s offset receives the bytes it got.
+SFM_DEVICE void tma_load_2d_multicast(void* dst, const CUtensorMap* map, uint64_t* bar, int c0,
+                                      int c1, uint16_t cta_mask) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes"
+      ".multicast::cluster [%0], [%1, {%3, %4}], [%2], %5;\n" ::"r"(smem_u32(dst)),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(smem_u32(bar)), "r"(c0), "r"(c1), "h"(cta_mask)
       : "memory");
 }
 

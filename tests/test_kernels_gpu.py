@@ -469,8 +469,8 @@ FIRST_CALL_IN_GRAPH = textwrap.dedent(
     sfm = load_kernel_module({variant!r})
     torch.manual_seed(0)
     m = {m}
-    g = gated_case(m, 256, 512, 256, "silu", True)
-    d = dense_case(m, 256, 512, 256, False)
+    g = gated_case(m, 256, {h}, 256, "silu", True)
+    d = dense_case(m, 256, {h}, 256, False)
     xb = torch.randn(m, 256, device="cuda").bfloat16()
     cs = torch.ones(256, device="cuda", dtype=torch.bfloat16)
     s = torch.tensor(0.02, device="cuda")
@@ -498,11 +498,12 @@ FIRST_CALL_IN_GRAPH = textwrap.dedent(
 )
 
 
-# 9: register-streaming warp kernels; 40: register-sourced wgmma (clusters); 600: persistent wgmma
-@pytest.mark.parametrize("m", (9, 40, 600))
-def test_cuda_graph_capture_of_first_call(kernel_variant_dir, m):
+# 9: register-streaming warp kernels; 40: register-sourced wgmma (clusters); 600: persistent
+# wgmma, and with H = 528 (K rows of the down GEMM not whole 128-byte lines) in CTA pairs
+@pytest.mark.parametrize("m, h", ((9, 512), (40, 512), (600, 512), (600, 528)))
+def test_cuda_graph_capture_of_first_call(kernel_variant_dir, m, h):
     script = FIRST_CALL_IN_GRAPH.format(tests=str(Path(__file__).parent),
-                                        variant=str(kernel_variant_dir), m=m)
+                                        variant=str(kernel_variant_dir), m=m, h=h)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and "GRAPH-OK" in proc.stdout, proc.stdout + proc.stderr
 
@@ -531,7 +532,7 @@ def test_torch_compile_fullgraph(sfm):
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs a second CUDA device")
 def test_second_device(sfm):
     with torch.cuda.device(0):  # current device 0, tensors on device 1
-        for m in (1, 17, 50, 300, 600):  # warp-stream, wide and tall wgmma kernels
+        for m in (1, 17, 50, 300, 600, 1300):  # warp-stream, wide, tall wgmma (1300: CTA pairs)
             g = gated_case(m, 256, 512, 256, "silu", True, device="cuda:1")
             got = sfm.fp8_swiglu_mlp_bf16(*g.args())
             assert got.device == torch.device("cuda:1")
