@@ -59,6 +59,39 @@ cudaError_t allow_dynamic_smem(int bytes) {
   return e;
 }
 
+// Clusters of `cluster` CTAs of `Kernel` (`threads` threads and `smem` bytes of dynamic
+// shared memory each) that fit on device `dev`, the current one, at once. GPCs do not
+// divide evenly into clusters: 30 clusters of 4 on a 132-SM H200, not 33. A persistent
+// or cluster-split grid must not exceed it, or the clusters past it start only when others
+// finish. Cached per device and cluster size (1, 2, 4 or 8); `fallback` where the query
+// fails (cached too when > 0).
+template <auto Kernel>
+int max_active_clusters(int dev, int cluster, int threads, int smem, int fallback) {
+  static std::atomic<int> cache[64][4];
+  const int slot = cluster <= 1 ? 0 : cluster == 2 ? 1 : cluster == 4 ? 2 : 3;
+  std::atomic<int>& entry = cache[dev & 63][slot];
+  int n = entry.load(std::memory_order_relaxed);
+  if (n > 0) return n;
+  const bool attr_ok = allow_dynamic_smem<Kernel>(smem) == cudaSuccess;
+  cudaLaunchConfig_t config = {};
+  config.gridDim = dim3(static_cast<unsigned>(cluster), 1, 1);
+  config.blockDim = dim3(static_cast<unsigned>(threads), 1, 1);
+  config.dynamicSmemBytes = static_cast<size_t>(smem);
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeClusterDimension;
+  attr[0].val.clusterDim.x = static_cast<unsigned>(cluster);
+  attr[0].val.clusterDim.y = 1;
+  attr[0].val.clusterDim.z = 1;
+  config.attrs = attr;
+  config.numAttrs = 1;
+  if (!attr_ok || cudaOccupancyMaxActiveClusters(&n, Kernel, &config) != cudaSuccess || n <= 0) {
+    (void)cudaGetLastError();  // not sticky: leave no error for the next launch check
+    n = fallback;
+  }
+  if (n > 0) entry.store(n, std::memory_order_relaxed);
+  return n;
+}
+
 // Number of multiprocessors of the current device, cached per device (a device query
 // per launch is too slow; a process-global int would be wrong with several GPUs).
 int sm_count(int device);

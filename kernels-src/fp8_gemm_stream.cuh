@@ -550,36 +550,6 @@ struct Plan {
   double cost;       // bytes a CTA on the critical path moves through shared memory
 };
 
-// Thread-block clusters of `splits` CTAs of this kernel that fit on the device at once
-// (GPCs do not divide evenly into clusters: 30 clusters of 4 on a 132-SM H200, not 33).
-// Cached per device; the kernel always asks for the same shared memory.
-template <typename Cfg, auto Kernel>
-int max_active_clusters(int dev, int splits) {
-  static std::atomic<int> cache[64][4];  // splits 1, 2, 4, 8
-  const int slot = splits == 1 ? 0 : splits == 2 ? 1 : splits == 4 ? 2 : 3;
-  std::atomic<int>& entry = cache[dev & 63][slot];
-  int n = entry.load(std::memory_order_relaxed);
-  if (n > 0) return n;
-  cudaLaunchConfig_t config = {};
-  const bool attr_ok = allow_dynamic_smem<Kernel>(Cfg::kSmemBytes) == cudaSuccess;
-  config.gridDim = dim3(static_cast<unsigned>(splits) * 64, 1, 1);
-  config.blockDim = dim3(Cfg::kThreads, 1, 1);
-  config.dynamicSmemBytes = Cfg::kSmemBytes;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeClusterDimension;
-  attr[0].val.clusterDim.x = static_cast<unsigned>(splits);
-  attr[0].val.clusterDim.y = 1;
-  attr[0].val.clusterDim.z = 1;
-  config.attrs = attr;
-  config.numAttrs = 1;
-  if (!attr_ok || cudaOccupancyMaxActiveClusters(&n, Kernel, &config) != cudaSuccess || n <= 0) {
-    (void)cudaGetLastError();
-    n = sm_count(dev) / splits / 2;  // conservative
-  }
-  entry.store(n, std::memory_order_relaxed);
-  return n;
-}
-
 template <typename Cfg, EpilogueKind EPI, Activation ACT>
 Plan make_plan(int64_t m, int64_t k, int64_t n_out, int dev) {
   constexpr auto kernel = stream_gemm_kernel<Cfg, EPI, ACT>;
@@ -593,7 +563,9 @@ Plan make_plan(int64_t m, int64_t k, int64_t n_out, int dev) {
   plan.splits = 1;
   while (plan.splits < 8 && plan.tiles * plan.splits * 2 <= sms &&
          k_stages / (2 * plan.splits) >= 2 &&
-         plan.tiles <= max_active_clusters<Cfg, kernel>(dev, plan.splits * 2)) {
+         plan.tiles <= max_active_clusters<kernel>(dev, plan.splits * 2, Cfg::kThreads,
+                                                   Cfg::kSmemBytes,
+                                                   sm_count(dev) / (plan.splits * 2) / 2)) {
     plan.splits *= 2;
   }
   plan.grid = plan.splits > 1 ? plan.tiles : std::min(plan.tiles, sms);

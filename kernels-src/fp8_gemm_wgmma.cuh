@@ -608,36 +608,6 @@ __global__ void __launch_bounds__(kThreads, 1)
 
 // ---------------------------------------------------------------- host side
 
-// Clusters of `Kernel` (CLUSTER CTAs, `smem` bytes each) that fit on the current device at
-// once, cached per device: a persistent grid must not exceed it, or the clusters past it
-// would start only after the others finish. 0 if the query fails.
-template <auto Kernel, int CLUSTER>
-int max_active_clusters(int smem) {
-  static std::atomic<int> cached[64] = {};
-  int dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess) return 0;
-  std::atomic<int>& slot = cached[dev & 63];
-  int n = slot.load(std::memory_order_relaxed);
-  if (n > 0) return n;
-  cudaLaunchConfig_t config = {};
-  config.gridDim = dim3(CLUSTER, 1, 1);
-  config.blockDim = dim3(kThreads, 1, 1);
-  config.dynamicSmemBytes = static_cast<size_t>(smem);
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeClusterDimension;
-  attr[0].val.clusterDim.x = CLUSTER;
-  attr[0].val.clusterDim.y = 1;
-  attr[0].val.clusterDim.z = 1;
-  config.attrs = attr;
-  config.numAttrs = 1;
-  if (cudaOccupancyMaxActiveClusters(&n, Kernel, &config) != cudaSuccess) {
-    (void)cudaGetLastError();  // not sticky: leave no error for the next launch check
-    return 0;
-  }
-  slot.store(n, std::memory_order_relaxed);
-  return n;
-}
-
 // x: [m, k]; w: [w_rows, k] with w_rows = 2 * n_out when gated, else n_out. Persistent:
 // min(tiles, sms) CTAs (clusters: as many clusters as fit at once). SPLIT: one CTA per
 // tile and split, gridDim.y = splits K ranges, each writing fp32 partial sums to p.out.
@@ -662,7 +632,10 @@ cudaError_t launch_shape(const uint8_t* x, const uint8_t* w, const WgmmaParams& 
   int64_t blocks = P::kPersistent ? std::min<int64_t>(tiles, std::max(sms, 1)) : tiles;
   if constexpr (CLUSTER > 1) {
     const int64_t units = host_ceil_div(p.m, S::kBM * CLUSTER) * host_ceil_div(p.n_out, P::kOutCols);
-    const int fit = max_active_clusters<kernel, CLUSTER>(P::kSmemBytes);
+    int dev = 0;
+    e = cudaGetDevice(&dev);
+    if (e != cudaSuccess) return e;
+    const int fit = max_active_clusters<kernel>(dev, CLUSTER, kThreads, P::kSmemBytes, 0);
     if (fit <= 0) return cudaErrorInvalidConfiguration;
     blocks = std::min<int64_t>(units, fit) * CLUSTER;
   }
