@@ -1,6 +1,6 @@
 // Hopper (sm_90a) FP8 GEMM with the fused MLP epilogues: TMA loads into a
 // multi-stage shared-memory ring guarded by mbarriers, one producer warp and two
-// consumer warpgroups issuing wgmma (m64n128k32 or m64n192k32, e4m3), and the epilogue
+// consumer warpgroups issuing wgmma (m64nNk32, N = 64, 128 or 192, e4m3), and the epilogue
 // applied to the accumulators in registers. CTAs are persistent (one per SM, looping
 // over output tiles) and the producer keeps loading the next tile while the consumers
 // run the epilogue; each consumer warpgroup stages and stores its own part of the tile,
@@ -9,12 +9,12 @@
 // Precision: Hopper's FP8 wgmma accumulates with fewer mantissa bits than fp32, which
 // over K = 14336 exceeds the contract's 1e-2. Each group of 128-element K tiles is
 // therefore accumulated by wgmma from zero and then added into fp32 registers
-// ("promotion"), which needs two accumulator sets: N = 128 or 192 weight rows per
-// warpgroup (128 or 192 registers of the 232 a consumer thread gets).
+// ("promotion"), which needs two accumulator sets: N = 64, 128 or 192 weight rows per
+// warpgroup (N registers of the 232 a consumer thread gets).
 //
 // Orientation: tokens are the M operand (128 per CTA, 64 per consumer warpgroup; or, for
 // batches up to 64, 64 tokens shared by both warpgroups), weight rows the N operand
-// (128 or 192 shared by both warpgroups, or 128 per warpgroup in the wide shape). For
+// (64, 128 or 192 shared by both warpgroups, or 128 per warpgroup in the wide shape). For
 // the gated GEMM1 a warpgroup's N weight rows are N/2 gate rows and the matching N/2 up
 // rows, loaded by two TMA boxes into adjacent halves of the B tile, so accumulator
 // columns j and j + N/2 of one thread are gate and up of the same hidden unit: the
@@ -82,7 +82,7 @@ constexpr int kMaxPdlTokens = 512;
 // shared weight rows. Wide (batches up to kMaxWideTokens): 64 tokens shared by both
 // warpgroups x 2 * BN weight rows (BN each): a small batch does not pay for 128-token
 // tiles of mostly padding, and each CTA covers twice the weight rows. BN is the wgmma N
-// (128 or 192); the two accumulator sets of the promotion take BN registers per thread.
+// (64, 128 or 192); the two accumulator sets of the promotion take BN registers per thread.
 template <bool WIDE, int BN>
 struct Shape {
   static constexpr int kBN = BN;                            // weight rows per warpgroup
@@ -189,6 +189,18 @@ SFM_DEVICE void wgmma_m64n192k32(float (&d)[96], uint64_t desc_a, uint64_t desc_
       : "l"(desc_a), "l"(desc_b), "r"(scale_d));
 }
 
+// The same with N = 64 (32 accumulators): the tall shape's 64-row tiles.
+SFM_DEVICE void wgmma_m64n64k32(float (&d)[32], uint64_t desc_a, uint64_t desc_b, int scale_d) {
+  asm volatile(
+      "{\n .reg .pred p;\n setp.ne.b32 p, %34, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n64k32.f32.e4m3.e4m3 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, "
+      "%18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, p, "
+      "1, 1;\n}\n"
+      : SFM_WGMMA_ACC8(0), SFM_WGMMA_ACC8(8), SFM_WGMMA_ACC8(16), SFM_WGMMA_ACC8(24)
+      : "l"(desc_a), "l"(desc_b), "r"(scale_d));
+}
+
 // The small-N shapes, for the weight-streaming kernel's 16- and 32-token tiles.
 SFM_DEVICE void wgmma_m64n16k32(float (&d)[8], uint64_t desc_a, uint64_t desc_b, int scale_d) {
   asm volatile(
@@ -212,11 +224,13 @@ SFM_DEVICE void wgmma_m64n32k32(float (&d)[16], uint64_t desc_a, uint64_t desc_b
 // wgmma m64 x N x k32 with both operands in shared memory, by N.
 template <int N>
 SFM_DEVICE void wgmma_m64nk32(float (&d)[N / 2], uint64_t desc_a, uint64_t desc_b, int scale_d) {
-  static_assert(N == 16 || N == 32 || N == 128 || N == 192, "wgmma N");
+  static_assert(N == 16 || N == 32 || N == 64 || N == 128 || N == 192, "wgmma N");
   if constexpr (N == 16) {
     wgmma_m64n16k32(d, desc_a, desc_b, scale_d);
   } else if constexpr (N == 32) {
     wgmma_m64n32k32(d, desc_a, desc_b, scale_d);
+  } else if constexpr (N == 64) {
+    wgmma_m64n64k32(d, desc_a, desc_b, scale_d);
   } else if constexpr (N == 128) {
     wgmma_m64n128k32(d, desc_a, desc_b, scale_d);
   } else {
@@ -732,30 +746,45 @@ cudaError_t launch_split_k(const uint8_t* x, const uint8_t* w, const WgmmaParams
 #endif
 constexpr int kMaxWideTokens = SFM_WGMMA_MAX_WIDE_TOKENS;
 
-// Weight rows of the tall shape: 128, or 192, which moves 1/6 fewer operand bytes per
-// FLOP through L2 and shared memory (two 64-token warpgroups share the weight tile).
-// With one persistent CTA per SM the time goes with the most tiles any CTA runs, so 192
-// is taken when its waves, weighted by the measured cost of a 192-row tile (1.35 times
-// a 128-row one on H200; scripts/perf_probe.py), are fewer: it loses where 192 rows
-// leave a partial last wave (N = 2048, 4096 below M = 8192), wins where they divide N.
-// 0: chosen so; 128 or 192: forced (tuning builds).
+// Weight rows of the tall shape: 64, 128 or 192. With one persistent CTA per SM the time
+// goes with the most tiles any CTA runs, weighted by a tile's cost. 192 rows move 1/6
+// fewer operand bytes per FLOP through L2 and shared memory than 128 (two 64-token
+// warpgroups share the weight tile) and cost 1.35 times a 128-row tile on H200
+// (scripts/perf_probe.py): they lose where they leave a partial last wave (N = 2048,
+// 4096 below M = 8192) and win where they divide N. 64 rows are for the dense up GEMM
+// at batches whose 128-row tiles leave most SMs idle (a vision tower's, N = 4304 or
+// 6144, at M = 65..128: 34 or 48 tiles on 132 SMs): twice the tiles at
+// SFM_WGMMA_TALL64_COST percent of the cost each took it from 10-11.5 to 8-9.5 us (ncu,
+// H200). Down GEMMs keep 128 rows (or split K): forced to 64 rows they made the MLP
+// 1.2-5.5 us slower at M = 65..384, dense and gated alike (scripts/mlp_ab.py, H200,
+// benchmarks/RESULTS.md, 2026-12-03).
+// SFM_WGMMA_TALL_ROWS 0: chosen so; 64, 128 or 192: forced (tuning builds).
 #ifndef SFM_WGMMA_TALL_ROWS
 #define SFM_WGMMA_TALL_ROWS 0
 #endif
+#ifndef SFM_WGMMA_TALL64_COST
+#define SFM_WGMMA_TALL64_COST 60
+#endif
 
+// clustered: the launch pairs CTAs in clusters, which have no 64-row instantiation.
 template <EpilogueKind EPI>
-int tall_rows(int64_t m, int64_t n_out, int sms) {
+int tall_rows(int64_t m, int64_t n_out, int sms, bool clustered = false) {
   if (SFM_WGMMA_TALL_ROWS != 0) return SFM_WGMMA_TALL_ROWS;
-  auto waves = [&](int rows) {
+  const bool allow64 = EPI == EpilogueKind::kBiasGeluToFp8 && !clustered;
+  auto cost = [&](int rows) {
     const int cols = EPI == EpilogueKind::kGatedToFp8 ? rows / 2 : rows;
     const int64_t tiles = host_ceil_div(m, Shape<false, 128>::kBM) * host_ceil_div(n_out, cols);
-    return host_ceil_div(tiles, std::max(sms, 1));
+    const int64_t percent = rows == 192 ? 135 : rows == 128 ? 100 : SFM_WGMMA_TALL64_COST;
+    return host_ceil_div(tiles, std::max(sms, 1)) * percent;
   };
-  return 135 * waves(192) < 100 * waves(128) ? 192 : 128;
+  int best = 128;
+  if (cost(192) < cost(best)) best = 192;
+  if (allow64 && cost(64) < cost(best)) best = 64;
+  return best;
 }
 
 // tall_rows: 0 picks the CTA shape by batch size (wide up to kMaxWideTokens, then tall
-// with tall_rows<EPI>()); 128 or 192 forces the tall shape with that many weight rows.
+// with tall_rows<EPI>()); 64, 128 or 192 forces the tall shape with that many weight rows.
 template <EpilogueKind EPI, Activation ACT>
 cudaError_t launch(const uint8_t* x, const uint8_t* w, const WgmmaParams& p, int sms,
                    cudaStream_t stream, int forced_tall_rows = 0) {
@@ -763,17 +792,20 @@ cudaError_t launch(const uint8_t* x, const uint8_t* w, const WgmmaParams& p, int
   if (forced_tall_rows == 0 && p.m <= kMaxWideTokens) {
     return launch_shape<EPI, ACT, true>(x, w, p, sms, stream);
   }
-  const int rows = forced_tall_rows != 0 ? forced_tall_rows : tall_rows<EPI>(p.m, p.n_out, sms);
   // Clusters of two (weight tiles multicast) where K rows are not whole 128-byte lines
   // and there are two token tiles to pair. Such rows straddle L2 lines, and halving the
   // weight bytes each CTA loads pays there: a dense GEMM with K = 4304, M = 8192 took
   // 100 us against 68 us at K = 4352, and 78 us with clusters; at K = 1152, 4352, 14336
   // or 16384 clusters were 3-7% slower (H200, RESULTS.md, eighth session).
-  // SFM_WGMMA_CLUSTER=1: never.
-  if (SFM_WGMMA_CLUSTER > 1 && p.m > Shape<false, 128>::kBM && p.k % kBK != 0) {
+  // SFM_WGMMA_CLUSTER=1: never. A forced 64-row shape runs unclustered.
+  const bool paired = SFM_WGMMA_CLUSTER > 1 && p.m > Shape<false, 128>::kBM && p.k % kBK != 0;
+  const int rows = forced_tall_rows != 0 ? forced_tall_rows
+                                         : tall_rows<EPI>(p.m, p.n_out, sms, paired);
+  if (paired && rows != 64) {
     if (rows == 192) return launch_shape<EPI, ACT, false, false, 192, 2>(x, w, p, sms, stream);
     return launch_shape<EPI, ACT, false, false, 128, 2>(x, w, p, sms, stream);
   }
+  if (rows == 64) return launch_shape<EPI, ACT, false, false, 64>(x, w, p, sms, stream);
   if (rows == 192) return launch_shape<EPI, ACT, false, false, 192>(x, w, p, sms, stream);
   return launch_shape<EPI, ACT, false, false, 128>(x, w, p, sms, stream);
 }

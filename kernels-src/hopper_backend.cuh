@@ -71,8 +71,8 @@ inline int current_sms() {
 // - without that split (SFM_WGMMA_SPLIT_K=0), up to 128 tokens the down GEMM streams
 //   when N <= 2048 (tall wgmma tiles would give it only N / 128 CTAs);
 // - everything else: persistent wgmma CTAs, wide 64-token tiles up to
-//   wgmma_gemm::kMaxWideTokens tokens, tall 128-token tiles above (128 or 192 weight
-//   rows by tile count: wgmma_gemm::tall_rows).
+//   wgmma_gemm::kMaxWideTokens tokens, tall 128-token tiles above (64, 128 or 192
+//   weight rows by tile count: wgmma_gemm::tall_rows).
 constexpr int64_t kMaxStreamTokens = SFM_MAX_STREAM_TOKENS;
 constexpr int64_t kMaxWarpTokens = SFM_MAX_WARP_TOKENS;
 constexpr int64_t kMaxWarpWeightBytes = int64_t(SFM_MAX_WARP_WEIGHT_MB) << 20;
@@ -107,7 +107,8 @@ inline Kernel pick(int64_t m, GemmPath path, bool gemm2, int64_t w_rows, int64_t
   switch (path) {
     case GemmPath::kTensorCoreTma:
     case GemmPath::kTensorCoreTall128:
-    case GemmPath::kTensorCoreTall192: return Kernel::kWgmma;
+    case GemmPath::kTensorCoreTall192:
+    case GemmPath::kTensorCoreTall64: return Kernel::kWgmma;
     case GemmPath::kWeightStream: return Kernel::kStream;
     case GemmPath::kWarpStream: return Kernel::kWarp;
     case GemmPath::kTensorCoreStream: return Kernel::kRegWgmma;
@@ -154,7 +155,12 @@ cudaError_t stream(const Fp8GemmOperands& op, int64_t n_out, void* out, const vo
 
 // Weight rows of the tall wgmma CTAs a path forces (0: by batch size and tile count).
 inline int forced_tall_rows(GemmPath path) {
-  return path == GemmPath::kTensorCoreTall128 ? 128 : path == GemmPath::kTensorCoreTall192 ? 192 : 0;
+  switch (path) {
+    case GemmPath::kTensorCoreTall64: return 64;
+    case GemmPath::kTensorCoreTall128: return 128;
+    case GemmPath::kTensorCoreTall192: return 192;
+    default: return 0;
+  }
 }
 
 inline wgmma_gemm::WgmmaParams make_params(const Fp8GemmOperands& op, int64_t n_out, void* out,

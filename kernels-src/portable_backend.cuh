@@ -98,7 +98,8 @@ cudaError_t run_tiled(const mma_gemm::GemmParams& p, GemmPath path, cudaStream_t
 inline bool hopper_only(GemmPath path) {
   return path == GemmPath::kTensorCoreTma || path == GemmPath::kWeightStream ||
          path == GemmPath::kTensorCoreSplitK || path == GemmPath::kTensorCoreTall128 ||
-         path == GemmPath::kTensorCoreTall192 || path == GemmPath::kTensorCoreStream;
+         path == GemmPath::kTensorCoreTall192 || path == GemmPath::kTensorCoreTall64 ||
+         path == GemmPath::kTensorCoreStream;
 }
 
 inline cudaError_t gated_gemm1(const GatedGemm1Args& a, GemmPath path, cudaStream_t stream) {

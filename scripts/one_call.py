@@ -1,5 +1,6 @@
 """Runs one MLP endpoint call (after a warm-up) for profiling with ncu:
     ncu --clock-control none python3 scripts/one_call.py --build .gpu-build geglu 16
+--path takes one GEMM path for both GEMMs, or "gemm1/gemm2" (perf_probe's syntax).
 """
 import argparse
 import sys
@@ -10,7 +11,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from kernel_loader import load_kernel_module  # noqa: E402
 from mlp_cases import dense_case, gated_case  # noqa: E402
-from perf_probe import SHAPES  # noqa: E402  (the probe's shape table)
+from perf_probe import SHAPES, pair  # noqa: E402  (the probe's shape table)
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--build", required=True)
@@ -22,11 +23,11 @@ sfm = load_kernel_module(Path(a.build))
 k, h, n = SHAPES[a.kind]
 if a.kind.startswith("gelu"):
     case = dense_case(a.m, k, h, n, False)
-    call = lambda: sfm._gelu_mlp_with_paths((a.path, a.path), *case.args())
+    call = lambda: sfm._gelu_mlp_with_paths(pair(a.path), *case.args())
 else:
     act = "silu" if a.kind == "swiglu" else "gelu_tanh"
     case = gated_case(a.m, k, h, n, act, False)
-    call = lambda: sfm._gated_mlp_with_paths(act, (a.path, a.path), *case.args())
+    call = lambda: sfm._gated_mlp_with_paths(act, pair(a.path), *case.args())
 call()
 torch.cuda.synchronize()
 call()

@@ -31,7 +31,9 @@ SHAPES = {"geglu": (2048, 16384, 2048), "swiglu": (4096, 14336, 4096), "gelu": (
           "gelu_k4304": (4304, 1152, 4304), "gelu_k4352": (4352, 1152, 4352)}
 
 
-def graph_time_us(fn, reps=20, batches=5) -> float:
+def capture_graph(fn, reps=20) -> torch.cuda.CUDAGraph:
+    """reps calls of fn in one CUDA graph (after 3 warm-up calls on a side stream),
+    replayed once."""
     s = torch.cuda.Stream()
     s.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(s):
@@ -44,6 +46,11 @@ def graph_time_us(fn, reps=20, batches=5) -> float:
             fn()
     g.replay()
     torch.cuda.synchronize()
+    return g
+
+
+def graph_time_us(fn, reps=20, batches=5) -> float:
+    g = capture_graph(fn, reps)
     times = []
     for _ in range(batches):
         a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)

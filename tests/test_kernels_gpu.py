@@ -252,11 +252,12 @@ def is_hopper() -> bool:
 
 @pytest.mark.parametrize("m", (1, 50, 64, 65, 127, 128, 300, 1000, 1300))
 @pytest.mark.parametrize("per_row", (False, True))
-@pytest.mark.parametrize("path", ("tensor_core_tma", "tensor_core_tall_128", "tensor_core_tall_192"))
+@pytest.mark.parametrize("path", ("tensor_core_tma", "tensor_core_tall_64", "tensor_core_tall_128",
+                                  "tensor_core_tall_192"))
 def test_tensor_core_tma_path(sfm, m, per_row, path):
     """The Hopper wgmma/TMA GEMMs, forced for every GEMM, also where auto would not pick them
     (the wide 64-token CTA shape for small M, the tall 128-token one above, whose weight
-    rows, 128 or 192, are picked by tile count or forced). The CTAs are persistent: at
+    rows, 64, 128 or 192, are picked by tile count or forced). The CTAs are persistent: at
     M = 1000 and 1300 each loops over several output tiles, partial ones included
     (H = 4304 is a multiple of neither 96 nor 192: partial weight tiles)."""
     paths = (path, path)

@@ -1,0 +1,61 @@
+"""Calls the MLP endpoints eagerly over shapes, batch sizes and forced GEMM paths, one
+synchronised call at a time, for compute-sanitizer. Without torch's caching allocator
+every tensor is its own cudaMalloc, so memcheck sees an access past any tensor's end
+(inside the allocator's segments it cannot):
+
+    PYTORCH_NO_CUDA_MEMORY_CACHING=1 compute-sanitizer --tool memcheck \\
+        python3 scripts/memcheck_sweep.py --build .gpu-build --kinds gelu,swiglu --m 1,65
+
+Each call is announced before it runs, so the first error report follows the call that
+caused it. A forced path a shape does not support is skipped (its error names it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "scripts"), str(ROOT / "tests")]
+from kernel_loader import load_kernel_module  # noqa: E402
+from mlp_cases import dense_case, gated_case  # noqa: E402
+from perf_probe import SHAPES, pair  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", required=True)
+    ap.add_argument("--kinds", default="gelu,gelu2,geglu,swiglu")
+    ap.add_argument("--m", default="1,17,64,65,128,200,384")
+    ap.add_argument("--paths", default="auto", help='comma-separated; "all": every path')
+    args = ap.parse_args()
+    sfm = load_kernel_module(Path(args.build))
+    paths = list(sfm.GEMM_PATHS) if args.paths == "all" else args.paths.split(",")
+    for kind in args.kinds.split(","):
+        k, h, n = SHAPES[kind]
+        for m in (int(v) for v in args.m.split(",")):
+            per_row = m % 2 == 1
+            if kind.startswith("gelu"):
+                case = dense_case(m, k, h, n, per_row)
+                call = lambda p: sfm._gelu_mlp_with_paths(pair(p), *case.args())
+            else:
+                act = "silu" if kind == "swiglu" else "gelu_tanh"
+                case = gated_case(m, k, h, n, act, per_row)
+                call = lambda p, act=act: sfm._gated_mlp_with_paths(act, pair(p), *case.args())
+            for path in paths:
+                print(f"call {kind} M={m} path={path}", flush=True)
+                try:
+                    call(path)
+                except RuntimeError as e:
+                    if isinstance(e, torch.AcceleratorError):
+                        raise
+                    print(f"  skipped: {str(e).splitlines()[0][:120]}", flush=True)
+                torch.cuda.synchronize()
+    print("sweep done", flush=True)
+
+
+if __name__ == "__main__":
+    main()

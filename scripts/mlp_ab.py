@@ -1,0 +1,109 @@
+"""A/B timing of MLP endpoint variants in one process: several builds and/or forced GEMM
+paths, on the same tensors, their CUDA graphs replayed in alternation.
+
+Each variant is BUILD[:PATH] (PATH: perf_probe's syntax, "auto" or "gemm1/gemm2"). For
+every (kind, M) a graph of --reps calls is captured per variant, then --rounds rounds
+replay each graph once, the variants' order rotating per round; the median µs per call
+is printed per variant with its spread (min-max) and its difference to the first
+variant. Interleaving is the point: between processes, and between graphs timed one
+after the other, the same path moved by 1-3 µs at small M (benchmarks/RESULTS.md).
+Each variant's output is checked against the contract reference first (rel err <= 1e-2).
+
+    python3 scripts/mlp_ab.py --kinds gelu,gelu2 --m 100,128 .gpu-tune/base .gpu-build \\
+        .gpu-build:tensor_core_tall_128/auto [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "scripts"), str(ROOT / "tests")]
+from kernel_loader import load_kernel_module  # noqa: E402
+from mlp_cases import dense_case, gated_case  # noqa: E402
+from perf_probe import SHAPES, capture_graph, pair  # noqa: E402
+
+
+def replay_us(g: torch.cuda.CUDAGraph, reps: int) -> float:
+    a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    a.record()
+    g.replay()
+    b.record()
+    b.synchronize()
+    return a.elapsed_time(b) * 1000 / reps
+
+
+def rel_err(got: torch.Tensor, ref: torch.Tensor) -> float:
+    return ((got.float() - ref.float()).norm() / ref.float().norm().clamp_min(1e-30)).item()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("variants", nargs="+", help="BUILD[:PATH]")
+    ap.add_argument("--kinds", default="gelu,gelu2")
+    ap.add_argument("--m", default="65,100,128")
+    ap.add_argument("--reps", type=int, default=20, help="calls per graph")
+    ap.add_argument("--rounds", type=int, default=9)
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    modules: dict[str, object] = {}
+    variants = []
+    for spec in args.variants:
+        build, _, path = spec.partition(":")
+        if build not in modules:
+            modules[build] = load_kernel_module(Path(build))
+        variants.append((spec, modules[build], path or "auto"))
+    rows = []
+    for kind in args.kinds.split(","):
+        k, h, n = SHAPES[kind]
+        for m in (int(v) for v in args.m.split(",")):
+            gen = torch.Generator(device="cuda").manual_seed(m * 7 + k)
+            if kind.startswith("gelu"):
+                case = dense_case(m, k, h, n, False, generator=gen)
+                ref = variants[0][1].reference.fp8_gelu_mlp_bf16(*case.args())
+                call = lambda mod, p, o: mod._gelu_mlp_with_paths(pair(p), *case.args(), out=o)
+            else:
+                act = "silu" if kind == "swiglu" else "gelu_tanh"
+                case = gated_case(m, k, h, n, act, False, generator=gen)
+                ref = variants[0][1].reference.gated_mlp(*case.args(), act)
+                call = lambda mod, p, o, act=act: mod._gated_mlp_with_paths(act, pair(p), *case.args(), out=o)
+            # A replayed graph writes into `out`: keep every variant's `out` alive as long as
+            # its graph. Capturing the next graph runs torch.cuda.empty_cache(), which would
+            # unmap a freed `out` and turn the earlier graph's next replay into an illegal
+            # memory access (benchmarks/RESULTS.md, 2026-12-03).
+            graphs, outs, errs = [], [], []
+            for _, mod, path in variants:
+                out = torch.full((m, n), float("nan"), dtype=torch.bfloat16, device="cuda")
+                call(mod, path, out)
+                errs.append(rel_err(out, ref) if m else 0.0)
+                outs.append(out)
+                graphs.append(capture_graph(lambda mod=mod, path=path, out=out: call(mod, path, out), args.reps))
+            times: list[list[float]] = [[] for _ in variants]
+            for r in range(args.rounds):
+                for j in range(len(variants)):
+                    i = (j + r) % len(variants)
+                    try:
+                        times[i].append(replay_us(graphs[i], args.reps))
+                    except RuntimeError:
+                        print(f"{kind} M={m}: replay of {variants[i][0]} failed", flush=True)
+                        raise
+            med = [statistics.median(t) for t in times]
+            for (spec, _, _), t, md, err in zip(variants, times, med, errs):
+                ok = "ok" if err <= 1e-2 else f"FAIL rel err {err:.3g}"
+                print(f"{kind:7s} M={m:5d}  {md:8.2f} us  [{min(t):7.2f}-{max(t):7.2f}]  "
+                      f"{md - med[0]:+6.2f}  {ok:4s}  {spec}", flush=True)
+                rows.append({"kind": kind, "m": m, "variant": spec, "median_us": md,
+                             "times_us": t, "rel_err": err})
+            del graphs, outs
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
