@@ -677,18 +677,37 @@ cudaError_t launch_shape(const uint8_t* x, const uint8_t* w, const WgmmaParams& 
   return cudaLaunchKernelEx(&config, kernel, tma_x, tma_w, p);
 }
 
+constexpr int kMaxSplits = 16;   // split_k_factor's cap
+constexpr int kReduceBatch = 4;  // split partials loaded at once by the reduce
+
 // out[m, n] = bf16(sum over splits of ws[split][m][n] * scale(n) + bias(n)), 4 per thread.
 __global__ void split_k_reduce_kernel(const float* __restrict__ ws, int splits, int64_t mn,
                                       int n_out, EpilogueParams epi, __nv_bfloat16* out) {
   const int64_t i = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) * 4;
   if (i >= mn) return;
-  float4 v = *reinterpret_cast<const float4*>(ws + i);
-  for (int s = 1; s < splits; ++s) {
-    const float4 w = *reinterpret_cast<const float4*>(ws + s * mn + i);
-    v.x += w.x;
-    v.y += w.y;
-    v.z += w.z;
-    v.w += w.w;
+  // The splits' loads go out kReduceBatch at a time before their adds: a few L2 round
+  // trips instead of a chain of `splits` (each add waiting for its load). The sum keeps
+  // split order 0, 1, 2, ..., so results do not change. Batches of 4 took 0.1-0.5 us off
+  // MLPs at M <= 128; all 16 at once (more registers per thread) cost up to 1.6 us at
+  // M = 200-384 (scripts/mlp_ab.py, H200, benchmarks/RESULTS.md, 2026-12-03).
+  float4 v = make_float4(0.f, 0.f, 0.f, 0.f);  // set by split 0
+  for (int s0 = 0; s0 < splits; s0 += kReduceBatch) {
+    float4 part[kReduceBatch];
+#pragma unroll
+    for (int j = 0; j < kReduceBatch; ++j) {
+      if (s0 + j < splits) part[j] = *reinterpret_cast<const float4*>(ws + (s0 + j) * mn + i);
+    }
+#pragma unroll
+    for (int j = 0; j < kReduceBatch; ++j) {
+      if (s0 + j == 0) {
+        v = part[0];
+      } else if (s0 + j < splits) {
+        v.x += part[j].x;
+        v.y += part[j].y;
+        v.z += part[j].z;
+        v.w += part[j].w;
+      }
+    }
   }
   const int col = static_cast<int>(i % n_out);  // n_out % 16 == 0: one row per 4
   const float x_scale = __ldg(epi.x_scale);
@@ -708,7 +727,7 @@ inline int split_k_factor(int64_t m, int64_t n_out, int64_t k, int sms) {
   const int64_t tiles = host_ceil_div(m, P::S::kBM) * host_ceil_div(n_out, P::kOutCols);
   const int64_t k_tiles = host_ceil_div(k, kBK);
   int64_t splits = std::max<int64_t>(1, sms / std::max<int64_t>(tiles, 1));
-  splits = std::min<int64_t>({splits, 16, std::max<int64_t>(1, k_tiles / 4)});
+  splits = std::min<int64_t>({splits, kMaxSplits, std::max<int64_t>(1, k_tiles / 4)});
   return static_cast<int>(splits);
 }
 
