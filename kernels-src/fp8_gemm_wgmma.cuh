@@ -687,8 +687,8 @@ __global__ void split_k_reduce_kernel(const float* __restrict__ ws, int splits, 
   if (i >= mn) return;
   // The splits' loads go out kReduceBatch at a time before their adds: a few L2 round
   // trips instead of a chain of `splits` (each add waiting for its load). The sum keeps
-  // split order 0, 1, 2, ..., so results do not change. Batches of 4 took 0.1-0.5 us off
-  // MLPs at M <= 128; all 16 at once (more registers per thread) cost up to 1.6 us at
+  // split order 0, 1, 2, ..., so results do not change. Batches of 4 took up to 0.5 us off
+  // MLPs at M <= 128; all 16 at once (more registers per thread) cost up to 2 us at
   // M = 200-384 (scripts/mlp_ab.py, H200, benchmarks/RESULTS.md, 2026-12-03).
   float4 v = make_float4(0.f, 0.f, 0.f, 0.f);  // set by split 0
   for (int s0 = 0; s0 < splits; s0 += kReduceBatch) {
