@@ -21,8 +21,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "scripts"), str(ROOT / "tests")]
 from kernel_loader import load_kernel_module  # noqa: E402
-from mlp_cases import dense_case, gated_case  # noqa: E402
-from perf_probe import SHAPES, pair  # noqa: E402
+from perf_probe import probe_mlp  # noqa: E402
 
 
 def main() -> None:
@@ -35,20 +34,12 @@ def main() -> None:
     sfm = load_kernel_module(Path(args.build))
     paths = list(sfm.GEMM_PATHS) if args.paths == "all" else args.paths.split(",")
     for kind in args.kinds.split(","):
-        k, h, n = SHAPES[kind]
         for m in (int(v) for v in args.m.split(",")):
-            per_row = m % 2 == 1
-            if kind.startswith("gelu"):
-                case = dense_case(m, k, h, n, per_row)
-                call = lambda p: sfm._gelu_mlp_with_paths(pair(p), *case.args())
-            else:
-                act = "silu" if kind == "swiglu" else "gelu_tanh"
-                case = gated_case(m, k, h, n, act, per_row)
-                call = lambda p, act=act: sfm._gated_mlp_with_paths(act, pair(p), *case.args())
+            call, _ = probe_mlp(kind, m, per_row=m % 2 == 1)
             for path in paths:
                 print(f"call {kind} M={m} path={path}", flush=True)
                 try:
-                    call(path)
+                    call(sfm, path)
                 except RuntimeError as e:
                     if isinstance(e, torch.AcceleratorError):
                         raise

@@ -26,8 +26,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "scripts"), str(ROOT / "tests")]
 from kernel_loader import load_kernel_module  # noqa: E402
-from mlp_cases import dense_case, gated_case  # noqa: E402
-from perf_probe import SHAPES, capture_graph, pair  # noqa: E402
+from perf_probe import SHAPES, capture_graph, probe_mlp  # noqa: E402
 
 
 def replay_us(g: torch.cuda.CUDAGraph, reps: int) -> float:
@@ -64,15 +63,8 @@ def main() -> None:
         k, h, n = SHAPES[kind]
         for m in (int(v) for v in args.m.split(",")):
             gen = torch.Generator(device="cuda").manual_seed(m * 7 + k)
-            if kind.startswith("gelu"):
-                case = dense_case(m, k, h, n, False, generator=gen)
-                ref = variants[0][1].reference.fp8_gelu_mlp_bf16(*case.args())
-                call = lambda mod, p, o: mod._gelu_mlp_with_paths(pair(p), *case.args(), out=o)
-            else:
-                act = "silu" if kind == "swiglu" else "gelu_tanh"
-                case = gated_case(m, k, h, n, act, False, generator=gen)
-                ref = variants[0][1].reference.gated_mlp(*case.args(), act)
-                call = lambda mod, p, o, act=act: mod._gated_mlp_with_paths(act, pair(p), *case.args(), out=o)
+            call, reference = probe_mlp(kind, m, generator=gen)
+            ref = reference(variants[0][1])
             # A replayed graph writes into `out`: keep every variant's `out` alive as long as
             # its graph. Capturing the next graph runs torch.cuda.empty_cache(), which would
             # unmap a freed `out` and turn the earlier graph's next replay into an illegal

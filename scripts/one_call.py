@@ -10,8 +10,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from kernel_loader import load_kernel_module  # noqa: E402
-from mlp_cases import dense_case, gated_case  # noqa: E402
-from perf_probe import SHAPES, pair  # noqa: E402  (the probe's shape table)
+from perf_probe import SHAPES, probe_mlp  # noqa: E402  (the probe's shape table)
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--build", required=True)
@@ -20,14 +19,8 @@ ap.add_argument("kind", choices=SHAPES)
 ap.add_argument("m", type=int)
 a = ap.parse_args()
 sfm = load_kernel_module(Path(a.build))
-k, h, n = SHAPES[a.kind]
-if a.kind.startswith("gelu"):
-    case = dense_case(a.m, k, h, n, False)
-    call = lambda: sfm._gelu_mlp_with_paths(pair(a.path), *case.args())
-else:
-    act = "silu" if a.kind == "swiglu" else "gelu_tanh"
-    case = gated_case(a.m, k, h, n, act, False)
-    call = lambda: sfm._gated_mlp_with_paths(act, pair(a.path), *case.args())
+run, _ = probe_mlp(a.kind, a.m)
+call = lambda: run(sfm, a.path)
 call()
 torch.cuda.synchronize()
 call()

@@ -68,6 +68,27 @@ def pair(path: str) -> tuple[str, str]:
     return a, b or a
 
 
+def probe_mlp(kind, m, per_row=False, generator=None):
+    """The (kind, M) MLP of SHAPES on fresh random inputs, as (call, reference):
+    call(sfm, path, out=None) runs it with `path` forced ("a" or "gemm1/gemm2", see pair),
+    reference(sfm) computes the contract's result with sfm's reference module."""
+    k, h, n = SHAPES[kind]
+    if kind.startswith("gelu"):
+        case = dense_case(m, k, h, n, per_row, generator=generator)
+        def call(sfm, path, out=None):
+            return sfm._gelu_mlp_with_paths(pair(path), *case.args(), out=out)
+        def reference(sfm):
+            return sfm.reference.fp8_gelu_mlp_bf16(*case.args())
+    else:
+        act = "silu" if kind == "swiglu" else "gelu_tanh"
+        case = gated_case(m, k, h, n, act, per_row, generator=generator)
+        def call(sfm, path, out=None):
+            return sfm._gated_mlp_with_paths(act, pair(path), *case.args(), out=out)
+        def reference(sfm):
+            return sfm.reference.gated_mlp(*case.args(), act)
+    return call, reference
+
+
 def kernel_times_us(fn, reps=20) -> list[tuple[str, float]]:
     """Average device time per call of each kernel fn launches (torch.profiler, eager)."""
     import re
@@ -112,14 +133,9 @@ def main():
         if kind not in args.kinds.split(","):
             continue
         for m in ms:
-            if kind.startswith("gelu"):
-                case = dense_case(m, k, h, n, False)
-                call = lambda p: sfm._gelu_mlp_with_paths(pair(p), *case.args(), out=out)
-            else:
-                act = "silu" if kind == "swiglu" else "gelu_tanh"
-                case = gated_case(m, k, h, n, act, False)
-                call = lambda p: sfm._gated_mlp_with_paths(act, pair(p), *case.args(), out=out)
+            run, _ = probe_mlp(kind, m)
             out = torch.empty(m, n, dtype=torch.bfloat16, device="cuda")
+            call = lambda p: run(sfm, p, out)
             row = {"kind": kind, "m": m, "floor_us": floor_us(kind, m),
                    "compile_us": COMPILE_US.get((kind, m))}
             for p in paths:
