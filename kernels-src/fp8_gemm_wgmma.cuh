@@ -773,10 +773,10 @@ constexpr int kMaxWideTokens = SFM_WGMMA_MAX_WIDE_TOKENS;
 // 4096 below M = 8192) and win where they divide N. 64 rows are for the dense up GEMM
 // at batches whose 128-row tiles leave most SMs idle (a vision tower's, N = 4304 or
 // 6144, at M = 65..128: 34 or 48 tiles on 132 SMs): twice the tiles at
-// SFM_WGMMA_TALL64_COST percent of the cost each took it from 10-11.5 to 8-9.5 us (ncu,
-// H200). Down GEMMs keep 128 rows (or split K): forced to 64 rows they made the MLP
-// 1.2-5.5 us slower at M = 65..384, dense and gated alike (scripts/mlp_ab.py, H200,
-// benchmarks/RESULTS.md, 2026-12-03).
+// SFM_WGMMA_TALL64_COST percent of the cost each took the 1536x6144 MLP from 19.6 to
+// 17.7 us at M = 100. Down GEMMs keep 128 rows (or split K): forced to 64 rows they made
+// the MLP 1.2-5.5 us slower at M = 65..384, dense and gated alike (scripts/mlp_ab.py,
+// H200, benchmarks/RESULTS.md, 2026-12-03).
 // SFM_WGMMA_TALL_ROWS 0: chosen so; 64, 128 or 192: forced (tuning builds).
 #ifndef SFM_WGMMA_TALL_ROWS
 #define SFM_WGMMA_TALL_ROWS 0
