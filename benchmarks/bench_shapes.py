@@ -70,7 +70,8 @@ QUICK_M = (16, 512)
 GEMM_PATHS = ("auto", "small_m", "large_m", "tensor_core_tma", "weight_stream")
 # accepted in --path-combos, not in the default product
 EXTRA_GEMM_PATHS = ("tensor_core_split_k", "tensor_core_tall_128", "tensor_core_tall_192",
-                    "warp_stream", "tensor_core_stream", "tensor_core_tall_64")
+                    "warp_stream", "tensor_core_stream", "tensor_core_tall_64",
+                    "tensor_core_split_k_cluster")
 # auto/auto plus every forced pair
 DEFAULT_PATH_COMBOS: tuple[tuple[str, str], ...] = (("auto", "auto"),) + tuple(
     itertools.product(GEMM_PATHS[1:], repeat=2)

@@ -32,6 +32,7 @@ enum class GemmPath : int {
   kWarpStream = 8,     // sm_89+ register-streaming warps; K <= ~6000 (x tiles in shared memory)
   kTensorCoreStream = 9,  // sm_90a register-sourced wgmma, cluster split-K (mid-sized batches)
   kTensorCoreTall64 = 10,  // sm_90a wgmma, 128-token CTAs with 64 weight rows, any M
+  kTensorCoreSplitKCluster = 11,  // sm_90a wgmma, split-K reduced in clusters (down GEMM)
 };
 
 // x[M, K] (row stride K) times w[N, K]^T, both FP8 e4m3, row-major and 16-byte aligned.

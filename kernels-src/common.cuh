@@ -63,13 +63,12 @@ cudaError_t allow_dynamic_smem(int bytes) {
 // shared memory each) that fit on device `dev`, the current one, at once. GPCs do not
 // divide evenly into clusters: 30 clusters of 4 on a 132-SM H200, not 33. A persistent
 // or cluster-split grid must not exceed it, or the clusters past it start only when others
-// finish. Cached per device and cluster size (1, 2, 4 or 8); `fallback` where the query
-// fails (cached too when > 0).
+// finish. Cached per device and cluster size (1 to 8); `fallback` where the query fails
+// (cached too when > 0).
 template <auto Kernel>
 int max_active_clusters(int dev, int cluster, int threads, int smem, int fallback) {
-  static std::atomic<int> cache[64][4];
-  const int slot = cluster <= 1 ? 0 : cluster == 2 ? 1 : cluster == 4 ? 2 : 3;
-  std::atomic<int>& entry = cache[dev & 63][slot];
+  static std::atomic<int> cache[64][8];
+  std::atomic<int>& entry = cache[dev & 63][std::min(std::max(cluster, 1), 8) - 1];
   int n = entry.load(std::memory_order_relaxed);
   if (n > 0) return n;
   const bool attr_ok = allow_dynamic_smem<Kernel>(smem) == cudaSuccess;

@@ -246,11 +246,70 @@ struct WgmmaParams {
   int n_out;  // H for the gated GEMM1 (w has 2H rows), else N
   void* out;
   EpilogueParams epi;
+  int cluster_reduce = 0;  // split-K: the splits of a tile are one cluster (see below)
 };
+
+constexpr int kMaxClusterSplits = 8;  // portable cluster size
+
+// The split-K kernel's cluster reduction (p.cluster_reduce): the gridDim.y CTAs of an
+// output tile are one cluster, each with its fp32 partial tile staged in shared memory
+// (cluster rank = blockIdx.y = split). Rank r sums its share of the tile's 16-byte
+// chunks over every rank in rank order, as split_k_reduce_kernel does, and applies the
+// scales and bias: no workspace and no second kernel. Run by the consumer threads
+// (thread = 0 .. 255); the producer warpgroup joins the two cluster barriers.
+template <class P>
+SFM_DEVICE void split_cluster_reduce(const WgmmaParams& p, const uint8_t* staging, int m0,
+                                     int c0, int thread) {
+  cluster_sync();  // every rank's partial tile is staged
+  const int splits = static_cast<int>(gridDim.y);
+  const int rank = static_cast<int>(blockIdx.y);
+  const int rows = min(P::S::kBM, p.m - m0);
+  const int row_chunks = min(P::kOutCols, p.n_out - c0) / 4;  // n_out % 16 == 0
+  const int chunks = rows * row_chunks;
+  const int end = (rank + 1) * chunks / splits;
+  const float x_scale = __ldg(p.epi.x_scale);
+  const uint32_t base = smem_u32(staging);
+  __nv_bfloat16* out = static_cast<__nv_bfloat16*>(p.out);
+#pragma unroll 1
+  for (int i = rank * chunks / splits + thread; i < end; i += 128 * kConsumers) {
+    const int r = i / row_chunks;
+    const int ch = i - r * row_chunks;
+    const uint32_t at = base + r * P::kPitch + ch * 16;
+    float4 part[kMaxClusterSplits];  // every rank's loads in flight at once
+#pragma unroll
+    for (int s = 0; s < kMaxClusterSplits; ++s) {
+      if (s < splits) part[s] = load_peer(at, s);
+    }
+    float4 v = part[0];
+#pragma unroll
+    for (int s = 1; s < kMaxClusterSplits; ++s) {
+      if (s < splits) {
+        v.x += part[s].x;
+        v.y += part[s].y;
+        v.z += part[s].z;
+        v.w += part[s].w;
+      }
+    }
+    const int col = c0 + ch * 4;
+    float o[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {  // as split_k_reduce_kernel: the same results
+      o[j] *= row_scale(p.epi, x_scale, col + j);
+      if (p.epi.bias != nullptr) o[j] += __bfloat162float(p.epi.bias[col + j]);
+    }
+    const __nv_bfloat162 pair[2] = {__floats2bfloat162_rn(o[0], o[1]),
+                                    __floats2bfloat162_rn(o[2], o[3])};
+    *reinterpret_cast<uint2*>(out + static_cast<int64_t>(m0 + r) * p.n_out + col) =
+        *reinterpret_cast<const uint2*>(pair);
+  }
+  cluster_sync_relaxed();  // peers read this CTA's tile until here
+}
 
 // SPLIT (down GEMM, wide shape): gridDim.y CTAs split K per tile and write their raw fp32
 // sums to a workspace, [split][m][n]; split_k_reduce_kernel adds them in a fixed order
-// and applies the scales and bias (deterministic; no atomics, no zeroed memory).
+// and applies the scales and bias (deterministic; no atomics, no zeroed memory). With
+// p.cluster_reduce the splits of a tile are one cluster and add up over distributed
+// shared memory instead (split_cluster_reduce), in the same order.
 // CLUSTER = 2 (tall shape): the two CTAs of a cluster take adjacent token tiles of the
 // same weight rows, and each loads half of the shared weight tile for both (TMA
 // multicast), which cuts the operand bytes each CTA pulls through L2 by a quarter (128
@@ -397,6 +456,12 @@ __global__ void __launch_bounds__(kThreads, 1)
         for (int kt = 0; kt < k_tiles; ++kt, ++it) {
           if (it >= early) load_stage(it, kt, m0, c0, true, true);
         }
+      }
+    }
+    if constexpr (SPLIT) {
+      if (p.cluster_reduce) {  // split_cluster_reduce's two cluster barriers
+        cluster_sync();
+        cluster_sync_relaxed();
       }
     }
   } else {
@@ -567,6 +632,7 @@ __global__ void __launch_bounds__(kThreads, 1)
           }
         }
       }
+      if (SPLIT && p.cluster_reduce) return;  // split_cluster_reduce reads the staged tile
       warpgroup_barrier(1 + cw);
       // 16-byte coalesced stores of this warpgroup's valid rows and columns.
       constexpr int kRows = WIDE ? kBM : kBM / kConsumers;               // per warpgroup
@@ -614,6 +680,9 @@ __global__ void __launch_bounds__(kThreads, 1)
       prev_c0 = c0;
     }
     epilogue(prev_m0, prev_c0);
+    if constexpr (SPLIT) {
+      if (p.cluster_reduce) split_cluster_reduce<P>(p, smem, prev_m0, prev_c0, threadIdx.x - 128);
+    }
   }
   // The peer arrives on this CTA's barriers until its last stage: stay until then.
   if constexpr (CLUSTER > 1) cluster_sync();
@@ -624,11 +693,14 @@ __global__ void __launch_bounds__(kThreads, 1)
 
 // x: [m, k]; w: [w_rows, k] with w_rows = 2 * n_out when gated, else n_out. Persistent:
 // min(tiles, sms) CTAs (clusters: as many clusters as fit at once). SPLIT: one CTA per
-// tile and split, gridDim.y = splits K ranges, each writing fp32 partial sums to p.out.
+// tile and split, gridDim.y = splits K ranges, each writing fp32 partial sums to p.out,
+// or (p.cluster_reduce) the splits of a tile in one cluster, reducing into p.out.
 template <EpilogueKind EPI, Activation ACT, bool WIDE, bool SPLIT = false, int BN = 128,
           int CLUSTER = 1>
 cudaError_t launch_shape(const uint8_t* x, const uint8_t* w, const WgmmaParams& p, int sms,
                          cudaStream_t stream, int splits = 1) {
+  static_assert(!SPLIT || CLUSTER == 1, "split clusters run along y");
+  const int cluster_y = SPLIT && p.cluster_reduce ? splits : 1;
   using P = Plan<EPI, WIDE, SPLIT, BN>;
   using S = typename P::S;
   CUtensorMap tma_x, tma_w;
@@ -669,11 +741,11 @@ cudaError_t launch_shape(const uint8_t* x, const uint8_t* w, const WgmmaParams& 
   attr[0].val.programmaticStreamSerializationAllowed = 1;
   attr[1].id = cudaLaunchAttributeClusterDimension;
   attr[1].val.clusterDim.x = CLUSTER;
-  attr[1].val.clusterDim.y = 1;
+  attr[1].val.clusterDim.y = static_cast<unsigned>(cluster_y);
   attr[1].val.clusterDim.z = 1;
   const bool pdl = SFM_WGMMA_PDL && p.m <= kMaxPdlTokens;
   config.attrs = pdl ? attr : attr + 1;
-  config.numAttrs = (pdl ? 1 : 0) + (CLUSTER > 1 ? 1 : 0);
+  config.numAttrs = (pdl ? 1 : 0) + (CLUSTER > 1 || cluster_y > 1 ? 1 : 0);
   return cudaLaunchKernelEx(&config, kernel, tma_x, tma_w, p);
 }
 
@@ -731,6 +803,23 @@ inline int split_k_factor(int64_t m, int64_t n_out, int64_t k, int sms) {
   return static_cast<int>(splits);
 }
 
+// Split-K factor of the cluster-reduced down GEMM: split_k_factor's, at most a portable
+// cluster, and lowered until every tile's cluster fits on the GPU at once (GPCs do not
+// divide into clusters evenly: a second wave of clusters would double the time). 1
+// where no split fits.
+template <Activation ACT>
+int cluster_split_factor(int64_t m, int64_t n_out, int64_t k, int sms) {
+  using P = Plan<EpilogueKind::kBiasToBf16, /*WIDE=*/true, /*SPLIT=*/true>;
+  constexpr auto kernel = fp8_gemm_wgmma_kernel<EpilogueKind::kBiasToBf16, ACT, true, true, 128, 1>;
+  const int64_t tiles = host_ceil_div(m, P::S::kBM) * host_ceil_div(n_out, P::kOutCols);
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) return 1;
+  for (int s = std::min(split_k_factor(m, n_out, k, sms), kMaxClusterSplits); s >= 2; --s) {
+    if (max_active_clusters<kernel>(dev, s, kThreads, P::kSmemBytes, 0) >= tiles) return s;
+  }
+  return 1;
+}
+
 // Workspace bytes the split down GEMM needs for this problem.
 inline int64_t split_workspace_bytes(int64_t m, int64_t n_out, int64_t k, int sms) {
   return static_cast<int64_t>(split_k_factor(m, n_out, k, sms)) * m * n_out * 4;
@@ -755,6 +844,18 @@ cudaError_t launch_split_k(const uint8_t* x, const uint8_t* w, const WgmmaParams
   split_k_reduce_kernel<<<static_cast<unsigned>((threads + 255) / 256), 256, 0, stream>>>(
       ws, splits, mn, p.n_out, p.epi, static_cast<__nv_bfloat16*>(p.out));
   return cudaGetLastError();
+}
+
+// The down GEMM split over K with the splits of each tile in one cluster, reduced over
+// distributed shared memory by the same kernel (cluster_split_factor splits).
+template <Activation ACT>
+cudaError_t launch_split_k_cluster(const uint8_t* x, const uint8_t* w, const WgmmaParams& p,
+                                   int sms, cudaStream_t stream) {
+  if (p.m == 0 || p.n_out == 0) return cudaSuccess;
+  WgmmaParams q = p;
+  q.cluster_reduce = 1;
+  return launch_shape<EpilogueKind::kBiasToBf16, ACT, /*WIDE=*/true, /*SPLIT=*/true>(
+      x, w, q, sms, stream, cluster_split_factor<ACT>(p.m, p.n_out, p.k, sms));
 }
 
 // Up to kMaxWideTokens tokens the wide CTA shape, above the tall one. With persistent CTAs

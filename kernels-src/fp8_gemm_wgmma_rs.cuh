@@ -58,6 +58,8 @@ using wgmma_gemm::wgmma_commit;
 using wgmma_gemm::wgmma_fence;
 using wgmma_gemm::wgmma_wait;
 using tma::cluster_sync;
+using tma::cluster_sync_relaxed;
+using tma::load_peer;
 using tma::smem_u32;
 
 constexpr int kThreads = 128;       // one warpgroup
@@ -147,26 +149,6 @@ SFM_DEVICE uint4 load_weights_raw(const uint8_t* p) {
   asm volatile("ld.global.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];\n"
                : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
                : "l"(p));
-  return v;
-}
-
-// A cluster barrier that orders nothing: for keeping shared memory alive until every
-// peer has used what it loaded from it (a load is complete once its value is used).
-// The release form would also wait for this CTA's outstanding global stores.
-SFM_DEVICE void cluster_sync_relaxed() {
-  asm volatile(
-      "barrier.cluster.arrive.relaxed.aligned;\n"
-      "barrier.cluster.wait.aligned;\n" ::: "memory");
-}
-
-// 16 bytes of CTA `rank`'s shared memory at the address `addr` has in this CTA.
-SFM_DEVICE float4 load_peer(uint32_t addr, int rank) {
-  const uint32_t remote = tma::peer_smem(addr, static_cast<uint32_t>(rank));
-  float4 v;
-  // volatile: stays after the cluster barrier (an asm with a memory clobber).
-  asm volatile("ld.shared::cluster.v4.f32 {%0, %1, %2, %3}, [%4];\n"
-               : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w)
-               : "r"(remote));
   return v;
 }
 

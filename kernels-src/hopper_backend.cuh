@@ -41,6 +41,9 @@
 #ifndef SFM_STREAM_GATED_GEMM1  // 1: ... for the gated GEMM1 too (0: the wide wgmma kernel)
 #define SFM_STREAM_GATED_GEMM1 0
 #endif
+#ifndef SFM_SPLIT_IN_CLUSTERS  // auto split-K reduced in clusters: 0 never, 1 where measured faster, 2 always
+#define SFM_SPLIT_IN_CLUSTERS 1
+#endif
 
 
 namespace static_fp8_mlp {
@@ -67,7 +70,9 @@ inline int current_sms() {
 //   at M = 8 / 16), and above 16 tokens, where the wide wgmma kernel and the split-K
 //   down GEMM beat it (M = 17..32: GeGLU 40.5 -> 35.5 us, SwiGLU 59 -> 53);
 // - the down GEMM is split over K (wide wgmma tiles, fp32 partials, one reduce kernel)
-//   whenever its output tiles alone would leave at least half of the SMs idle;
+//   whenever its output tiles alone would leave at least half of the SMs idle; where
+//   that was measured faster (split_in_clusters) the splits of a tile reduce over
+//   distributed shared memory in one cluster instead, with no reduce kernel;
 // - without that split (SFM_WGMMA_SPLIT_K=0), up to 128 tokens the down GEMM streams
 //   when N <= 2048 (tall wgmma tiles would give it only N / 128 CTAs);
 // - everything else: persistent wgmma CTAs, wide 64-token tiles up to
@@ -82,7 +87,21 @@ inline bool rs_preferred(int64_t m, int64_t k) {
   return m >= SFM_RS_MIN_TOKENS || m * k >= SFM_RS_MIN_X_BYTES;
 }
 
-enum class Kernel { kWarp, kRegWgmma, kStream, kWgmma, kWgmmaSplitK, kPortable };
+enum class Kernel { kWarp, kRegWgmma, kStream, kWgmma, kWgmmaSplitK, kWgmmaSplitKCluster, kPortable };
+
+// Whether the split down GEMM reduces in clusters (auto). Clusters hold at most 8 CTAs
+// and must all fit at once, so they often get fewer splits than the workspace path
+// (H200: 8 for GeGLU's 16 at M <= 64, 6 for SwiGLU's 8, 8 for 1536x6144's 11). Both
+// forced, whole MLPs, M = 17..384 (scripts/mlp_ab.py, H200, benchmarks/RESULTS.md,
+// 2026-12-03): clusters were faster for every dense MLP (L2-resident down weights:
+// -0.4 to -2.1 us) and for gated MLPs with one token tile (M <= 64: -0.3 to -1.7 us),
+// but slower for gated MLPs streaming their down weights from DRAM over 2-4 splits at
+// M = 65..384 (+0.4 to +3.7 us at M = 65, 100, 200 and 384; -0.1 / -0.4 at 128).
+inline bool split_in_clusters(int64_t m, int64_t n_out, int64_t k) {
+  if (SFM_SPLIT_IN_CLUSTERS != 1) return SFM_SPLIT_IN_CLUSTERS == 2;
+  // kMaxWarpWeightBytes: the dispatcher's bound for L2-resident weights (see pick).
+  return m <= wgmma_gemm::kMaxWideTokens || n_out * k <= kMaxWarpWeightBytes;
+}
 
 template <EpilogueKind EPI>
 bool warp_ok(int64_t m, int64_t k) {
@@ -113,6 +132,8 @@ inline Kernel pick(int64_t m, GemmPath path, bool gemm2, int64_t w_rows, int64_t
     case GemmPath::kWarpStream: return Kernel::kWarp;
     case GemmPath::kTensorCoreStream: return Kernel::kRegWgmma;
     case GemmPath::kTensorCoreSplitK: return gemm2 ? Kernel::kWgmmaSplitK : Kernel::kPortable;
+    case GemmPath::kTensorCoreSplitKCluster:
+      return gemm2 ? Kernel::kWgmmaSplitKCluster : Kernel::kPortable;
     case GemmPath::kAuto:
       if (w_rows * k <= kMaxWarpWeightBytes) {  // L2-resident weights
         if (rs_ok && rs_preferred(m, k)) return Kernel::kRegWgmma;
@@ -123,7 +144,7 @@ inline Kernel pick(int64_t m, GemmPath path, bool gemm2, int64_t w_rows, int64_t
       }
       if (gemm2 && SFM_WGMMA_SPLIT_K &&
           wgmma_gemm::split_k_factor(m, w_rows, k, current_sms()) >= 2) {
-        return Kernel::kWgmmaSplitK;
+        return split_in_clusters(m, w_rows, k) ? Kernel::kWgmmaSplitKCluster : Kernel::kWgmmaSplitK;
       }
       if (gemm2 && m <= kMaxStreamGemm2Tokens && (m <= 64 || w_rows <= 2048)) {
         return Kernel::kStream;
@@ -226,6 +247,11 @@ inline cudaError_t gemm2(const Gemm2Args& a, GemmPath path, cudaStream_t stream)
     return wgmma_gemm::launch_split_k<Activation::kGeluTanh>(a.op.x, a.op.w, p, a.workspace,
                                                               a.workspace_bytes, current_sms(),
                                                               stream);
+  }
+  if (kernel == Kernel::kWgmmaSplitKCluster) {
+    const auto p = make_params(a.op, a.op.n, a.out, a.bias, nullptr);
+    return wgmma_gemm::launch_split_k_cluster<Activation::kGeluTanh>(a.op.x, a.op.w, p,
+                                                                      current_sms(), stream);
   }
   if (kernel == Kernel::kWarp) return warp_gemm::Gemms::gemm2(a, stream);
   if (kernel == Kernel::kRegWgmma) return wgmma_rs::Gemms::gemm2(a, stream);

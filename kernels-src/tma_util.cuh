@@ -68,6 +68,26 @@ SFM_DEVICE void cluster_sync() {
       "barrier.cluster.wait.acquire.aligned;\n" ::: "memory");
 }
 
+// A cluster barrier that orders nothing: for keeping shared memory alive until every
+// peer has used what it loaded from it (a load is complete once its value is used).
+// The release form would also wait for this CTA's outstanding global stores.
+SFM_DEVICE void cluster_sync_relaxed() {
+  asm volatile(
+      "barrier.cluster.arrive.relaxed.aligned;\n"
+      "barrier.cluster.wait.aligned;\n" ::: "memory");
+}
+
+// 16 bytes of CTA `rank`'s shared memory at the address `addr` has in this CTA.
+SFM_DEVICE float4 load_peer(uint32_t addr, int rank) {
+  const uint32_t remote = peer_smem(addr, static_cast<uint32_t>(rank));
+  float4 v;
+  // volatile: stays after the cluster barrier (an asm with a memory clobber).
+  asm volatile("ld.shared::cluster.v4.f32 {%0, %1, %2, %3}, [%4];\n"
+               : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w)
+               : "r"(remote));
+  return v;
+}
+
 // Arrives on the barrier at `bar` in CTA `rank` of the cluster (this CTA's included).
 // Release at CTA scope, as for a local arrive: what it orders is this thread's reads of
 // the stage, which are complete. A cluster-scope release here costs a fence per stage in

@@ -361,13 +361,17 @@ def test_tensor_core_stream_path_refuses_x_slice_too_long_for_shared_memory(sfm)
 
 @pytest.mark.parametrize("m", (1, 33, 50, 64, 100, 256, 300))
 @pytest.mark.parametrize("shape", ((1152, 4304, 1152), (1024, 4096, 256), (2048, 16384, 2048)))
-def test_tensor_core_split_k_down_gemm(sfm, m, shape):
-    """The Hopper split-K wgmma down GEMM (fp32 partials in a workspace, then a reduce
-    kernel with scales and bias), forced; auto picks it when the down GEMM has few output
-    tiles. K = 4304 ends in a partial K tile; N = 1152 in a partial 256-row tile; M = 100
-    and 300 in partial token tiles."""
+@pytest.mark.parametrize("split_path", ("tensor_core_split_k", "tensor_core_split_k_cluster"))
+def test_tensor_core_split_k_down_gemm(sfm, m, shape, split_path):
+    """The Hopper split-K wgmma down GEMM, forced: fp32 partials in a workspace and a
+    reduce kernel with scales and bias, or the splits of a tile in one cluster reducing
+    over distributed shared memory; auto picks one of them when the down GEMM has few
+    output tiles. K = 4304 ends in a partial K tile; N = 1152 in a partial 256-row tile;
+    M = 100 and 300 in partial token tiles. On a 132-SM H200 the workspace path runs 3,
+    5, 6, 8 and 16 splits here (not only multiples of the reduce's batch of 4), the
+    cluster path 1 to 8."""
     k, h, n = shape
-    paths = ("auto", "tensor_core_split_k")
+    paths = ("auto", split_path)
     gen = torch.Generator(device="cuda").manual_seed(3000 + m + n)
     case = gated_case(m, k, h, n, "silu", m % 2 == 0, generator=gen)
     run = lambda: sfm._gated_mlp_with_paths("silu", paths, *case.args(), out=poisoned_bf16((m, n)))
@@ -499,9 +503,11 @@ FIRST_CALL_IN_GRAPH = textwrap.dedent(
 )
 
 
-# 9: register-streaming warp kernels; 40: register-sourced wgmma (clusters); 600: persistent
-# wgmma, and with H = 528 (K rows of the down GEMM not whole 128-byte lines) in CTA pairs
-@pytest.mark.parametrize("m, h", ((9, 512), (40, 512), (600, 512), (600, 528)))
+# 9: register-streaming warp kernels; 40: register-sourced wgmma (clusters); 100 with
+# H = 4096: the split-K down GEMM (its cluster occupancy queries inside the capture);
+# 600: persistent wgmma, and with H = 528 (K rows of the down GEMM not whole 128-byte
+# lines) in CTA pairs
+@pytest.mark.parametrize("m, h", ((9, 512), (40, 512), (100, 4096), (600, 512), (600, 528)))
 def test_cuda_graph_capture_of_first_call(kernel_variant_dir, m, h):
     script = FIRST_CALL_IN_GRAPH.format(tests=str(Path(__file__).parent),
                                         variant=str(kernel_variant_dir), m=m, h=h)
