@@ -21,15 +21,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "scripts"), str(ROOT / "tests")]
 from kernel_loader import load_kernel_module  # noqa: E402
-from perf_probe import probe_mlp  # noqa: E402
+from perf_probe import add_sweep_args, probe_mlp  # noqa: E402
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--build", required=True)
-    ap.add_argument("--kinds", default="gelu,gelu2,geglu,swiglu")
-    ap.add_argument("--m", default="1,17,64,65,128,200,384")
-    ap.add_argument("--paths", default="auto", help='comma-separated; "all": every path')
+    add_sweep_args(ap, m="1,17,64,65,128,200,384")
     args = ap.parse_args()
     sfm = load_kernel_module(Path(args.build))
     paths = list(sfm.GEMM_PATHS) if args.paths == "all" else args.paths.split(",")

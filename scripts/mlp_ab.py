@@ -1,7 +1,9 @@
 """A/B timing of MLP endpoint variants in one process: several builds and/or forced GEMM
 paths, on the same tensors, their CUDA graphs replayed in alternation.
 
-Each variant is BUILD[:PATH] (PATH: perf_probe's syntax, "auto" or "gemm1/gemm2"). For
+Each variant is BUILD[:PATH] (PATH: perf_probe's syntax, "auto" or "gemm1/gemm2"), or
+`compile`: the benchmark's torch.compile baseline (bench_torch.split_*, M marked dynamic)
+on the same problem, its bf16 input dequantised from the FP8 one. For
 every (kind, M) a graph of --reps calls is captured per variant, then --rounds rounds
 replay each graph once, the variants' order rotating per round; the median µs per call
 is printed per variant with its spread (min-max) and its difference to the first
@@ -24,9 +26,11 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "scripts"), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT / "scripts"), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 from kernel_loader import load_kernel_module  # noqa: E402
-from perf_probe import SHAPES, capture_graph, probe_mlp  # noqa: E402
+from perf_probe import SHAPES, activation_of, capture_graph, probe_case, probe_mlp  # noqa: E402
+
+COMPILE = "compile"
 
 
 def replay_us(g: torch.cuda.CUDAGraph, reps: int) -> float:
@@ -36,6 +40,23 @@ def replay_us(g: torch.cuda.CUDAGraph, reps: int) -> float:
     b.record()
     b.synchronize()
     return a.elapsed_time(b) * 1000 / reps
+
+
+def compiled_split(kind: str, case, compiled: dict):
+    """fn(out) running torch.compile's static FP8 split path on case's problem (out unused:
+    the compiled graph allocates its own). One compiled function per kind, reused for
+    every M, as in the benchmark."""
+    import bench_torch
+    dense = kind.startswith("gelu")
+    if kind not in compiled:
+        bench_torch.configure_dynamo()
+        compiled[kind] = bench_torch.compile_fn(
+            bench_torch.split_dense if dense else bench_torch.split_gated, static=False)
+    fn = compiled[kind]
+    x = (case.input.float() * case.input_scale).to(torch.bfloat16)
+    xc = bench_torch.input_for_compiled(x, dynamic_m=True)
+    rest = case.args()[1:] + (() if dense else (activation_of(kind),))
+    return lambda out: fn(xc, *rest)
 
 
 def rel_err(got: torch.Tensor, ref: torch.Tensor) -> float:
@@ -54,17 +75,22 @@ def main() -> None:
     modules: dict[str, object] = {}
     variants = []
     for spec in args.variants:
+        if spec == COMPILE:
+            variants.append((spec, None, None))
+            continue
         build, _, path = spec.partition(":")
         if build not in modules:
             modules[build] = load_kernel_module(Path(build))
         variants.append((spec, modules[build], path or "auto"))
     rows = []
+    compiled: dict = {}
     for kind in args.kinds.split(","):
         k, h, n = SHAPES[kind]
         for m in (int(v) for v in args.m.split(",")):
             gen = torch.Generator(device="cuda").manual_seed(m * 7 + k)
-            call, reference = probe_mlp(kind, m, generator=gen)
-            ref = reference(variants[0][1])
+            case = probe_case(kind, m, generator=gen)
+            call, reference = probe_mlp(kind, m, case=case)
+            ref = reference(next(mod for _, mod, _ in variants if mod is not None))
             # A replayed graph writes into `out`: keep every variant's `out` alive as long as
             # its graph. Capturing the next graph runs torch.cuda.empty_cache(), which would
             # unmap a freed `out` and turn the earlier graph's next replay into an illegal
@@ -72,10 +98,11 @@ def main() -> None:
             graphs, outs, errs = [], [], []
             for _, mod, path in variants:
                 out = torch.full((m, n), float("nan"), dtype=torch.bfloat16, device="cuda")
-                call(mod, path, out)
-                errs.append(rel_err(out, ref) if m else 0.0)
+                run = (compiled_split(kind, case, compiled) if mod is None
+                       else lambda out, mod=mod, path=path: call(mod, path, out))
+                errs.append(rel_err(run(out), ref) if m else 0.0)
                 outs.append(out)
-                graphs.append(capture_graph(lambda mod=mod, path=path, out=out: call(mod, path, out), args.reps))
+                graphs.append(capture_graph(lambda run=run, out=out: run(out), args.reps))
             times: list[list[float]] = [[] for _ in variants]
             for r in range(args.rounds):
                 for j in range(len(variants)):

@@ -68,25 +68,46 @@ def pair(path: str) -> tuple[str, str]:
     return a, b or a
 
 
-def probe_mlp(kind, m, per_row=False, generator=None):
-    """The (kind, M) MLP of SHAPES on fresh random inputs, as (call, reference):
-    call(sfm, path, out=None) runs it with `path` forced ("a" or "gemm1/gemm2", see pair),
-    reference(sfm) computes the contract's result with sfm's reference module."""
+def activation_of(kind: str) -> str:
+    """The gated kinds' activation: swiglu -> silu, geglu -> gelu_tanh."""
+    return "silu" if kind == "swiglu" else "gelu_tanh"
+
+
+def probe_case(kind, m, per_row=False, generator=None):
+    """The (kind, M) problem of SHAPES on fresh random inputs: a DenseCase or GatedCase."""
     k, h, n = SHAPES[kind]
     if kind.startswith("gelu"):
-        case = dense_case(m, k, h, n, per_row, generator=generator)
+        return dense_case(m, k, h, n, per_row, generator=generator)
+    return gated_case(m, k, h, n, activation_of(kind), per_row, generator=generator)
+
+
+def probe_mlp(kind, m, per_row=False, generator=None, case=None):
+    """The (kind, M) MLP of SHAPES on `case` (default: fresh random inputs, probe_case), as
+    (call, reference): call(sfm, path, out=None) runs it with `path` forced ("a" or
+    "gemm1/gemm2", see pair), reference(sfm) computes the contract's result with sfm's
+    reference module."""
+    case = case if case is not None else probe_case(kind, m, per_row, generator)
+    if kind.startswith("gelu"):
         def call(sfm, path, out=None):
             return sfm._gelu_mlp_with_paths(pair(path), *case.args(), out=out)
         def reference(sfm):
             return sfm.reference.fp8_gelu_mlp_bf16(*case.args())
     else:
-        act = "silu" if kind == "swiglu" else "gelu_tanh"
-        case = gated_case(m, k, h, n, act, per_row, generator=generator)
+        act = activation_of(kind)
         def call(sfm, path, out=None):
             return sfm._gated_mlp_with_paths(act, pair(path), *case.args(), out=out)
         def reference(sfm):
             return sfm.reference.gated_mlp(*case.args(), act)
     return call, reference
+
+
+def add_sweep_args(ap, m: str) -> None:
+    """The arguments of the scripts that loop one build over kinds, batch sizes and paths."""
+    ap.add_argument("--build", required=True)
+    ap.add_argument("--kinds", default="gelu,gelu2,geglu,swiglu")
+    ap.add_argument("--m", default=m)
+    ap.add_argument("--paths", default="auto",
+                    help='comma-separated, each "a" or "gemm1/gemm2" (memcheck_sweep: "all" too)')
 
 
 def kernel_times_us(fn, reps=20) -> list[tuple[str, float]]:
@@ -141,7 +162,7 @@ def main():
             for p in paths:
                 try:
                     row[p] = graph_time_us(lambda: call(p))
-                except RuntimeError as exc:
+                except RuntimeError:
                     row[p] = None
                     torch.cuda.synchronize()
             if args.kernels:
