@@ -878,6 +878,13 @@ constexpr int kMaxWideTokens = SFM_WGMMA_MAX_WIDE_TOKENS;
 // 17.7 us at M = 100. Down GEMMs keep 128 rows (or split K): forced to 64 rows they made
 // the MLP 1.2-5.5 us slower at M = 65..384, dense and gated alike (scripts/mlp_ab.py,
 // H200, benchmarks/RESULTS.md, 2026-12-03).
+// The gated gate/up GEMM at 2 token tiles (M = 129..256) takes 192 rows whatever the
+// cost: there the cost above picks 128 by a hair (SwiGLU M = 160: 4 waves x 100 against
+// 3 x 135), while 192 rows measured faster at every M tried, both gated MLPs (whole MLP,
+// H200: SwiGLU M = 129 / 160 / 192 / 256 124.7 / 107.3 / 104.4 / 98.7 -> 106.8 / 97.2 /
+// 94.3 / 98.3 us, GeGLU 67.6 / 60.3 / 55.1 / 57.3 -> 59.2 / 56.0 / 53.6 / 56.8;
+// scripts/mlp_ab.py, benchmarks/RESULTS.md, 2026-12-03). At 3 token tiles the cost
+// already picks 192 for these shapes. Measured only for K = 2048 / 4096, H = 14336 / 16384.
 // SFM_WGMMA_TALL_ROWS 0: chosen so; 64, 128 or 192: forced (tuning builds).
 #ifndef SFM_WGMMA_TALL_ROWS
 #define SFM_WGMMA_TALL_ROWS 0
@@ -890,6 +897,8 @@ constexpr int kMaxWideTokens = SFM_WGMMA_MAX_WIDE_TOKENS;
 template <EpilogueKind EPI>
 int tall_rows(int64_t m, int64_t n_out, int sms, bool clustered = false) {
   if (SFM_WGMMA_TALL_ROWS != 0) return SFM_WGMMA_TALL_ROWS;
+  const int64_t token_tiles = host_ceil_div(m, Shape<false, 128>::kBM);
+  if (EPI == EpilogueKind::kGatedToFp8 && token_tiles == 2) return 192;
   const bool allow64 = EPI == EpilogueKind::kBiasGeluToFp8 && !clustered;
   auto cost = [&](int rows) {
     const int cols = EPI == EpilogueKind::kGatedToFp8 ? rows / 2 : rows;

@@ -96,7 +96,8 @@ enum class Kernel { kWarp, kRegWgmma, kStream, kWgmma, kWgmmaSplitK, kWgmmaSplit
 // 2026-12-03): clusters were faster for every dense MLP (L2-resident down weights:
 // -0.4 to -2.1 us) and for gated MLPs with one token tile (M <= 64: -0.3 to -1.7 us),
 // but slower for gated MLPs streaming their down weights from DRAM over 2-4 splits at
-// M = 65..384 (+0.4 to +3.7 us at M = 65, 100, 200 and 384; -0.1 / -0.4 at 128).
+// M = 65..384 (+0.4 to +3.7 us at M = 65, 100 and 200, GeGLU +0.7 at 384; -0.1 / -0.4
+// at 128).
 inline bool split_in_clusters(int64_t m, int64_t n_out, int64_t k) {
   if (SFM_SPLIT_IN_CLUSTERS != 1) return SFM_SPLIT_IN_CLUSTERS == 2;
   // kMaxWarpWeightBytes: the dispatcher's bound for L2-resident weights (see pick).

@@ -114,7 +114,10 @@ def main() -> None:
                         raise
             med = [statistics.median(t) for t in times]
             for (spec, _, _), t, md, err in zip(variants, times, med, errs):
-                ok = "ok" if err <= 1e-2 else f"FAIL rel err {err:.3g}"
+                # The contract's tolerance is for our kernels; the compiled split path
+                # (bf16 gate/up, its own input quantisation) only reports its error.
+                ok = (f"rel err {err:.3g}" if spec == COMPILE
+                      else "ok" if err <= 1e-2 else f"FAIL rel err {err:.3g}")
                 print(f"{kind:7s} M={m:5d}  {md:8.2f} us  [{min(t):7.2f}-{max(t):7.2f}]  "
                       f"{md - med[0]:+6.2f}  {ok:4s}  {spec}", flush=True)
                 rows.append({"kind": kind, "m": m, "variant": spec, "median_us": md,
