@@ -1,0 +1,95 @@
+"""The wgmma GEMMs' shape rules (kernels-src/fp8_gemm_wgmma.cuh), checked on the CPU: a
+host program compiled with nvcc calls the rule functions (no kernel is instantiated, no
+GPU is needed) for the benchmark's shapes on a 132-SM H200, and the test compares the
+choices with the ones measured in benchmarks/RESULTS.md. A change to a rule then has to
+change this table on purpose. Skips without nvcc."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SMS = 132  # H200 / H100 SXM
+
+PROGRAM = r"""
+#include <cstdio>
+#include "fp8_gemm_wgmma.cuh"
+using namespace static_fp8_mlp;
+using E = EpilogueKind;
+int main() {
+  const long ms[] = {1, 17, 64, 65, 100, 128, 129, 160, 256, 257, 384, 512, 8192};
+  for (long m : ms) {
+    // tall rows: gated gate/up GEMM (H = 14336, 16384), dense up (4304, 6144), down (4096)
+    printf("tall %ld %d %d %d %d %d\n", m,
+           wgmma_gemm::tall_rows<E::kGatedToFp8>(m, 14336, SMS),
+           wgmma_gemm::tall_rows<E::kGatedToFp8>(m, 16384, SMS),
+           wgmma_gemm::tall_rows<E::kBiasGeluToFp8>(m, 4304, SMS),
+           wgmma_gemm::tall_rows<E::kBiasGeluToFp8>(m, 6144, SMS),
+           wgmma_gemm::tall_rows<E::kBiasToBf16>(m, 4096, SMS));
+    // down GEMMs (N, K): SwiGLU (4096, 14336), GeGLU (2048, 16384), dense (1152, 4304), (1536, 6144)
+    printf("split %ld %d %d %d %d\n", m,
+           wgmma_gemm::split_k_factor(m, 4096, 14336, SMS),
+           wgmma_gemm::split_k_factor(m, 2048, 16384, SMS),
+           wgmma_gemm::split_k_factor(m, 1152, 4304, SMS),
+           wgmma_gemm::split_k_factor(m, 1536, 6144, SMS));
+  }
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def rules(tmp_path_factory) -> dict[tuple[str, int], list[int]]:
+    from static_fp8_mlp_cli import nvcc
+    from static_fp8_mlp_cli.errors import CliError
+
+    try:
+        compiler = nvcc.find_nvcc()
+    except CliError as exc:
+        pytest.skip(f"no nvcc: {exc}")
+    tmp = tmp_path_factory.mktemp("dispatch")
+    src, exe = tmp / "rules.cu", tmp / "rules"
+    src.write_text(PROGRAM.replace("SMS", str(SMS)))
+    subprocess.run([str(compiler), "-std=c++17", "-arch=sm_90a", "-w", "-I",
+                    str(REPO_ROOT / "kernels-src"), "-o", str(exe), str(src)],
+                   check=True, capture_output=True, text=True, timeout=600)
+    out = subprocess.run([str(exe)], check=True, capture_output=True, text=True, timeout=60)
+    table = {}
+    for line in out.stdout.splitlines():
+        name, m, *values = line.split()
+        table[(name, int(m))] = [int(v) for v in values]
+    return table
+
+
+def test_gated_gate_up_rows(rules):
+    """128 rows up to one token tile; 192 at two token tiles (M = 129-256, measured faster,
+    RESULTS.md twelfth session); the cost model's choice beyond (192 at 3 tiles here,
+    and at M = 8192)."""
+    for m in (65, 100, 128):
+        assert rules[("tall", m)][:2] == [128, 128], m
+    for m in (129, 160, 256, 257, 384, 8192):
+        assert rules[("tall", m)][:2] == [192, 192], m
+    assert rules[("tall", 512)][:2] == [192, 128]
+
+
+def test_dense_up_rows_and_down_rows(rules):
+    """64-row tiles for the dense up GEMM only, at M = 65-128 (eleventh session); down
+    GEMMs never take 64 rows."""
+    for m in (65, 100, 128):
+        assert rules[("tall", m)][2:4] == [64, 64], m
+    for m in (129, 256):
+        assert rules[("tall", m)][2:4] == [128, 128], m
+    assert all(rules[("tall", m)][4] in (128, 192) for m in (65, 128, 512, 8192))
+
+
+def test_split_k_factors(rules):
+    """Splits of the down GEMM on 132 SMs, as the kernel grids of the twelfth session show
+    them (results/split_cluster_grids_*, gated_mid_m_kernels_*): GeGLU 16 at M <= 64,
+    1536x6144 11 at M = 65-128, SwiGLU none at M = 384, 1 wherever tiles fill the GPU."""
+    assert rules[("split", 17)] == [8, 16, 8, 12]
+    assert rules[("split", 100)] == [4, 8, 8, 11]
+    assert rules[("split", 160)] == [2, 5, 8, 7]
+    assert rules[("split", 384)] == [1, 2, 4, 3]
+    assert rules[("split", 8192)] == [1, 1, 1, 1]
