@@ -251,6 +251,28 @@ struct WgmmaParams {
 
 constexpr int kMaxClusterSplits = 8;  // portable cluster size
 
+// The split-K epilogue, shared by split_k_reduce_kernel and split_cluster_reduce: v +=
+// w lane by lane (their in-order sum of the splits), and out[0..3] = bf16(v * scale +
+// bias) for the four output columns from `col`.
+SFM_DEVICE void add_float4(float4& v, const float4& w) {
+  v.x += w.x;
+  v.y += w.y;
+  v.z += w.z;
+  v.w += w.w;
+}
+
+SFM_DEVICE void store_scaled_bf16x4(__nv_bfloat16* out, float4 v, const EpilogueParams& epi,
+                                    float x_scale, int col) {
+  float r[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    r[j] *= row_scale(epi, x_scale, col + j);
+    if (epi.bias != nullptr) r[j] += __bfloat162float(epi.bias[col + j]);
+  }
+  const __nv_bfloat162 o[2] = {__floats2bfloat162_rn(r[0], r[1]), __floats2bfloat162_rn(r[2], r[3])};
+  *reinterpret_cast<uint2*>(out) = *reinterpret_cast<const uint2*>(o);
+}
+
 // The split-K kernel's cluster reduction (p.cluster_reduce): the gridDim.y CTAs of an
 // output tile are one cluster, each with its fp32 partial tile staged in shared memory
 // (cluster rank = blockIdx.y = split). Rank r sums its share of the tile's 16-byte
@@ -283,24 +305,11 @@ SFM_DEVICE void split_cluster_reduce(const WgmmaParams& p, const uint8_t* stagin
     float4 v = part[0];
 #pragma unroll
     for (int s = 1; s < kMaxClusterSplits; ++s) {
-      if (s < splits) {
-        v.x += part[s].x;
-        v.y += part[s].y;
-        v.z += part[s].z;
-        v.w += part[s].w;
-      }
+      if (s < splits) add_float4(v, part[s]);
     }
     const int col = c0 + ch * 4;
-    float o[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {  // as split_k_reduce_kernel: the same results
-      o[j] *= row_scale(p.epi, x_scale, col + j);
-      if (p.epi.bias != nullptr) o[j] += __bfloat162float(p.epi.bias[col + j]);
-    }
-    const __nv_bfloat162 pair[2] = {__floats2bfloat162_rn(o[0], o[1]),
-                                    __floats2bfloat162_rn(o[2], o[3])};
-    *reinterpret_cast<uint2*>(out + static_cast<int64_t>(m0 + r) * p.n_out + col) =
-        *reinterpret_cast<const uint2*>(pair);
+    store_scaled_bf16x4(out + static_cast<int64_t>(m0 + r) * p.n_out + col, v, p.epi, x_scale,
+                        col);
   }
   cluster_sync_relaxed();  // peers read this CTA's tile until here
 }
@@ -774,29 +783,24 @@ __global__ void split_k_reduce_kernel(const float* __restrict__ ws, int splits, 
       if (s0 + j == 0) {
         v = part[0];
       } else if (s0 + j < splits) {
-        v.x += part[j].x;
-        v.y += part[j].y;
-        v.z += part[j].z;
-        v.w += part[j].w;
+        add_float4(v, part[j]);
       }
     }
   }
   const int col = static_cast<int>(i % n_out);  // n_out % 16 == 0: one row per 4
-  const float x_scale = __ldg(epi.x_scale);
-  float r[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-  for (int j = 0; j < 4; ++j) {
-    r[j] *= row_scale(epi, x_scale, col + j);
-    if (epi.bias != nullptr) r[j] += __bfloat162float(epi.bias[col + j]);
-  }
-  __nv_bfloat162 o[2] = {__floats2bfloat162_rn(r[0], r[1]), __floats2bfloat162_rn(r[2], r[3])};
-  *reinterpret_cast<uint2*>(out + i) = *reinterpret_cast<const uint2*>(o);
+  store_scaled_bf16x4(out + i, v, epi, __ldg(epi.x_scale), col);
 }
 
 // Split-K factor of the wide down GEMM: fill the GPU, keep >= 4 K tiles per split.
+using SplitPlan = Plan<EpilogueKind::kBiasToBf16, /*WIDE=*/true, /*SPLIT=*/true>;
+
+// Output tiles of the split down GEMM (each split into K ranges).
+inline int64_t split_tiles(int64_t m, int64_t n_out) {
+  return host_ceil_div(m, SplitPlan::S::kBM) * host_ceil_div(n_out, SplitPlan::kOutCols);
+}
+
 inline int split_k_factor(int64_t m, int64_t n_out, int64_t k, int sms) {
-  using P = Plan<EpilogueKind::kBiasToBf16, /*WIDE=*/true, /*SPLIT=*/true>;
-  const int64_t tiles = host_ceil_div(m, P::S::kBM) * host_ceil_div(n_out, P::kOutCols);
+  const int64_t tiles = split_tiles(m, n_out);
   const int64_t k_tiles = host_ceil_div(k, kBK);
   int64_t splits = std::max<int64_t>(1, sms / std::max<int64_t>(tiles, 1));
   splits = std::min<int64_t>({splits, kMaxSplits, std::max<int64_t>(1, k_tiles / 4)});
@@ -809,13 +813,12 @@ inline int split_k_factor(int64_t m, int64_t n_out, int64_t k, int sms) {
 // where no split fits.
 template <Activation ACT>
 int cluster_split_factor(int64_t m, int64_t n_out, int64_t k, int sms) {
-  using P = Plan<EpilogueKind::kBiasToBf16, /*WIDE=*/true, /*SPLIT=*/true>;
   constexpr auto kernel = fp8_gemm_wgmma_kernel<EpilogueKind::kBiasToBf16, ACT, true, true, 128, 1>;
-  const int64_t tiles = host_ceil_div(m, P::S::kBM) * host_ceil_div(n_out, P::kOutCols);
+  const int64_t tiles = split_tiles(m, n_out);
   int dev = 0;
   if (cudaGetDevice(&dev) != cudaSuccess) return 1;
   for (int s = std::min(split_k_factor(m, n_out, k, sms), kMaxClusterSplits); s >= 2; --s) {
-    if (max_active_clusters<kernel>(dev, s, kThreads, P::kSmemBytes, 0) >= tiles) return s;
+    if (max_active_clusters<kernel>(dev, s, kThreads, SplitPlan::kSmemBytes, 0) >= tiles) return s;
   }
   return 1;
 }
@@ -902,7 +905,7 @@ int tall_rows(int64_t m, int64_t n_out, int sms, bool clustered = false) {
   const bool allow64 = EPI == EpilogueKind::kBiasGeluToFp8 && !clustered;
   auto cost = [&](int rows) {
     const int cols = EPI == EpilogueKind::kGatedToFp8 ? rows / 2 : rows;
-    const int64_t tiles = host_ceil_div(m, Shape<false, 128>::kBM) * host_ceil_div(n_out, cols);
+    const int64_t tiles = token_tiles * host_ceil_div(n_out, cols);
     const int64_t percent = rows == 192 ? 135 : rows == 128 ? 100 : SFM_WGMMA_TALL64_COST;
     return host_ceil_div(tiles, std::max(sms, 1)) * percent;
   };
