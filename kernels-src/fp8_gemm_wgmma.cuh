@@ -325,7 +325,10 @@ SFM_DEVICE void split_cluster_reduce(const WgmmaParams& p, const uint8_t* stagin
 // rows) to 30% (192). Their rings then run in lockstep: a stage is free for a refill
 // once all four consumer warpgroups of the cluster are done with it. `launch` takes it
 // only where K rows are not whole 128-byte lines (see there): elsewhere it was slower.
-template <EpilogueKind EPI, Activation ACT, bool WIDE, bool SPLIT, int BN, int CLUSTER>
+// SHARE_X (with CLUSTER = 2): the pair takes adjacent weight tiles of the same token tile
+// instead, and each CTA loads half of the shared token tile for both (x multicast).
+template <EpilogueKind EPI, Activation ACT, bool WIDE, bool SPLIT, int BN, int CLUSTER,
+          bool SHARE_X = false>
 __global__ void __launch_bounds__(kThreads, 1)
     fp8_gemm_wgmma_kernel(const __grid_constant__ CUtensorMap tma_x,
                           const __grid_constant__ CUtensorMap tma_w, const WgmmaParams p) {
@@ -350,25 +353,28 @@ __global__ void __launch_bounds__(kThreads, 1)
   uint64_t* empty = full + kStages;
 
   // Output tiles in grouped rasterisation: kRasterGroupM token tiles sweep the weight
-  // tiles together. Work units are CLUSTER token tiles (one per CTA of a cluster) of the
-  // same weight rows; clusters take units blockIdx.x / CLUSTER, + gridDim.x / CLUSTER, ...
-  // (one CTA per SM). A cluster's last unit may have a token tile past M (TMA fills its
-  // rows with zeros; its stores are masked).
+  // tiles together. Work units are kClusterM token tiles x kClusterN weight tiles (one
+  // tile per CTA of a cluster); clusters take units blockIdx.x / CLUSTER, + gridDim.x /
+  // CLUSTER, ... (one CTA per SM). A cluster's last unit may have a tile past M or N (TMA
+  // fills its rows with zeros; its stores are masked).
   static_assert(CLUSTER == 1 || (CLUSTER == 2 && !WIDE && !SPLIT), "clusters: tall shape");
-  static_assert(kRasterGroupM % CLUSTER == 0, "whole units per raster group");
+  static_assert(!SHARE_X || CLUSTER == 2, "x multicast: pairs");
+  constexpr int kClusterM = SHARE_X ? 1 : CLUSTER;  // token tiles per unit
+  constexpr int kClusterN = SHARE_X ? CLUSTER : 1;  // weight tiles per unit
+  static_assert(kRasterGroupM % kClusterM == 0, "whole units per raster group");
   const int rank = CLUSTER > 1 ? static_cast<int>(cluster_rank()) : 0;
-  const int m_units = ((p.m + kBM - 1) / kBM + CLUSTER - 1) / CLUSTER;
-  const int n_tiles = (p.n_out + kOutCols - 1) / kOutCols;
-  const int tiles = m_units * n_tiles;
-  constexpr int kGroupUnits = kRasterGroupM / CLUSTER;
-  const int per_group = kGroupUnits * n_tiles;
+  const int m_units = ((p.m + kBM - 1) / kBM + kClusterM - 1) / kClusterM;
+  const int n_units = ((p.n_out + kOutCols - 1) / kOutCols + kClusterN - 1) / kClusterN;
+  const int tiles = m_units * n_units;
+  constexpr int kGroupUnits = kRasterGroupM / kClusterM;
+  const int per_group = kGroupUnits * n_units;
   auto tile_origin = [&](int tile, int& m0, int& c0) {
     const int group = tile / per_group;
     const int first_unit = group * kGroupUnits;
     const int group_units = min(m_units - first_unit, kGroupUnits);
     const int in_group = tile - group * per_group;
-    m0 = ((first_unit + in_group % group_units) * CLUSTER + rank) * kBM;
-    c0 = (in_group / group_units) * kOutCols;  // first output column
+    m0 = ((first_unit + in_group % group_units) * kClusterM + (SHARE_X ? 0 : rank)) * kBM;
+    c0 = ((in_group / group_units) * kClusterN + (SHARE_X ? rank : 0)) * kOutCols;
   };
   const int first_tile = static_cast<int>(blockIdx.x) / CLUSTER;
   const int tile_stride = static_cast<int>(gridDim.x) / CLUSTER;
@@ -420,7 +426,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         uint8_t* a_tile = smem + s * kStageBytes;
         uint8_t* b_tile = a_tile + kTileABytes;
         const int k0 = (kt_first + kt) * kBK;
-        if (b && CLUSTER > 1) {
+        if (b && CLUSTER > 1 && !SHARE_X) {
           // Empty in both CTAs (the barrier counts the cluster's consumers). This CTA's
           // half of the weight rows (gated: the gate or the up rows) goes to both; the
           // other half comes from the peer, and the barrier expects the whole stage.
@@ -444,7 +450,15 @@ __global__ void __launch_bounds__(kThreads, 1)
             }
           }
         }
-        if (a) tma_load_2d(a_tile, &tma_x, &full[s], k0, m0);
+        if (a && SHARE_X) {
+          // This CTA's half of the shared token rows goes to both (the peer sends the
+          // other half); the B branch above set the barrier to expect the whole stage.
+          constexpr int kHalf = kBM / 2;
+          tma_load_2d_multicast(a_tile + rank * kHalf * kBK, &tma_x, &full[s], k0,
+                                m0 + rank * kHalf, (1u << CLUSTER) - 1);
+        } else if (a) {
+          tma_load_2d(a_tile, &tma_x, &full[s], k0, m0);
+        }
       };
       // The down GEMM is a programmatic dependent launch: it fetches the weights of its
       // first stages, then waits for the gate/up GEMM (griddepcontrol.wait) before the
@@ -705,7 +719,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 // tile and split, gridDim.y = splits K ranges, each writing fp32 partial sums to p.out,
 // or (p.cluster_reduce) the splits of a tile in one cluster, reducing into p.out.
 template <EpilogueKind EPI, Activation ACT, bool WIDE, bool SPLIT = false, int BN = 128,
-          int CLUSTER = 1>
+          int CLUSTER = 1, bool SHARE_X = false>
 cudaError_t launch_shape(const uint8_t* x, const uint8_t* w, const WgmmaParams& p, int sms,
                          cudaStream_t stream, int splits = 1) {
   static_assert(!SPLIT || CLUSTER == 1, "split clusters run along y");
@@ -713,20 +727,22 @@ cudaError_t launch_shape(const uint8_t* x, const uint8_t* w, const WgmmaParams& 
   using P = Plan<EPI, WIDE, SPLIT, BN>;
   using S = typename P::S;
   CUtensorMap tma_x, tma_w;
-  cudaError_t e = make_tma(&tma_x, x, p.m, p.k, S::kBM, kBK);
+  cudaError_t e = make_tma(&tma_x, x, p.m, p.k, SHARE_X ? S::kBM / CLUSTER : S::kBM, kBK);
   if (e != cudaSuccess) return e;
   // Boxes of half a weight tile: the gated GEMM's gate and up rows, or (clusters) the
   // half each CTA of the pair loads for both.
   e = make_tma(&tma_w, w, P::kGated ? 2 * int64_t(p.n_out) : p.n_out, p.k,
-               P::kGated || CLUSTER > 1 ? S::kBN / 2 : S::kBN, kBK);
+               P::kGated || (CLUSTER > 1 && !SHARE_X) ? S::kBN / 2 : S::kBN, kBK);
   if (e != cudaSuccess) return e;
-  constexpr auto kernel = fp8_gemm_wgmma_kernel<EPI, ACT, WIDE, SPLIT, BN, CLUSTER>;
+  constexpr auto kernel = fp8_gemm_wgmma_kernel<EPI, ACT, WIDE, SPLIT, BN, CLUSTER, SHARE_X>;
   e = allow_dynamic_smem<kernel>(P::kSmemBytes);
   if (e != cudaSuccess) return e;
   const int64_t tiles = host_ceil_div(p.m, S::kBM) * host_ceil_div(p.n_out, P::kOutCols);
   int64_t blocks = P::kPersistent ? std::min<int64_t>(tiles, std::max(sms, 1)) : tiles;
   if constexpr (CLUSTER > 1) {
-    const int64_t units = host_ceil_div(p.m, S::kBM * CLUSTER) * host_ceil_div(p.n_out, P::kOutCols);
+    const int64_t units =
+        SHARE_X ? host_ceil_div(p.m, S::kBM) * host_ceil_div(p.n_out, int64_t(P::kOutCols) * CLUSTER)
+                : host_ceil_div(p.m, S::kBM * CLUSTER) * host_ceil_div(p.n_out, P::kOutCols);
     int dev = 0;
     e = cudaGetDevice(&dev);
     if (e != cudaSuccess) return e;
@@ -915,13 +931,53 @@ int tall_rows(int64_t m, int64_t n_out, int sms, bool clustered = false) {
   return best;
 }
 
-// tall_rows: 0 picks the CTA shape by batch size (wide up to kMaxWideTokens, then tall
-// with tall_rows<EPI>()); 64, 128 or 192 forces the tall shape with that many weight rows.
+// Tall CTAs in pairs that share their token tile (x multicast, SHARE_X) rather than each
+// loading it: operand bytes through L2 go from M N K (1 / rows + 1 / 128) to M N K (1 /
+// rows + 1 / 256). Measured, always on against never (whole MLPs, M = 65..8192,
+// scripts/mlp_ab.py, H200, benchmarks/RESULTS.md, 2026-12-03, thirteenth session): faster
+// only for the SwiGLU gate/up GEMM (K = 4096) at one token tile (M = 65 / 100 / 128:
+// -4.4 / -2.2 / -1.4 us); GeGLU's (K = 2048) +3.6 us at M = 65, level at 100-128; dense
+// MLPs level at one token tile; from two token tiles on slower (up to 8%; the pair's
+// rings run in lockstep) except SwiGLU at M = 129 (-1.3 us). So: the gated gate/up GEMM
+// at one token tile with K >= 4096 (SwiGLU M = 65 / 80 / 100 / 128 then measured 67.0 /
+// 64.7 / 63.7 / 63.3 -> 63.5 / 61.7 / 61.4 / 62.3 us; GeGLU unchanged).
+// SFM_WGMMA_SHARE_X 0: never; 1: by share_x; 2: always (tall, 128 or 192 rows, unpaired).
+#ifndef SFM_WGMMA_SHARE_X
+#define SFM_WGMMA_SHARE_X 1
+#endif
+template <EpilogueKind EPI>
+bool share_x(int64_t m, int64_t k) {
+  if (SFM_WGMMA_SHARE_X != 1) return SFM_WGMMA_SHARE_X == 2;
+  return EPI == EpilogueKind::kGatedToFp8 && m <= Shape<false, 128>::kBM && k >= 4096;
+}
+
+// The wide shape (64-token tiles) up to kMaxWideTokens, and for the gate/up GEMMs at
+// M = 129..192, where the tall shape's second 128-token tile would be at most half full:
+// three 64-token tiles compute 192 rows, two tall ones 256. Whole MLPs, wide against the
+// tall tiles before (down GEMMs unchanged; scripts/mlp_ab.py, H200, benchmarks/RESULTS.md,
+// 2026-12-03, thirteenth session): SwiGLU M = 129 / 160 / 192 111.2 / 101.1 / 93.9 ->
+// 86.6 / 77.0 / 77.7 us, GeGLU 59.3 / 56.3 / 54.9 -> 48.8 / 48.6 / 49.0, dense 0.5-1.1
+// us faster; at M = 256 (no padding either way) GeGLU was 1.7-4.3 us slower, and at M =
+// 65-128 dense MLPs 0.2-1.8 us slower. Down GEMMs there are split-K (not this launch).
+// SFM_WGMMA_WIDE_MID 0: wide up to kMaxWideTokens only.
+#ifndef SFM_WGMMA_WIDE_MID
+#define SFM_WGMMA_WIDE_MID 1
+#endif
+template <EpilogueKind EPI>
+bool wide_shape(int64_t m) {
+  constexpr int64_t kTallTokens = Shape<false, 128>::kBM;
+  if (m <= kMaxWideTokens) return true;
+  return SFM_WGMMA_WIDE_MID && EPI != EpilogueKind::kBiasToBf16 && m > kTallTokens &&
+         m <= kTallTokens + Shape<true, 128>::kBM;
+}
+
+// tall_rows: 0 picks the CTA shape by batch size (wide_shape, else tall with
+// tall_rows<EPI>()); 64, 128 or 192 forces the tall shape with that many weight rows.
 template <EpilogueKind EPI, Activation ACT>
 cudaError_t launch(const uint8_t* x, const uint8_t* w, const WgmmaParams& p, int sms,
                    cudaStream_t stream, int forced_tall_rows = 0) {
   if (p.m == 0 || p.n_out == 0) return cudaSuccess;
-  if (forced_tall_rows == 0 && p.m <= kMaxWideTokens) {
+  if (forced_tall_rows == 0 && wide_shape<EPI>(p.m)) {
     return launch_shape<EPI, ACT, true>(x, w, p, sms, stream);
   }
   // Clusters of two (weight tiles multicast) where K rows are not whole 128-byte lines
@@ -930,12 +986,17 @@ cudaError_t launch(const uint8_t* x, const uint8_t* w, const WgmmaParams& p, int
   // 100 us against 68 us at K = 4352, and 78 us with clusters; at K = 1152, 4352, 14336
   // or 16384 clusters were 3-7% slower (H200, RESULTS.md, eighth session).
   // SFM_WGMMA_CLUSTER=1: never. A forced 64-row shape runs unclustered.
+  // Else pairs that share the token tile where share_x says so.
   const bool paired = SFM_WGMMA_CLUSTER > 1 && p.m > Shape<false, 128>::kBM && p.k % kBK != 0;
   const int rows = forced_tall_rows != 0 ? forced_tall_rows
                                          : tall_rows<EPI>(p.m, p.n_out, sms, paired);
   if (paired && rows != 64) {
     if (rows == 192) return launch_shape<EPI, ACT, false, false, 192, 2>(x, w, p, sms, stream);
     return launch_shape<EPI, ACT, false, false, 128, 2>(x, w, p, sms, stream);
+  }
+  if (rows != 64 && share_x<EPI>(p.m, p.k)) {
+    if (rows == 192) return launch_shape<EPI, ACT, false, false, 192, 2, true>(x, w, p, sms, stream);
+    return launch_shape<EPI, ACT, false, false, 128, 2, true>(x, w, p, sms, stream);
   }
   if (rows == 64) return launch_shape<EPI, ACT, false, false, 64>(x, w, p, sms, stream);
   if (rows == 192) return launch_shape<EPI, ACT, false, false, 192>(x, w, p, sms, stream);

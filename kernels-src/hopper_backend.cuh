@@ -76,8 +76,10 @@ inline int current_sms() {
 // - without that split (SFM_WGMMA_SPLIT_K=0), up to 128 tokens the down GEMM streams
 //   when N <= 2048 (tall wgmma tiles would give it only N / 128 CTAs);
 // - everything else: persistent wgmma CTAs, wide 64-token tiles up to
-//   wgmma_gemm::kMaxWideTokens tokens, tall 128-token tiles above (64, 128 or 192
-//   weight rows by tile count: wgmma_gemm::tall_rows).
+//   wgmma_gemm::kMaxWideTokens tokens and for the gate/up GEMMs at 129..192
+//   (wgmma_gemm::wide_shape), tall 128-token tiles otherwise (64, 128 or 192 weight
+//   rows by tile count: wgmma_gemm::tall_rows; the SwiGLU-sized gate/up GEMM at one
+//   token tile in CTA pairs that multicast it: wgmma_gemm::share_x).
 constexpr int64_t kMaxStreamTokens = SFM_MAX_STREAM_TOKENS;
 constexpr int64_t kMaxWarpTokens = SFM_MAX_WARP_TOKENS;
 constexpr int64_t kMaxWarpWeightBytes = int64_t(SFM_MAX_WARP_WEIGHT_MB) << 20;

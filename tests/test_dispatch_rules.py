@@ -20,7 +20,7 @@ PROGRAM = r"""
 using namespace static_fp8_mlp;
 using E = EpilogueKind;
 int main() {
-  const long ms[] = {1, 17, 64, 65, 100, 128, 129, 160, 256, 257, 384, 512, 8192};
+  const long ms[] = {1, 17, 64, 65, 100, 128, 129, 160, 192, 193, 256, 257, 384, 512, 8192};
   for (long m : ms) {
     // tall rows: gated gate/up GEMM (H = 14336, 16384), dense up (4304, 6144), down (4096)
     printf("tall %ld %d %d %d %d %d\n", m,
@@ -29,6 +29,16 @@ int main() {
            wgmma_gemm::tall_rows<E::kBiasGeluToFp8>(m, 4304, SMS),
            wgmma_gemm::tall_rows<E::kBiasGeluToFp8>(m, 6144, SMS),
            wgmma_gemm::tall_rows<E::kBiasToBf16>(m, 4096, SMS));
+    // token-tile pairs (x multicast): gated gate/up at K = 4096 / 2048, dense up, down
+    printf("share %ld %d %d %d %d\n", m,
+           int(wgmma_gemm::share_x<E::kGatedToFp8>(m, 4096)),
+           int(wgmma_gemm::share_x<E::kGatedToFp8>(m, 2048)),
+           int(wgmma_gemm::share_x<E::kBiasGeluToFp8>(m, 4096)),
+           int(wgmma_gemm::share_x<E::kBiasToBf16>(m, 14336)));
+    // wide 64-token tiles: gated gate/up, dense up, down (launch)
+    printf("wide %ld %d %d %d\n", m, int(wgmma_gemm::wide_shape<E::kGatedToFp8>(m)),
+           int(wgmma_gemm::wide_shape<E::kBiasGeluToFp8>(m)),
+           int(wgmma_gemm::wide_shape<E::kBiasToBf16>(m)));
     // down GEMMs (N, K): SwiGLU (4096, 14336), GeGLU (2048, 16384), dense (1152, 4304), (1536, 6144)
     printf("split %ld %d %d %d %d\n", m,
            wgmma_gemm::split_k_factor(m, 4096, 14336, SMS),
@@ -93,3 +103,24 @@ def test_split_k_factors(rules):
     assert rules[("split", 160)] == [2, 5, 8, 7]
     assert rules[("split", 384)] == [1, 2, 4, 3]
     assert rules[("split", 8192)] == [1, 1, 1, 1]
+
+
+def test_token_tile_sharing(rules):
+    """Pairs that multicast the token tile only for the gated gate/up GEMM with K >= 4096
+    (SwiGLU) at one token tile: measured faster there only (thirteenth session)."""
+    for m in (65, 100, 128):
+        assert rules[("share", m)] == [1, 0, 0, 0], m
+    for m in (129, 256, 512, 8192):
+        assert rules[("share", m)] == [0, 0, 0, 0], m
+
+
+def test_wide_tiles(rules):
+    """64-token tiles up to M = 64 for every GEMM, and for the gate/up GEMMs also at
+    M = 129-192, where a second 128-token tile would be at most half full (measured
+    faster there, thirteenth session); tall tiles at 65-128 and from 193 on."""
+    for m in (1, 17, 64):
+        assert rules[("wide", m)] == [1, 1, 1], m
+    for m in (129, 160, 192):
+        assert rules[("wide", m)] == [1, 1, 0], m
+    for m in (65, 100, 128, 193, 256, 384, 8192):
+        assert rules[("wide", m)] == [0, 0, 0], m

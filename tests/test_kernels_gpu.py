@@ -250,13 +250,14 @@ def is_hopper() -> bool:
     return torch.cuda.get_device_capability() == (9, 0)
 
 
-@pytest.mark.parametrize("m", (1, 50, 64, 65, 127, 128, 300, 1000, 1300))
+@pytest.mark.parametrize("m", (1, 50, 64, 65, 127, 128, 129, 191, 300, 1000, 1300))
 @pytest.mark.parametrize("per_row", (False, True))
 @pytest.mark.parametrize("path", ("tensor_core_tma", "tensor_core_tall_64", "tensor_core_tall_128",
                                   "tensor_core_tall_192"))
 def test_tensor_core_tma_path(sfm, m, per_row, path):
     """The Hopper wgmma/TMA GEMMs, forced for every GEMM, also where auto would not pick them
-    (the wide 64-token CTA shape for small M, the tall 128-token one above, whose weight
+    (the wide 64-token CTA shape for small M and, gate/up GEMMs, M = 129-192; the tall
+    128-token one elsewhere, whose weight
     rows, 64, 128 or 192, are picked by tile count or forced). The CTAs are persistent: at
     M = 1000 and 1300 each loops over several output tiles, partial ones included
     (H = 4304 is a multiple of neither 96 nor 192: partial weight tiles)."""
@@ -275,6 +276,24 @@ def test_tensor_core_tma_path(sfm, m, per_row, path):
     dcase = dense_case(m, 1152, 4304, 1152, per_row, generator=gen)
     got = sfm._gelu_mlp_with_paths(paths, *dcase.args(), out=poisoned_bf16((m, 1152)))
     assert_close_to_reference(got, sfm.reference.fp8_gelu_mlp_bf16(*dcase.args()))
+
+
+@pytest.mark.parametrize("m", (1, 65, 100, 128))
+@pytest.mark.parametrize("path", ("tensor_core_tall_128", "tensor_core_tall_192"))
+@pytest.mark.parametrize("h", (4288, 4304))
+def test_gate_up_pairs_sharing_the_token_tile(sfm, m, path, h):
+    """K >= 4096 and one token tile: the gated gate/up GEMM's tall CTAs run in pairs that
+    multicast their token tile (wgmma_gemm::share_x). H = 4288 / 4304 give an odd number
+    of 64- or 96-column tiles (4288 / 64, 4304 / 96), so the last pair's second tile lies
+    past H (zero-filled loads, masked stores), and partial tiles otherwise."""
+    if not is_hopper():
+        pytest.skip("wgmma kernels: sm_90 only")
+    gen = torch.Generator(device="cuda").manual_seed(3000 + m + h)
+    for activation in ("silu", "gelu_tanh"):
+        case = gated_case(m, 4096, h, 512, activation, m % 2 == 1, generator=gen)
+        got = sfm._gated_mlp_with_paths(activation, (path, "auto"), *case.args(),
+                                        out=poisoned_bf16((m, 512)))
+        assert_close_to_reference(got, sfm.reference.gated_mlp(*case.args(), activation))
 
 
 def check_forced_paths(sfm, paths, m, shape, seed, hopper_only):
@@ -401,7 +420,7 @@ def test_back_to_back_calls_read_their_own_hidden(sfm, m):
         assert_close_to_reference(o, sfm.reference.fp8_gelu_mlp_bf16(*c.args()))
 
 
-@pytest.mark.parametrize("m", (16, 300, 700))
+@pytest.mark.parametrize("m", (16, 100, 150, 300, 700))
 @pytest.mark.parametrize("activation", ("silu", "gelu_tanh"))
 def test_long_k_accuracy(sfm, m, activation):
     """Real model sizes: K = 4096 and H = 14336 (the down projection's K). Long
