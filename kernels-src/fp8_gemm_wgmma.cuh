@@ -958,7 +958,7 @@ bool share_x(int64_t m, int64_t k) {
 // 2026-12-03, thirteenth session): SwiGLU M = 129 / 160 / 192 111.2 / 101.1 / 93.9 ->
 // 86.6 / 77.0 / 77.7 us, GeGLU 59.3 / 56.3 / 54.9 -> 48.8 / 48.6 / 49.0, dense 0.5-1.1
 // us faster; at M = 256 (no padding either way) GeGLU was 1.7-4.3 us slower, and at M =
-// 65-128 dense MLPs 0.2-1.8 us slower. Down GEMMs there are split-K (not this launch).
+// 65-128 dense MLPs 0.2-1.7 us slower. Down GEMMs there are split-K (not this launch).
 // SFM_WGMMA_WIDE_MID 0: wide up to kMaxWideTokens only.
 #ifndef SFM_WGMMA_WIDE_MID
 #define SFM_WGMMA_WIDE_MID 1
