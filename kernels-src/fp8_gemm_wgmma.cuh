@@ -96,6 +96,15 @@ struct Shape {
 
 constexpr int kMaxDynamicSmem = 227 * 1024;  // sm_90 opt-in limit per block
 
+// The output tiles a cluster of the tall kernel works on together (one per CTA): CLUSTER
+// token tiles of the same weight rows, or (SHARE_X) CLUSTER weight tiles of the same
+// token tile.
+template <int CLUSTER, bool SHARE_X>
+struct ClusterUnit {
+  static constexpr int kTokenTiles = SHARE_X ? 1 : CLUSTER;
+  static constexpr int kWeightTiles = SHARE_X ? CLUSTER : 1;
+};
+
 // Shared memory of one instantiation: the TMA ring, then the epilogue staging tile.
 // CTAs are persistent (one per SM, looping over output tiles), so the staging tile has
 // its own space: the producer refills the ring with the next tile's operands while the
@@ -353,14 +362,14 @@ __global__ void __launch_bounds__(kThreads, 1)
   uint64_t* empty = full + kStages;
 
   // Output tiles in grouped rasterisation: kRasterGroupM token tiles sweep the weight
-  // tiles together. Work units are kClusterM token tiles x kClusterN weight tiles (one
-  // tile per CTA of a cluster); clusters take units blockIdx.x / CLUSTER, + gridDim.x /
+  // tiles together. Work units are ClusterUnit's token tiles x weight tiles (one tile per
+  // CTA of a cluster); clusters take units blockIdx.x / CLUSTER, + gridDim.x /
   // CLUSTER, ... (one CTA per SM). A cluster's last unit may have a tile past M or N (TMA
   // fills its rows with zeros; its stores are masked).
   static_assert(CLUSTER == 1 || (CLUSTER == 2 && !WIDE && !SPLIT), "clusters: tall shape");
   static_assert(!SHARE_X || CLUSTER == 2, "x multicast: pairs");
-  constexpr int kClusterM = SHARE_X ? 1 : CLUSTER;  // token tiles per unit
-  constexpr int kClusterN = SHARE_X ? CLUSTER : 1;  // weight tiles per unit
+  constexpr int kClusterM = ClusterUnit<CLUSTER, SHARE_X>::kTokenTiles;
+  constexpr int kClusterN = ClusterUnit<CLUSTER, SHARE_X>::kWeightTiles;
   static_assert(kRasterGroupM % kClusterM == 0, "whole units per raster group");
   const int rank = CLUSTER > 1 ? static_cast<int>(cluster_rank()) : 0;
   const int m_units = ((p.m + kBM - 1) / kBM + kClusterM - 1) / kClusterM;
@@ -740,9 +749,10 @@ cudaError_t launch_shape(const uint8_t* x, const uint8_t* w, const WgmmaParams& 
   const int64_t tiles = host_ceil_div(p.m, S::kBM) * host_ceil_div(p.n_out, P::kOutCols);
   int64_t blocks = P::kPersistent ? std::min<int64_t>(tiles, std::max(sms, 1)) : tiles;
   if constexpr (CLUSTER > 1) {
+    using U = ClusterUnit<CLUSTER, SHARE_X>;
     const int64_t units =
-        SHARE_X ? host_ceil_div(p.m, S::kBM) * host_ceil_div(p.n_out, int64_t(P::kOutCols) * CLUSTER)
-                : host_ceil_div(p.m, S::kBM * CLUSTER) * host_ceil_div(p.n_out, P::kOutCols);
+        host_ceil_div(host_ceil_div(p.m, S::kBM), U::kTokenTiles) *
+        host_ceil_div(host_ceil_div(p.n_out, P::kOutCols), U::kWeightTiles);
     int dev = 0;
     e = cudaGetDevice(&dev);
     if (e != cudaSuccess) return e;
@@ -971,6 +981,17 @@ bool wide_shape(int64_t m) {
          m <= kTallTokens + Shape<true, 128>::kBM;
 }
 
+// The tall shape with `rows` weight rows (64 only unclustered).
+template <EpilogueKind EPI, Activation ACT, int CLUSTER = 1, bool SHARE_X = false>
+cudaError_t launch_tall(int rows, const uint8_t* x, const uint8_t* w, const WgmmaParams& p,
+                        int sms, cudaStream_t stream) {
+  if (rows == 192) return launch_shape<EPI, ACT, false, false, 192, CLUSTER, SHARE_X>(x, w, p, sms, stream);
+  if constexpr (CLUSTER == 1) {
+    if (rows == 64) return launch_shape<EPI, ACT, false, false, 64>(x, w, p, sms, stream);
+  }
+  return launch_shape<EPI, ACT, false, false, 128, CLUSTER, SHARE_X>(x, w, p, sms, stream);
+}
+
 // tall_rows: 0 picks the CTA shape by batch size (wide_shape, else tall with
 // tall_rows<EPI>()); 64, 128 or 192 forces the tall shape with that many weight rows.
 template <EpilogueKind EPI, Activation ACT>
@@ -990,17 +1011,11 @@ cudaError_t launch(const uint8_t* x, const uint8_t* w, const WgmmaParams& p, int
   const bool paired = SFM_WGMMA_CLUSTER > 1 && p.m > Shape<false, 128>::kBM && p.k % kBK != 0;
   const int rows = forced_tall_rows != 0 ? forced_tall_rows
                                          : tall_rows<EPI>(p.m, p.n_out, sms, paired);
-  if (paired && rows != 64) {
-    if (rows == 192) return launch_shape<EPI, ACT, false, false, 192, 2>(x, w, p, sms, stream);
-    return launch_shape<EPI, ACT, false, false, 128, 2>(x, w, p, sms, stream);
-  }
+  if (paired && rows != 64) return launch_tall<EPI, ACT, 2>(rows, x, w, p, sms, stream);
   if (rows != 64 && share_x<EPI>(p.m, p.k)) {
-    if (rows == 192) return launch_shape<EPI, ACT, false, false, 192, 2, true>(x, w, p, sms, stream);
-    return launch_shape<EPI, ACT, false, false, 128, 2, true>(x, w, p, sms, stream);
+    return launch_tall<EPI, ACT, 2, true>(rows, x, w, p, sms, stream);
   }
-  if (rows == 64) return launch_shape<EPI, ACT, false, false, 64>(x, w, p, sms, stream);
-  if (rows == 192) return launch_shape<EPI, ACT, false, false, 192>(x, w, p, sms, stream);
-  return launch_shape<EPI, ACT, false, false, 128>(x, w, p, sms, stream);
+  return launch_tall<EPI, ACT>(rows, x, w, p, sms, stream);
 }
 
 }  // namespace wgmma_gemm
