@@ -4,6 +4,7 @@
 #pragma once
 
 #include "fp8_gemm_stream.cuh"
+#include "fp8_gemm_swap.cuh"
 #include "fp8_gemm_warp.cuh"
 #include "fp8_gemm_wgmma.cuh"
 #include "fp8_gemm_wgmma_rs.cuh"
@@ -43,6 +44,9 @@
 #endif
 #ifndef SFM_SPLIT_IN_CLUSTERS  // auto split-K reduced in clusters: 0 never, 1 where measured faster, 2 always
 #define SFM_SPLIT_IN_CLUSTERS 1
+#endif
+#ifndef SFM_WGMMA_SWAP_AB  // 1: auto gate/up GEMMs at M = 65..192 on the swap-AB draft
+#define SFM_WGMMA_SWAP_AB 0
 #endif
 
 
@@ -206,6 +210,12 @@ cudaError_t gated_gemm1_with(const GatedGemm1Args& a, Kernel kernel, GemmPath pa
                                                                   nullptr, a.hidden_scale, stream);
   }
   const auto p = make_params(a.op, a.op.n / 2, a.hidden, nullptr, a.hidden_scale);
+  if constexpr (SFM_WGMMA_SWAP_AB != 0) {
+    if (path == GemmPath::kAuto && swap_gemm::takes(a.op.m)) {
+      return swap_gemm::launch<EpilogueKind::kGatedToFp8, ACT>(a.op.x, a.op.w, p, current_sms(),
+                                                               stream);
+    }
+  }
   return wgmma_gemm::launch<EpilogueKind::kGatedToFp8, ACT>(a.op.x, a.op.w, p, current_sms(),
                                                             stream, forced_tall_rows(path));
 }
@@ -236,6 +246,12 @@ inline cudaError_t dense_gemm1(const DenseGemm1Args& a, GemmPath path, cudaStrea
         a.op, a.op.n, a.hidden, a.bias, a.hidden_scale, stream);
   }
   const auto p = make_params(a.op, a.op.n, a.hidden, a.bias, a.hidden_scale);
+  if constexpr (SFM_WGMMA_SWAP_AB != 0) {
+    if (path == GemmPath::kAuto && swap_gemm::takes(a.op.m)) {
+      return swap_gemm::launch<EpilogueKind::kBiasGeluToFp8, Activation::kGeluTanh>(
+          a.op.x, a.op.w, p, current_sms(), stream);
+    }
+  }
   return wgmma_gemm::launch<EpilogueKind::kBiasGeluToFp8, Activation::kGeluTanh>(
       a.op.x, a.op.w, p, current_sms(), stream, forced_tall_rows(path));
 }

@@ -296,6 +296,24 @@ def test_gate_up_pairs_sharing_the_token_tile(sfm, m, path, h):
         assert_close_to_reference(got, sfm.reference.gated_mlp(*case.args(), activation))
 
 
+@pytest.mark.parametrize("m", (65, 100, 128, 129, 150, 192))
+@pytest.mark.parametrize("h", (4288, 4304))
+def test_auto_gate_up_at_mid_m(sfm, m, h):
+    """The auto gate/up GEMMs at M = 65-192 (K = 4096 and 1152), whatever kernel the build
+    routes them to: the tall or wide wgmma tiles, or (SFM_WGMMA_SWAP_AB=1 builds) the
+    swap-AB draft. H = 4288 / 4304 leave partial 64- and 128-column tiles."""
+    gen = torch.Generator(device="cuda").manual_seed(5000 + m + h)
+    for k in (4096, 1152):
+        for activation in ("silu", "gelu_tanh"):
+            case = gated_case(m, k, h, 512, activation, m % 2 == 1, generator=gen)
+            fn = sfm.fp8_swiglu_mlp_bf16 if activation == "silu" else sfm.fp8_geglu_mlp_bf16
+            got = fn(*case.args(), out=poisoned_bf16((m, 512)))
+            assert_close_to_reference(got, sfm.reference.gated_mlp(*case.args(), activation))
+        dcase = dense_case(m, k, h, 512, m % 2 == 0, generator=gen)
+        got = sfm.fp8_gelu_mlp_bf16(*dcase.args(), out=poisoned_bf16((m, 512)))
+        assert_close_to_reference(got, sfm.reference.fp8_gelu_mlp_bf16(*dcase.args()))
+
+
 def check_forced_paths(sfm, paths, m, shape, seed, hopper_only):
     """Both MLP families (SwiGLU/GeGLU, dense GELU with per-tensor and per-row weight
     scales) with both GEMMs forced onto `paths`, against the reference. A Hopper-only

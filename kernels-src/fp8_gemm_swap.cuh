@@ -1,0 +1,311 @@
+// DRAFT (branch wip/swap-ab, never run on a GPU): a swap-AB Hopper FP8 GEMM for the
+// gate/up GEMMs at 65..192 tokens, modelled on what cuBLAS runs there (RESULTS.md,
+// thirteenth session: nvjet "TNT" kernels with 128 weight rows x 72 / 136 tokens).
+//
+// The weights are the wgmma A operand (64 rows per consumer warpgroup, 128 per CTA) and
+// the tokens the N operand (BT = 64, 128 or 192: all of M in one token tile up to 192),
+// so one pass over the weights computes every token, with no 128-token padding. Same
+// pipeline as fp8_gemm_wgmma.cuh (one producer thread issuing TMA into a multi-stage
+// ring, two consumer warpgroups, fp32 promotion every kPromoteTiles K tiles, persistent
+// CTAs, each tile's epilogue overlapping the next tile's first wgmma group).
+//
+// Gated GEMM1: the A tile is loaded by one 4-D TMA box as 8 groups of (8 gate rows, the
+// same 8 units' up rows), so in a warp's 16-row slice of the m64 operand, accumulator
+// rows r and r + 8 of a thread are gate and up of one hidden unit: the SwiGLU/GeGLU
+// epilogue stays in registers. The accumulators are [weight row][token]; the epilogue
+// writes them transposed into a [token][column] staging tile, then stores rows of it.
+//
+// Enabled with SFM_WGMMA_SWAP_AB=1 (hopper_backend.cuh routes the auto gate/up GEMMs at
+// M = 65..192 here); the default build does not use it.
+#pragma once
+
+#include "fp8_gemm_wgmma.cuh"
+
+namespace static_fp8_mlp {
+namespace {
+namespace swap_gemm {
+
+using namespace tma;
+using wgmma_gemm::consumers_barrier;
+using wgmma_gemm::kBK;
+using wgmma_gemm::kConsumers;
+using wgmma_gemm::kMaxDynamicSmem;
+using wgmma_gemm::kThreads;
+using wgmma_gemm::smem_desc;
+using wgmma_gemm::warpgroup_barrier;
+using wgmma_gemm::WgmmaParams;
+
+#ifndef SFM_SWAP_PROMOTE_TILES
+#define SFM_SWAP_PROMOTE_TILES 2
+#endif
+constexpr int kPromoteTiles = SFM_SWAP_PROMOTE_TILES;
+constexpr int kMinTokens = 65;   // below: the wide wgmma kernel
+constexpr int kMaxTokens = 192;  // two accumulator sets of BT / 2 registers per thread
+
+template <EpilogueKind EPI, int BT>
+struct SwapPlan {
+  static_assert(EPI != EpilogueKind::kBiasToBf16, "gate/up GEMMs only (FP8 hidden)");
+  static_assert(BT == 64 || BT == 128 || BT == 192, "wgmma N with a wrapper");
+  static constexpr bool kGated = EPI == EpilogueKind::kGatedToFp8;
+  static constexpr int kRows = 64 * kConsumers;         // weight rows per CTA
+  static constexpr int kOutCols = kGated ? kRows / 2 : kRows;  // output columns per CTA
+  static constexpr int kWgCols = kOutCols / kConsumers;
+  static constexpr int kPitch = kOutCols + 16;          // FP8 staging row, + 16: banks
+  static constexpr int kTileABytes = kRows * kBK;
+  static constexpr int kTileBBytes = BT * kBK;
+  static constexpr int kStageBytes = kTileABytes + kTileBBytes;
+  static constexpr int kStagingBytes = BT * kPitch;
+  static constexpr int kMaxStages = 8;
+  static constexpr int kBarrierBytes = 2 * kMaxStages * 8;
+  static constexpr int kStages =
+      std::min(kMaxStages, (kMaxDynamicSmem - 1024 - kStagingBytes - kBarrierBytes) / kStageBytes);
+  static constexpr int kRingBytes = kStages * kStageBytes;
+  static constexpr int kSmemBytes = kRingBytes + kStagingBytes + kBarrierBytes + 1024;
+  static_assert(kStages >= 3, "shared memory too small for the ring");
+};
+
+template <EpilogueKind EPI, Activation ACT, int BT>
+__global__ void __launch_bounds__(kThreads, 1)
+    fp8_gemm_swap_kernel(const __grid_constant__ CUtensorMap tma_x,
+                         const __grid_constant__ CUtensorMap tma_w, const WgmmaParams p) {
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  using P = SwapPlan<EPI, BT>;
+  constexpr int kStages = P::kStages;
+  constexpr bool kGated = P::kGated;
+  extern __shared__ uint8_t smem_raw[];
+  uint8_t* smem = smem_raw + ((1024u - (smem_u32(smem_raw) & 1023u)) & 1023u);
+  uint8_t* staging = smem + P::kRingBytes;
+  uint64_t* full = reinterpret_cast<uint64_t*>(staging + P::kStagingBytes);
+  uint64_t* empty = full + kStages;
+
+  // Tiles: the token tiles of one weight tile are adjacent (they share its weights in L2).
+  const int t_tiles = (p.m + BT - 1) / BT;
+  const int tiles = t_tiles * ((p.n_out + P::kOutCols - 1) / P::kOutCols);
+  auto tile_origin = [&](int tile, int& m0, int& c0) {
+    m0 = (tile % t_tiles) * BT;
+    c0 = (tile / t_tiles) * P::kOutCols;
+  };
+  const int k_tiles = (p.k + kBK - 1) / kBK;
+  const int warpgroup = threadIdx.x / 128;
+
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < kStages; ++s) {
+      mbar_init(&full[s], 1);
+      mbar_init(&empty[s], kConsumers);
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    prefetch_tensormap(&tma_x);
+    prefetch_tensormap(&tma_w);
+  }
+  __syncthreads();
+  // A programmatic dependent launch after the input quant; then let the down GEMM launch.
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+
+  if (warpgroup == 0) {
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n");
+    if (threadIdx.x == 0) {
+      int it = 0;
+      for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+        int m0, c0;
+        tile_origin(tile, m0, c0);
+        for (int kt = 0; kt < k_tiles; ++kt, ++it) {
+          const int s = it % kStages;
+          uint8_t* a_tile = smem + s * P::kStageBytes;
+          mbar_wait(&empty[s], ((it / kStages) & 1) ^ 1);
+          mbar_expect_tx(&full[s], P::kStageBytes);
+          if constexpr (kGated) {
+            // (k, row in group, gate/up, group of 8 units): 8 groups x (8 gate + 8 up rows)
+            tma_load_4d(a_tile, &tma_w, &full[s], kt * kBK, 0, 0, c0 / 8);
+          } else {
+            tma_load_2d(a_tile, &tma_w, &full[s], kt * kBK, c0);
+          }
+          tma_load_2d(a_tile + P::kTileABytes, &tma_x, &full[s], kt * kBK, m0);
+        }
+      }
+    }
+  } else {
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n");
+    const int cw = warpgroup - 1;
+    const int t = threadIdx.x % 128;
+    const RowScales row_scale = make_row_scales(p.epi);
+    const float inv_hidden = inverse_hidden_scale(p.epi);
+    float acc[BT / 2];
+    float part[BT / 2];
+
+    auto issue_group = [&](int it, int kt0, int n) {
+      wgmma_gemm::wgmma_fence();
+#pragma unroll
+      for (int j = 0; j < kPromoteTiles; ++j) {
+        if (j < n && kt0 + j < k_tiles) {
+          const int st = it + kt0 + j;
+          const int s = st % kStages;
+          mbar_wait(&full[s], (st / kStages) & 1);
+          const uint64_t da = smem_desc(smem + s * P::kStageBytes + cw * 64 * kBK);  // weights
+          const uint64_t db = smem_desc(smem + s * P::kStageBytes + P::kTileABytes);  // tokens
+#pragma unroll
+          for (int kk = 0; kk < kBK / 32; ++kk) {
+            wgmma_gemm::wgmma_m64nk32<BT>(part, da + 2 * kk, db + 2 * kk,
+                                          (j == 0 && kk == 0) ? 0 : 1);
+          }
+        }
+      }
+      wgmma_gemm::wgmma_commit();
+    };
+    auto finish_group = [&](int it, int kt0, int n) {
+      wgmma_gemm::wgmma_wait<0>();
+      if (t == 0) {
+        for (int j = 0; j < n && kt0 + j < k_tiles; ++j) mbar_arrive(&empty[(it + kt0 + j) % kStages]);
+      }
+    };
+
+    // Accumulator layout (m64 x BT, fp32): thread t holds weight rows r and r + 8, r =
+    // 16 * warp + lane / 4, for tokens 8j + 2 (lane % 4) + {0, 1}: acc[4j + {0, 1}] row r,
+    // acc[4j + {2, 3}] row r + 8.
+    auto epilogue = [&](int m0, int c0) {
+      if (m0 < 0) return;
+      warpgroup_barrier(1 + cw);  // this warpgroup's previous stores have read staging
+      const int warp = t / 32, lane = t % 32;
+      const int q = lane % 4;
+      // Output columns of this thread (tile-relative): gated, one unit (gate row r, up
+      // row r + 8); dense, two columns (rows r and r + 8).
+      const int unit = cw * P::kWgCols + warp * 8 + lane / 4;
+      const int col_a = kGated ? unit : cw * 64 + warp * 16 + lane / 4;
+      const int col_b = col_a + 8;  // dense only
+      const int gcol_a = min(c0 + col_a, p.n_out - 1);  // loads need no guard; stores do
+      const int gcol_b = min(c0 + col_b, p.n_out - 1);
+      float sa, sb, bias_a = 0.f, bias_b = 0.f;
+      if constexpr (kGated) {
+        sa = row_scale(gcol_a);
+        sb = row_scale(static_cast<int64_t>(p.n_out) + gcol_a);
+      } else {
+        sa = row_scale(gcol_a);
+        sb = row_scale(gcol_b);
+        if (p.epi.bias != nullptr) {
+          bias_a = __bfloat162float(p.epi.bias[gcol_a]);
+          bias_b = __bfloat162float(p.epi.bias[gcol_b]);
+        }
+      }
+#pragma unroll
+      for (int j = 0; j < BT / 8; ++j) {
+        const int tok = 8 * j + 2 * q;
+        uint8_t* row0 = staging + tok * P::kPitch;
+        uint8_t* row1 = row0 + P::kPitch;
+        if constexpr (kGated) {
+          const uint16_t h =
+              q_pair(activate<ACT>(acc[4 * j] * sa) * (acc[4 * j + 2] * sb) * inv_hidden,
+                     activate<ACT>(acc[4 * j + 1] * sa) * (acc[4 * j + 3] * sb) * inv_hidden);
+          row0[col_a] = static_cast<uint8_t>(h & 0xffu);
+          row1[col_a] = static_cast<uint8_t>(h >> 8);
+        } else {
+          const uint16_t ha = q_pair(gelu_tanh(acc[4 * j] * sa + bias_a) * inv_hidden,
+                                     gelu_tanh(acc[4 * j + 1] * sa + bias_a) * inv_hidden);
+          const uint16_t hb = q_pair(gelu_tanh(acc[4 * j + 2] * sb + bias_b) * inv_hidden,
+                                     gelu_tanh(acc[4 * j + 3] * sb + bias_b) * inv_hidden);
+          row0[col_a] = static_cast<uint8_t>(ha & 0xffu);
+          row1[col_a] = static_cast<uint8_t>(ha >> 8);
+          row0[col_b] = static_cast<uint8_t>(hb & 0xffu);
+          row1[col_b] = static_cast<uint8_t>(hb >> 8);
+        }
+      }
+      warpgroup_barrier(1 + cw);
+      // This warpgroup's columns of every token row, 16 bytes at a time.
+      constexpr int kChunks = P::kWgCols / 16;  // per token row
+      const int64_t out_pitch = p.n_out;
+      uint8_t* out = static_cast<uint8_t*>(p.out);
+      for (int c = t; c < BT * kChunks; c += 128) {
+        const int r = c / kChunks;
+        const int byte_col = cw * P::kWgCols + (c % kChunks) * 16;
+        const int row = m0 + r;
+        if (row < p.m && c0 + byte_col < p.n_out) {
+          *reinterpret_cast<int4*>(out + row * out_pitch + c0 + byte_col) =
+              *reinterpret_cast<const int4*>(staging + r * P::kPitch + byte_col);
+        }
+      }
+    };
+
+    int it = 0;
+    int prev_m0 = -1, prev_c0 = 0;
+    for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x, it += k_tiles) {
+      int m0, c0;
+      tile_origin(tile, m0, c0);
+      const int first = min(kPromoteTiles, k_tiles);
+      issue_group(it, 0, first);
+      epilogue(prev_m0, prev_c0);
+#pragma unroll
+      for (int i = 0; i < BT / 2; ++i) acc[i] = 0.0f;
+      finish_group(it, 0, first);
+#pragma unroll
+      for (int i = 0; i < BT / 2; ++i) acc[i] += part[i];
+      for (int kt0 = first; kt0 < k_tiles; kt0 += kPromoteTiles) {
+        issue_group(it, kt0, kPromoteTiles);
+        finish_group(it, kt0, kPromoteTiles);
+#pragma unroll
+        for (int i = 0; i < BT / 2; ++i) acc[i] += part[i];
+      }
+      prev_m0 = m0;
+      prev_c0 = c0;
+    }
+    epilogue(prev_m0, prev_c0);
+  }
+#endif
+}
+
+// The gated weights [2 * h, k] as (k, row in group of 8, gate/up, group): one box of
+// (128, 8, 2, groups) lands as `groups` x (8 gate rows, the same units' 8 up rows).
+inline cudaError_t make_tma_gated_interleaved(CUtensorMap* map, const uint8_t* w, int64_t h,
+                                              int64_t k, int groups) {
+  const auto encode = encode_fn();
+  if (encode == nullptr || h % 8 != 0) return cudaErrorNotSupported;
+  const cuuint64_t dims[4] = {static_cast<cuuint64_t>(k), 8, 2, static_cast<cuuint64_t>(h / 8)};
+  const cuuint64_t strides[3] = {static_cast<cuuint64_t>(k), static_cast<cuuint64_t>(h * k),
+                                 static_cast<cuuint64_t>(8 * k)};
+  const cuuint32_t box[4] = {static_cast<cuuint32_t>(kBK), 8, 2, static_cast<cuuint32_t>(groups)};
+  return encode_u8_swizzled(map, 4, w, dims, strides, box) == CUDA_SUCCESS ? cudaSuccess
+                                                                           : cudaErrorInvalidValue;
+}
+
+// Whether the swap-AB kernel takes a gate/up GEMM of m tokens (auto path, when enabled).
+inline bool takes(int64_t m) { return m >= kMinTokens && m <= kMaxTokens; }
+
+template <EpilogueKind EPI, Activation ACT, int BT>
+cudaError_t launch_bt(const uint8_t* x, const uint8_t* w, const WgmmaParams& p, int sms,
+                      cudaStream_t stream) {
+  using P = SwapPlan<EPI, BT>;
+  CUtensorMap tma_x, tma_w;
+  cudaError_t e = make_tma(&tma_x, x, p.m, p.k, BT, kBK);
+  if (e != cudaSuccess) return e;
+  e = P::kGated ? make_tma_gated_interleaved(&tma_w, w, p.n_out, p.k, P::kRows / 16)
+                : make_tma(&tma_w, w, p.n_out, p.k, P::kRows, kBK);
+  if (e != cudaSuccess) return e;
+  constexpr auto kernel = fp8_gemm_swap_kernel<EPI, ACT, BT>;
+  e = allow_dynamic_smem<kernel>(P::kSmemBytes);
+  if (e != cudaSuccess) return e;
+  const int64_t tiles = host_ceil_div(p.m, BT) * host_ceil_div(p.n_out, P::kOutCols);
+  cudaLaunchConfig_t config = {};
+  config.gridDim = dim3(static_cast<unsigned>(std::min<int64_t>(tiles, std::max(sms, 1))));
+  config.blockDim = dim3(kThreads, 1, 1);
+  config.dynamicSmemBytes = P::kSmemBytes;
+  config.stream = stream;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  config.attrs = attr;
+  config.numAttrs = 1;
+  return cudaLaunchKernelEx(&config, kernel, tma_x, tma_w, p);
+}
+
+// x: [m, k] FP8; w: [2 * n_out, k] (gated: gate rows, then up rows) or [n_out, k].
+template <EpilogueKind EPI, Activation ACT>
+cudaError_t launch(const uint8_t* x, const uint8_t* w, const WgmmaParams& p, int sms,
+                   cudaStream_t stream) {
+  if (p.m == 0 || p.n_out == 0) return cudaSuccess;
+  if (p.m > kMaxTokens) return cudaErrorInvalidValue;
+  if (p.m <= 64) return launch_bt<EPI, ACT, 64>(x, w, p, sms, stream);
+  if (p.m <= 128) return launch_bt<EPI, ACT, 128>(x, w, p, sms, stream);
+  return launch_bt<EPI, ACT, 192>(x, w, p, sms, stream);
+}
+
+}  // namespace swap_gemm
+}  // namespace
+}  // namespace static_fp8_mlp
