@@ -3,7 +3,7 @@
 // thirteenth session: nvjet "TNT" kernels with 128 weight rows x 72 / 136 tokens).
 //
 // The weights are the wgmma A operand (64 rows per consumer warpgroup, 128 per CTA) and
-// the tokens the N operand (BT = 64, 128 or 192: all of M in one token tile up to 192),
+// the tokens the N operand (BT = M rounded up to 16, 64 to 192: all of M in one tile),
 // so one pass over the weights computes every token, with no 128-token padding. Same
 // pipeline as fp8_gemm_wgmma.cuh (one producer thread issuing TMA into a multi-stage
 // ring, two consumer warpgroups, fp32 promotion every kPromoteTiles K tiles, persistent
@@ -35,6 +35,88 @@ using wgmma_gemm::smem_desc;
 using wgmma_gemm::warpgroup_barrier;
 using wgmma_gemm::WgmmaParams;
 
+// wgmma m64 x N x k32 (e4m3, both operands in shared memory) for the token tiles the
+// wgmma file has no wrapper for: N = 80 .. 176 in steps of 16.
+SFM_DEVICE void wgmma_m64n80k32(float (&d)[40], uint64_t desc_a, uint64_t desc_b,
+                                int scale_d) {
+  asm volatile(
+      "{\n .reg .pred p;\n setp.ne.b32 p, %42, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n80k32.f32.e4m3.e4m3 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39}, %40, %41, p, 1, 1;\n}\n"
+      : SFM_WGMMA_ACC8(0), SFM_WGMMA_ACC8(8), SFM_WGMMA_ACC8(16), SFM_WGMMA_ACC8(24), SFM_WGMMA_ACC8(32)
+      : "l"(desc_a), "l"(desc_b), "r"(scale_d));
+}
+
+SFM_DEVICE void wgmma_m64n96k32(float (&d)[48], uint64_t desc_a, uint64_t desc_b,
+                                int scale_d) {
+  asm volatile(
+      "{\n .reg .pred p;\n setp.ne.b32 p, %50, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n96k32.f32.e4m3.e4m3 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47}, %48, %49, p, 1, 1;\n}\n"
+      : SFM_WGMMA_ACC8(0), SFM_WGMMA_ACC8(8), SFM_WGMMA_ACC8(16), SFM_WGMMA_ACC8(24), SFM_WGMMA_ACC8(32), SFM_WGMMA_ACC8(40)
+      : "l"(desc_a), "l"(desc_b), "r"(scale_d));
+}
+
+SFM_DEVICE void wgmma_m64n112k32(float (&d)[56], uint64_t desc_a, uint64_t desc_b,
+                                int scale_d) {
+  asm volatile(
+      "{\n .reg .pred p;\n setp.ne.b32 p, %58, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n112k32.f32.e4m3.e4m3 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55}, %56, %57, p, 1, 1;\n}\n"
+      : SFM_WGMMA_ACC8(0), SFM_WGMMA_ACC8(8), SFM_WGMMA_ACC8(16), SFM_WGMMA_ACC8(24), SFM_WGMMA_ACC8(32), SFM_WGMMA_ACC8(40), SFM_WGMMA_ACC8(48)
+      : "l"(desc_a), "l"(desc_b), "r"(scale_d));
+}
+
+SFM_DEVICE void wgmma_m64n144k32(float (&d)[72], uint64_t desc_a, uint64_t desc_b,
+                                int scale_d) {
+  asm volatile(
+      "{\n .reg .pred p;\n setp.ne.b32 p, %74, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n144k32.f32.e4m3.e4m3 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, %71}, %72, %73, p, 1, 1;\n}\n"
+      : SFM_WGMMA_ACC8(0), SFM_WGMMA_ACC8(8), SFM_WGMMA_ACC8(16), SFM_WGMMA_ACC8(24), SFM_WGMMA_ACC8(32), SFM_WGMMA_ACC8(40), SFM_WGMMA_ACC8(48), SFM_WGMMA_ACC8(56), SFM_WGMMA_ACC8(64)
+      : "l"(desc_a), "l"(desc_b), "r"(scale_d));
+}
+
+SFM_DEVICE void wgmma_m64n160k32(float (&d)[80], uint64_t desc_a, uint64_t desc_b,
+                                int scale_d) {
+  asm volatile(
+      "{\n .reg .pred p;\n setp.ne.b32 p, %82, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n160k32.f32.e4m3.e4m3 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79}, %80, %81, p, 1, 1;\n}\n"
+      : SFM_WGMMA_ACC8(0), SFM_WGMMA_ACC8(8), SFM_WGMMA_ACC8(16), SFM_WGMMA_ACC8(24), SFM_WGMMA_ACC8(32), SFM_WGMMA_ACC8(40), SFM_WGMMA_ACC8(48), SFM_WGMMA_ACC8(56), SFM_WGMMA_ACC8(64), SFM_WGMMA_ACC8(72)
+      : "l"(desc_a), "l"(desc_b), "r"(scale_d));
+}
+
+SFM_DEVICE void wgmma_m64n176k32(float (&d)[88], uint64_t desc_a, uint64_t desc_b,
+                                int scale_d) {
+  asm volatile(
+      "{\n .reg .pred p;\n setp.ne.b32 p, %90, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n176k32.f32.e4m3.e4m3 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, %82, %83, %84, %85, %86, %87}, %88, %89, p, 1, 1;\n}\n"
+      : SFM_WGMMA_ACC8(0), SFM_WGMMA_ACC8(8), SFM_WGMMA_ACC8(16), SFM_WGMMA_ACC8(24), SFM_WGMMA_ACC8(32), SFM_WGMMA_ACC8(40), SFM_WGMMA_ACC8(48), SFM_WGMMA_ACC8(56), SFM_WGMMA_ACC8(64), SFM_WGMMA_ACC8(72), SFM_WGMMA_ACC8(80)
+      : "l"(desc_a), "l"(desc_b), "r"(scale_d));
+}
+
+template <int N>
+SFM_DEVICE void wgmma_tokens(float (&d)[N / 2], uint64_t desc_a, uint64_t desc_b, int scale_d) {
+  if constexpr (N == 64 || N == 128 || N == 192) {
+    wgmma_gemm::wgmma_m64nk32<N>(d, desc_a, desc_b, scale_d);
+  } else if constexpr (N == 80) {
+    wgmma_m64n80k32(d, desc_a, desc_b, scale_d);
+  } else if constexpr (N == 96) {
+    wgmma_m64n96k32(d, desc_a, desc_b, scale_d);
+  } else if constexpr (N == 112) {
+    wgmma_m64n112k32(d, desc_a, desc_b, scale_d);
+  } else if constexpr (N == 144) {
+    wgmma_m64n144k32(d, desc_a, desc_b, scale_d);
+  } else if constexpr (N == 160) {
+    wgmma_m64n160k32(d, desc_a, desc_b, scale_d);
+  } else {
+    static_assert(N == 176, "token tile with a wrapper");
+    wgmma_m64n176k32(d, desc_a, desc_b, scale_d);
+  }
+}
+
 #ifndef SFM_SWAP_PROMOTE_TILES
 #define SFM_SWAP_PROMOTE_TILES 2
 #endif
@@ -45,7 +127,7 @@ constexpr int kMaxTokens = 192;  // two accumulator sets of BT / 2 registers per
 template <EpilogueKind EPI, int BT>
 struct SwapPlan {
   static_assert(EPI != EpilogueKind::kBiasToBf16, "gate/up GEMMs only (FP8 hidden)");
-  static_assert(BT == 64 || BT == 128 || BT == 192, "wgmma N with a wrapper");
+  static_assert(BT % 16 == 0 && BT >= 64 && BT <= 192, "wgmma N with a wrapper");
   static constexpr bool kGated = EPI == EpilogueKind::kGatedToFp8;
   static constexpr int kRows = 64 * kConsumers;         // weight rows per CTA
   static constexpr int kOutCols = kGated ? kRows / 2 : kRows;  // output columns per CTA
@@ -145,8 +227,7 @@ __global__ void __launch_bounds__(kThreads, 1)
           const uint64_t db = smem_desc(smem + s * P::kStageBytes + P::kTileABytes);  // tokens
 #pragma unroll
           for (int kk = 0; kk < kBK / 32; ++kk) {
-            wgmma_gemm::wgmma_m64nk32<BT>(part, da + 2 * kk, db + 2 * kk,
-                                          (j == 0 && kk == 0) ? 0 : 1);
+            wgmma_tokens<BT>(part, da + 2 * kk, db + 2 * kk, (j == 0 && kk == 0) ? 0 : 1);
           }
         }
       }
@@ -301,9 +382,18 @@ cudaError_t launch(const uint8_t* x, const uint8_t* w, const WgmmaParams& p, int
                    cudaStream_t stream) {
   if (p.m == 0 || p.n_out == 0) return cudaSuccess;
   if (p.m > kMaxTokens) return cudaErrorInvalidValue;
-  if (p.m <= 64) return launch_bt<EPI, ACT, 64>(x, w, p, sms, stream);
-  if (p.m <= 128) return launch_bt<EPI, ACT, 128>(x, w, p, sms, stream);
-  return launch_bt<EPI, ACT, 192>(x, w, p, sms, stream);
+  // The token tile is M rounded up to 16 (cuBLAS pads to 8: 72 tokens at M = 65).
+  switch ((std::max(p.m, 64) + 15) / 16) {
+    case 4: return launch_bt<EPI, ACT, 64>(x, w, p, sms, stream);
+    case 5: return launch_bt<EPI, ACT, 80>(x, w, p, sms, stream);
+    case 6: return launch_bt<EPI, ACT, 96>(x, w, p, sms, stream);
+    case 7: return launch_bt<EPI, ACT, 112>(x, w, p, sms, stream);
+    case 8: return launch_bt<EPI, ACT, 128>(x, w, p, sms, stream);
+    case 9: return launch_bt<EPI, ACT, 144>(x, w, p, sms, stream);
+    case 10: return launch_bt<EPI, ACT, 160>(x, w, p, sms, stream);
+    case 11: return launch_bt<EPI, ACT, 176>(x, w, p, sms, stream);
+    default: return launch_bt<EPI, ACT, 192>(x, w, p, sms, stream);
+  }
 }
 
 }  // namespace swap_gemm
