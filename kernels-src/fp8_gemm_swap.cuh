@@ -1,13 +1,14 @@
-// DRAFT (branch wip/swap-ab, never run on a GPU): a swap-AB Hopper FP8 GEMM for the
-// gate/up GEMMs at 65..192 tokens, modelled on what cuBLAS runs there (RESULTS.md,
-// thirteenth session: nvjet "TNT" kernels with 128 weight rows x 72 / 136 tokens).
+// DRAFT (branch wip/swap-ab, never run on a GPU): swap-AB Hopper FP8 GEMMs for M = 65..192
+// tokens, modelled on what cuBLAS runs there (RESULTS.md, thirteenth session: nvjet "TNT"
+// kernels, 128 weight rows x 72 / 136 tokens for the gate/up GEMM, 64 rows x 40-104
+// tokens and no split-K for the down GEMM).
 //
-// The weights are the wgmma A operand (64 rows per consumer warpgroup, 128 per CTA) and
-// the tokens the N operand (BT = M rounded up to 16, 64 to 192: all of M in one tile),
-// so one pass over the weights computes every token, with no 128-token padding. Same
-// pipeline as fp8_gemm_wgmma.cuh (one producer thread issuing TMA into a multi-stage
-// ring, two consumer warpgroups, fp32 promotion every kPromoteTiles K tiles, persistent
-// CTAs, each tile's epilogue overlapping the next tile's first wgmma group).
+// The weights are the wgmma A operand and the tokens the N operand, sized to M in steps
+// of 16, so one pass over the weights computes every token without 64- or 128-token
+// padding. Same pipeline as fp8_gemm_wgmma.cuh (one producer thread issuing TMA into a
+// multi-stage ring, two consumer warpgroups, fp32 promotion every kPromoteTiles K tiles,
+// persistent CTAs, each tile's epilogue overlapping the next tile's first wgmma group;
+// the down GEMM a programmatic dependent launch that prefetches weights).
 //
 // Gated GEMM1: the A tile is loaded by one 4-D TMA box as 8 groups of (8 gate rows, the
 // same 8 units' up rows), so in a warp's 16-row slice of the m64 operand, accumulator
@@ -15,7 +16,7 @@
 // epilogue stays in registers. The accumulators are [weight row][token]; the epilogue
 // writes them transposed into a [token][column] staging tile, then stores rows of it.
 //
-// Enabled with SFM_WGMMA_SWAP_AB=1 (hopper_backend.cuh routes the auto gate/up GEMMs at
+// Enabled with SFM_WGMMA_SWAP_AB=1 (hopper_backend.cuh routes the auto GEMMs at
 // M = 65..192 here); the default build does not use it.
 #pragma once
 
@@ -36,14 +37,87 @@ using wgmma_gemm::warpgroup_barrier;
 using wgmma_gemm::WgmmaParams;
 
 // wgmma m64 x N x k32 (e4m3, both operands in shared memory) for the token tiles the
-// wgmma file has no wrapper for: N = 80 .. 176 in steps of 16.
+// wgmma file has no wrapper for (generated: N in steps of 8). Accumulator operands four at
+// a time.
+#define SFM_SWAP_ACC4(i) "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3])
+
+SFM_DEVICE void wgmma_m64n8k32(float (&d)[4], uint64_t desc_a, uint64_t desc_b,
+                                int scale_d) {
+  asm volatile(
+      "{\n .reg .pred p;\n setp.ne.b32 p, %6, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n8k32.f32.e4m3.e4m3 "
+      "{%0, %1, %2, %3}, %4, %5, p, 1, 1;\n}\n"
+      : SFM_SWAP_ACC4(0)
+      : "l"(desc_a), "l"(desc_b), "r"(scale_d));
+}
+
+SFM_DEVICE void wgmma_m64n24k32(float (&d)[12], uint64_t desc_a, uint64_t desc_b,
+                                int scale_d) {
+  asm volatile(
+      "{\n .reg .pred p;\n setp.ne.b32 p, %14, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n24k32.f32.e4m3.e4m3 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11}, %12, %13, p, 1, 1;\n}\n"
+      : SFM_SWAP_ACC4(0), SFM_SWAP_ACC4(4), SFM_SWAP_ACC4(8)
+      : "l"(desc_a), "l"(desc_b), "r"(scale_d));
+}
+
+SFM_DEVICE void wgmma_m64n40k32(float (&d)[20], uint64_t desc_a, uint64_t desc_b,
+                                int scale_d) {
+  asm volatile(
+      "{\n .reg .pred p;\n setp.ne.b32 p, %22, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n40k32.f32.e4m3.e4m3 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19}, %20, %21, p, 1, 1;\n}\n"
+      : SFM_SWAP_ACC4(0), SFM_SWAP_ACC4(4), SFM_SWAP_ACC4(8), SFM_SWAP_ACC4(12), SFM_SWAP_ACC4(16)
+      : "l"(desc_a), "l"(desc_b), "r"(scale_d));
+}
+
+SFM_DEVICE void wgmma_m64n48k32(float (&d)[24], uint64_t desc_a, uint64_t desc_b,
+                                int scale_d) {
+  asm volatile(
+      "{\n .reg .pred p;\n setp.ne.b32 p, %26, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n48k32.f32.e4m3.e4m3 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23}, %24, %25, p, 1, 1;\n}\n"
+      : SFM_SWAP_ACC4(0), SFM_SWAP_ACC4(4), SFM_SWAP_ACC4(8), SFM_SWAP_ACC4(12), SFM_SWAP_ACC4(16), SFM_SWAP_ACC4(20)
+      : "l"(desc_a), "l"(desc_b), "r"(scale_d));
+}
+
+SFM_DEVICE void wgmma_m64n56k32(float (&d)[28], uint64_t desc_a, uint64_t desc_b,
+                                int scale_d) {
+  asm volatile(
+      "{\n .reg .pred p;\n setp.ne.b32 p, %30, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n56k32.f32.e4m3.e4m3 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27}, %28, %29, p, 1, 1;\n}\n"
+      : SFM_SWAP_ACC4(0), SFM_SWAP_ACC4(4), SFM_SWAP_ACC4(8), SFM_SWAP_ACC4(12), SFM_SWAP_ACC4(16), SFM_SWAP_ACC4(20), SFM_SWAP_ACC4(24)
+      : "l"(desc_a), "l"(desc_b), "r"(scale_d));
+}
+
+SFM_DEVICE void wgmma_m64n72k32(float (&d)[36], uint64_t desc_a, uint64_t desc_b,
+                                int scale_d) {
+  asm volatile(
+      "{\n .reg .pred p;\n setp.ne.b32 p, %38, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n72k32.f32.e4m3.e4m3 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35}, %36, %37, p, 1, 1;\n}\n"
+      : SFM_SWAP_ACC4(0), SFM_SWAP_ACC4(4), SFM_SWAP_ACC4(8), SFM_SWAP_ACC4(12), SFM_SWAP_ACC4(16), SFM_SWAP_ACC4(20), SFM_SWAP_ACC4(24), SFM_SWAP_ACC4(28), SFM_SWAP_ACC4(32)
+      : "l"(desc_a), "l"(desc_b), "r"(scale_d));
+}
+
 SFM_DEVICE void wgmma_m64n80k32(float (&d)[40], uint64_t desc_a, uint64_t desc_b,
                                 int scale_d) {
   asm volatile(
       "{\n .reg .pred p;\n setp.ne.b32 p, %42, 0;\n"
       "wgmma.mma_async.sync.aligned.m64n80k32.f32.e4m3.e4m3 "
       "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39}, %40, %41, p, 1, 1;\n}\n"
-      : SFM_WGMMA_ACC8(0), SFM_WGMMA_ACC8(8), SFM_WGMMA_ACC8(16), SFM_WGMMA_ACC8(24), SFM_WGMMA_ACC8(32)
+      : SFM_SWAP_ACC4(0), SFM_SWAP_ACC4(4), SFM_SWAP_ACC4(8), SFM_SWAP_ACC4(12), SFM_SWAP_ACC4(16), SFM_SWAP_ACC4(20), SFM_SWAP_ACC4(24), SFM_SWAP_ACC4(28), SFM_SWAP_ACC4(32), SFM_SWAP_ACC4(36)
+      : "l"(desc_a), "l"(desc_b), "r"(scale_d));
+}
+
+SFM_DEVICE void wgmma_m64n88k32(float (&d)[44], uint64_t desc_a, uint64_t desc_b,
+                                int scale_d) {
+  asm volatile(
+      "{\n .reg .pred p;\n setp.ne.b32 p, %46, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n88k32.f32.e4m3.e4m3 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43}, %44, %45, p, 1, 1;\n}\n"
+      : SFM_SWAP_ACC4(0), SFM_SWAP_ACC4(4), SFM_SWAP_ACC4(8), SFM_SWAP_ACC4(12), SFM_SWAP_ACC4(16), SFM_SWAP_ACC4(20), SFM_SWAP_ACC4(24), SFM_SWAP_ACC4(28), SFM_SWAP_ACC4(32), SFM_SWAP_ACC4(36), SFM_SWAP_ACC4(40)
       : "l"(desc_a), "l"(desc_b), "r"(scale_d));
 }
 
@@ -53,7 +127,7 @@ SFM_DEVICE void wgmma_m64n96k32(float (&d)[48], uint64_t desc_a, uint64_t desc_b
       "{\n .reg .pred p;\n setp.ne.b32 p, %50, 0;\n"
       "wgmma.mma_async.sync.aligned.m64n96k32.f32.e4m3.e4m3 "
       "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47}, %48, %49, p, 1, 1;\n}\n"
-      : SFM_WGMMA_ACC8(0), SFM_WGMMA_ACC8(8), SFM_WGMMA_ACC8(16), SFM_WGMMA_ACC8(24), SFM_WGMMA_ACC8(32), SFM_WGMMA_ACC8(40)
+      : SFM_SWAP_ACC4(0), SFM_SWAP_ACC4(4), SFM_SWAP_ACC4(8), SFM_SWAP_ACC4(12), SFM_SWAP_ACC4(16), SFM_SWAP_ACC4(20), SFM_SWAP_ACC4(24), SFM_SWAP_ACC4(28), SFM_SWAP_ACC4(32), SFM_SWAP_ACC4(36), SFM_SWAP_ACC4(40), SFM_SWAP_ACC4(44)
       : "l"(desc_a), "l"(desc_b), "r"(scale_d));
 }
 
@@ -63,7 +137,7 @@ SFM_DEVICE void wgmma_m64n112k32(float (&d)[56], uint64_t desc_a, uint64_t desc_
       "{\n .reg .pred p;\n setp.ne.b32 p, %58, 0;\n"
       "wgmma.mma_async.sync.aligned.m64n112k32.f32.e4m3.e4m3 "
       "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55}, %56, %57, p, 1, 1;\n}\n"
-      : SFM_WGMMA_ACC8(0), SFM_WGMMA_ACC8(8), SFM_WGMMA_ACC8(16), SFM_WGMMA_ACC8(24), SFM_WGMMA_ACC8(32), SFM_WGMMA_ACC8(40), SFM_WGMMA_ACC8(48)
+      : SFM_SWAP_ACC4(0), SFM_SWAP_ACC4(4), SFM_SWAP_ACC4(8), SFM_SWAP_ACC4(12), SFM_SWAP_ACC4(16), SFM_SWAP_ACC4(20), SFM_SWAP_ACC4(24), SFM_SWAP_ACC4(28), SFM_SWAP_ACC4(32), SFM_SWAP_ACC4(36), SFM_SWAP_ACC4(40), SFM_SWAP_ACC4(44), SFM_SWAP_ACC4(48), SFM_SWAP_ACC4(52)
       : "l"(desc_a), "l"(desc_b), "r"(scale_d));
 }
 
@@ -73,7 +147,7 @@ SFM_DEVICE void wgmma_m64n144k32(float (&d)[72], uint64_t desc_a, uint64_t desc_
       "{\n .reg .pred p;\n setp.ne.b32 p, %74, 0;\n"
       "wgmma.mma_async.sync.aligned.m64n144k32.f32.e4m3.e4m3 "
       "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, %71}, %72, %73, p, 1, 1;\n}\n"
-      : SFM_WGMMA_ACC8(0), SFM_WGMMA_ACC8(8), SFM_WGMMA_ACC8(16), SFM_WGMMA_ACC8(24), SFM_WGMMA_ACC8(32), SFM_WGMMA_ACC8(40), SFM_WGMMA_ACC8(48), SFM_WGMMA_ACC8(56), SFM_WGMMA_ACC8(64)
+      : SFM_SWAP_ACC4(0), SFM_SWAP_ACC4(4), SFM_SWAP_ACC4(8), SFM_SWAP_ACC4(12), SFM_SWAP_ACC4(16), SFM_SWAP_ACC4(20), SFM_SWAP_ACC4(24), SFM_SWAP_ACC4(28), SFM_SWAP_ACC4(32), SFM_SWAP_ACC4(36), SFM_SWAP_ACC4(40), SFM_SWAP_ACC4(44), SFM_SWAP_ACC4(48), SFM_SWAP_ACC4(52), SFM_SWAP_ACC4(56), SFM_SWAP_ACC4(60), SFM_SWAP_ACC4(64), SFM_SWAP_ACC4(68)
       : "l"(desc_a), "l"(desc_b), "r"(scale_d));
 }
 
@@ -83,7 +157,7 @@ SFM_DEVICE void wgmma_m64n160k32(float (&d)[80], uint64_t desc_a, uint64_t desc_
       "{\n .reg .pred p;\n setp.ne.b32 p, %82, 0;\n"
       "wgmma.mma_async.sync.aligned.m64n160k32.f32.e4m3.e4m3 "
       "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79}, %80, %81, p, 1, 1;\n}\n"
-      : SFM_WGMMA_ACC8(0), SFM_WGMMA_ACC8(8), SFM_WGMMA_ACC8(16), SFM_WGMMA_ACC8(24), SFM_WGMMA_ACC8(32), SFM_WGMMA_ACC8(40), SFM_WGMMA_ACC8(48), SFM_WGMMA_ACC8(56), SFM_WGMMA_ACC8(64), SFM_WGMMA_ACC8(72)
+      : SFM_SWAP_ACC4(0), SFM_SWAP_ACC4(4), SFM_SWAP_ACC4(8), SFM_SWAP_ACC4(12), SFM_SWAP_ACC4(16), SFM_SWAP_ACC4(20), SFM_SWAP_ACC4(24), SFM_SWAP_ACC4(28), SFM_SWAP_ACC4(32), SFM_SWAP_ACC4(36), SFM_SWAP_ACC4(40), SFM_SWAP_ACC4(44), SFM_SWAP_ACC4(48), SFM_SWAP_ACC4(52), SFM_SWAP_ACC4(56), SFM_SWAP_ACC4(60), SFM_SWAP_ACC4(64), SFM_SWAP_ACC4(68), SFM_SWAP_ACC4(72), SFM_SWAP_ACC4(76)
       : "l"(desc_a), "l"(desc_b), "r"(scale_d));
 }
 
@@ -93,16 +167,31 @@ SFM_DEVICE void wgmma_m64n176k32(float (&d)[88], uint64_t desc_a, uint64_t desc_
       "{\n .reg .pred p;\n setp.ne.b32 p, %90, 0;\n"
       "wgmma.mma_async.sync.aligned.m64n176k32.f32.e4m3.e4m3 "
       "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, %82, %83, %84, %85, %86, %87}, %88, %89, p, 1, 1;\n}\n"
-      : SFM_WGMMA_ACC8(0), SFM_WGMMA_ACC8(8), SFM_WGMMA_ACC8(16), SFM_WGMMA_ACC8(24), SFM_WGMMA_ACC8(32), SFM_WGMMA_ACC8(40), SFM_WGMMA_ACC8(48), SFM_WGMMA_ACC8(56), SFM_WGMMA_ACC8(64), SFM_WGMMA_ACC8(72), SFM_WGMMA_ACC8(80)
+      : SFM_SWAP_ACC4(0), SFM_SWAP_ACC4(4), SFM_SWAP_ACC4(8), SFM_SWAP_ACC4(12), SFM_SWAP_ACC4(16), SFM_SWAP_ACC4(20), SFM_SWAP_ACC4(24), SFM_SWAP_ACC4(28), SFM_SWAP_ACC4(32), SFM_SWAP_ACC4(36), SFM_SWAP_ACC4(40), SFM_SWAP_ACC4(44), SFM_SWAP_ACC4(48), SFM_SWAP_ACC4(52), SFM_SWAP_ACC4(56), SFM_SWAP_ACC4(60), SFM_SWAP_ACC4(64), SFM_SWAP_ACC4(68), SFM_SWAP_ACC4(72), SFM_SWAP_ACC4(76), SFM_SWAP_ACC4(80), SFM_SWAP_ACC4(84)
       : "l"(desc_a), "l"(desc_b), "r"(scale_d));
 }
 
+// wgmma m64 x N x k32 for any N = 8 .. 192 in steps of 8 that a token tile uses.
 template <int N>
 SFM_DEVICE void wgmma_tokens(float (&d)[N / 2], uint64_t desc_a, uint64_t desc_b, int scale_d) {
-  if constexpr (N == 64 || N == 128 || N == 192) {
+  if constexpr (N == 16 || N == 32 || N == 64 || N == 128 || N == 192) {
     wgmma_gemm::wgmma_m64nk32<N>(d, desc_a, desc_b, scale_d);
+  } else if constexpr (N == 8) {
+    wgmma_m64n8k32(d, desc_a, desc_b, scale_d);
+  } else if constexpr (N == 24) {
+    wgmma_m64n24k32(d, desc_a, desc_b, scale_d);
+  } else if constexpr (N == 40) {
+    wgmma_m64n40k32(d, desc_a, desc_b, scale_d);
+  } else if constexpr (N == 48) {
+    wgmma_m64n48k32(d, desc_a, desc_b, scale_d);
+  } else if constexpr (N == 56) {
+    wgmma_m64n56k32(d, desc_a, desc_b, scale_d);
+  } else if constexpr (N == 72) {
+    wgmma_m64n72k32(d, desc_a, desc_b, scale_d);
   } else if constexpr (N == 80) {
     wgmma_m64n80k32(d, desc_a, desc_b, scale_d);
+  } else if constexpr (N == 88) {
+    wgmma_m64n88k32(d, desc_a, desc_b, scale_d);
   } else if constexpr (N == 96) {
     wgmma_m64n96k32(d, desc_a, desc_b, scale_d);
   } else if constexpr (N == 112) {
@@ -111,9 +200,10 @@ SFM_DEVICE void wgmma_tokens(float (&d)[N / 2], uint64_t desc_a, uint64_t desc_b
     wgmma_m64n144k32(d, desc_a, desc_b, scale_d);
   } else if constexpr (N == 160) {
     wgmma_m64n160k32(d, desc_a, desc_b, scale_d);
-  } else {
-    static_assert(N == 176, "token tile with a wrapper");
+  } else if constexpr (N == 176) {
     wgmma_m64n176k32(d, desc_a, desc_b, scale_d);
+  } else {
+    static_assert(N < 0, "no wgmma wrapper for this token tile");
   }
 }
 
@@ -124,15 +214,22 @@ constexpr int kPromoteTiles = SFM_SWAP_PROMOTE_TILES;
 constexpr int kMinTokens = 65;   // below: the wide wgmma kernel
 constexpr int kMaxTokens = 192;  // two accumulator sets of BT / 2 registers per thread
 
+// Two modes. Gate/up GEMMs (FP8 hidden out): 128 weight rows per CTA, 64 per consumer
+// warpgroup, each warpgroup multiplying all BT tokens (wgmma N = BT). Down GEMM (bf16
+// out): 64 weight rows per CTA shared by both warpgroups, each multiplying half of the
+// BT tokens (N = BT / 2): twice the CTAs for the same rows, so that N = 2048-4096 fills
+// the GPU without split-K (cuBLAS: 64 rows x 40-104 tokens, no split, at M = 65-193).
 template <EpilogueKind EPI, int BT>
 struct SwapPlan {
-  static_assert(EPI != EpilogueKind::kBiasToBf16, "gate/up GEMMs only (FP8 hidden)");
-  static_assert(BT % 16 == 0 && BT >= 64 && BT <= 192, "wgmma N with a wrapper");
   static constexpr bool kGated = EPI == EpilogueKind::kGatedToFp8;
-  static constexpr int kRows = 64 * kConsumers;         // weight rows per CTA
+  static constexpr bool kSplitTokens = EPI == EpilogueKind::kBiasToBf16;
+  static_assert(BT % 16 == 0 && BT >= (kSplitTokens ? 16 : 64) && BT <= kMaxTokens,
+                "token tile");
+  static constexpr int kRows = kSplitTokens ? 64 : 64 * kConsumers;  // weight rows per CTA
+  static constexpr int kWgTokens = kSplitTokens ? BT / kConsumers : BT;  // wgmma N
   static constexpr int kOutCols = kGated ? kRows / 2 : kRows;  // output columns per CTA
-  static constexpr int kWgCols = kOutCols / kConsumers;
-  static constexpr int kPitch = kOutCols + 16;          // FP8 staging row, + 16: banks
+  static constexpr int kOutBytes = kSplitTokens ? 2 : 1;
+  static constexpr int kPitch = kOutCols * kOutBytes + 16;  // staging row, + 16: banks
   static constexpr int kTileABytes = kRows * kBK;
   static constexpr int kTileBBytes = BT * kBK;
   static constexpr int kStageBytes = kTileABytes + kTileBBytes;
@@ -144,6 +241,7 @@ struct SwapPlan {
   static constexpr int kRingBytes = kStages * kStageBytes;
   static constexpr int kSmemBytes = kRingBytes + kStagingBytes + kBarrierBytes + 1024;
   static_assert(kStages >= 3, "shared memory too small for the ring");
+  static_assert(kStageBytes % 1024 == 0, "stages keep the 1024-byte swizzle alignment");
 };
 
 template <EpilogueKind EPI, Activation ACT, int BT>
@@ -154,6 +252,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   using P = SwapPlan<EPI, BT>;
   constexpr int kStages = P::kStages;
   constexpr bool kGated = P::kGated;
+  constexpr bool kDown = P::kSplitTokens;
+  constexpr int kN = P::kWgTokens;
   extern __shared__ uint8_t smem_raw[];
   uint8_t* smem = smem_raw + ((1024u - (smem_u32(smem_raw) & 1023u)) & 1023u);
   uint8_t* staging = smem + P::kRingBytes;
@@ -180,20 +280,20 @@ __global__ void __launch_bounds__(kThreads, 1)
     prefetch_tensormap(&tma_w);
   }
   __syncthreads();
-  // A programmatic dependent launch after the input quant; then let the down GEMM launch.
-  asm volatile("griddepcontrol.wait;\n" ::: "memory");
-  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+  if constexpr (!kDown) {
+    // A programmatic dependent launch after the input quant; then let the down GEMM launch.
+    asm volatile("griddepcontrol.wait;\n" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+  }
 
   if (warpgroup == 0) {
     asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n");
     if (threadIdx.x == 0) {
-      int it = 0;
-      for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
-        int m0, c0;
-        tile_origin(tile, m0, c0);
-        for (int kt = 0; kt < k_tiles; ++kt, ++it) {
-          const int s = it % kStages;
-          uint8_t* a_tile = smem + s * P::kStageBytes;
+      // Stage `it` = K tile kt of the tile at (m0, c0): weights (A) and/or tokens (B).
+      auto load_stage = [&](int it, int kt, int m0, int c0, bool a, bool b) {
+        const int s = it % kStages;
+        uint8_t* a_tile = smem + s * P::kStageBytes;
+        if (a) {
           mbar_wait(&empty[s], ((it / kStages) & 1) ^ 1);
           mbar_expect_tx(&full[s], P::kStageBytes);
           if constexpr (kGated) {
@@ -202,7 +302,26 @@ __global__ void __launch_bounds__(kThreads, 1)
           } else {
             tma_load_2d(a_tile, &tma_w, &full[s], kt * kBK, c0);
           }
-          tma_load_2d(a_tile + P::kTileABytes, &tma_x, &full[s], kt * kBK, m0);
+        }
+        if (b) tma_load_2d(a_tile + P::kTileABytes, &tma_x, &full[s], kt * kBK, m0);
+      };
+      // The down GEMM is a programmatic dependent launch: the weights of its first stages
+      // load before it waits for the gate/up GEMM's hidden state.
+      int early = 0;
+      if (static_cast<int>(blockIdx.x) < tiles) {
+        int m0, c0;
+        tile_origin(blockIdx.x, m0, c0);
+        early = kDown ? min(kStages, k_tiles) : 0;
+        for (int kt = 0; kt < early; ++kt) load_stage(kt, kt, m0, c0, true, false);
+        if constexpr (kDown) asm volatile("griddepcontrol.wait;\n" ::: "memory");
+        for (int kt = 0; kt < early; ++kt) load_stage(kt, kt, m0, c0, false, true);
+      }
+      int it = 0;
+      for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+        int m0, c0;
+        tile_origin(tile, m0, c0);
+        for (int kt = 0; kt < k_tiles; ++kt, ++it) {
+          if (it >= early) load_stage(it, kt, m0, c0, true, true);
         }
       }
     }
@@ -211,9 +330,13 @@ __global__ void __launch_bounds__(kThreads, 1)
     const int cw = warpgroup - 1;
     const int t = threadIdx.x % 128;
     const RowScales row_scale = make_row_scales(p.epi);
-    const float inv_hidden = inverse_hidden_scale(p.epi);
-    float acc[BT / 2];
-    float part[BT / 2];
+    const float inv_hidden = kDown ? 1.0f : inverse_hidden_scale(p.epi);
+    float acc[kN / 2];
+    float part[kN / 2];
+    // This warpgroup's operands in a stage: its 64 weight rows (gate/up) or the shared 64
+    // (down); all BT tokens (gate/up) or its half of them (down).
+    const int a_offset = kDown ? 0 : cw * 64 * kBK;
+    const int b_offset = P::kTileABytes + (kDown ? cw * kN * kBK : 0);
 
     auto issue_group = [&](int it, int kt0, int n) {
       wgmma_gemm::wgmma_fence();
@@ -223,11 +346,11 @@ __global__ void __launch_bounds__(kThreads, 1)
           const int st = it + kt0 + j;
           const int s = st % kStages;
           mbar_wait(&full[s], (st / kStages) & 1);
-          const uint64_t da = smem_desc(smem + s * P::kStageBytes + cw * 64 * kBK);  // weights
-          const uint64_t db = smem_desc(smem + s * P::kStageBytes + P::kTileABytes);  // tokens
+          const uint64_t da = smem_desc(smem + s * P::kStageBytes + a_offset);  // weights
+          const uint64_t db = smem_desc(smem + s * P::kStageBytes + b_offset);  // tokens
 #pragma unroll
           for (int kk = 0; kk < kBK / 32; ++kk) {
-            wgmma_tokens<BT>(part, da + 2 * kk, db + 2 * kk, (j == 0 && kk == 0) ? 0 : 1);
+            wgmma_tokens<kN>(part, da + 2 * kk, db + 2 * kk, (j == 0 && kk == 0) ? 0 : 1);
           }
         }
       }
@@ -240,21 +363,22 @@ __global__ void __launch_bounds__(kThreads, 1)
       }
     };
 
-    // Accumulator layout (m64 x BT, fp32): thread t holds weight rows r and r + 8, r =
-    // 16 * warp + lane / 4, for tokens 8j + 2 (lane % 4) + {0, 1}: acc[4j + {0, 1}] row r,
-    // acc[4j + {2, 3}] row r + 8.
+    // Accumulator layout (m64 x kN, fp32): thread t holds weight rows r and r + 8, r =
+    // 16 * warp + lane / 4, for tokens 8j + 2 (lane % 4) + {0, 1} of its token range:
+    // acc[4j + {0, 1}] row r, acc[4j + {2, 3}] row r + 8.
     auto epilogue = [&](int m0, int c0) {
       if (m0 < 0) return;
       warpgroup_barrier(1 + cw);  // this warpgroup's previous stores have read staging
       const int warp = t / 32, lane = t % 32;
       const int q = lane % 4;
-      // Output columns of this thread (tile-relative): gated, one unit (gate row r, up
-      // row r + 8); dense, two columns (rows r and r + 8).
-      const int unit = cw * P::kWgCols + warp * 8 + lane / 4;
-      const int col_a = kGated ? unit : cw * 64 + warp * 16 + lane / 4;
-      const int col_b = col_a + 8;  // dense only
+      // Tile-relative output columns of this thread: gated, one unit (gate row r, up row
+      // r + 8); otherwise two columns (rows r and r + 8).
+      const int col_a = kGated ? cw * 32 + warp * 8 + lane / 4
+                               : (kDown ? 0 : cw * 64) + warp * 16 + lane / 4;
+      const int col_b = col_a + 8;  // not gated
       const int gcol_a = min(c0 + col_a, p.n_out - 1);  // loads need no guard; stores do
       const int gcol_b = min(c0 + col_b, p.n_out - 1);
+      const int tok0 = kDown ? cw * kN : 0;  // this warpgroup's first token row
       float sa, sb, bias_a = 0.f, bias_b = 0.f;
       if constexpr (kGated) {
         sa = row_scale(gcol_a);
@@ -268,8 +392,8 @@ __global__ void __launch_bounds__(kThreads, 1)
         }
       }
 #pragma unroll
-      for (int j = 0; j < BT / 8; ++j) {
-        const int tok = 8 * j + 2 * q;
+      for (int j = 0; j < kN / 8; ++j) {
+        const int tok = tok0 + 8 * j + 2 * q;
         uint8_t* row0 = staging + tok * P::kPitch;
         uint8_t* row1 = row0 + P::kPitch;
         if constexpr (kGated) {
@@ -278,6 +402,13 @@ __global__ void __launch_bounds__(kThreads, 1)
                      activate<ACT>(acc[4 * j + 1] * sa) * (acc[4 * j + 3] * sb) * inv_hidden);
           row0[col_a] = static_cast<uint8_t>(h & 0xffu);
           row1[col_a] = static_cast<uint8_t>(h >> 8);
+        } else if constexpr (kDown) {
+          auto* r0 = reinterpret_cast<__nv_bfloat16*>(row0);
+          auto* r1 = reinterpret_cast<__nv_bfloat16*>(row1);
+          r0[col_a] = __float2bfloat16_rn(acc[4 * j] * sa + bias_a);
+          r1[col_a] = __float2bfloat16_rn(acc[4 * j + 1] * sa + bias_a);
+          r0[col_b] = __float2bfloat16_rn(acc[4 * j + 2] * sb + bias_b);
+          r1[col_b] = __float2bfloat16_rn(acc[4 * j + 3] * sb + bias_b);
         } else {
           const uint16_t ha = q_pair(gelu_tanh(acc[4 * j] * sa + bias_a) * inv_hidden,
                                      gelu_tanh(acc[4 * j + 1] * sa + bias_a) * inv_hidden);
@@ -290,16 +421,21 @@ __global__ void __launch_bounds__(kThreads, 1)
         }
       }
       warpgroup_barrier(1 + cw);
-      // This warpgroup's columns of every token row, 16 bytes at a time.
-      constexpr int kChunks = P::kWgCols / 16;  // per token row
-      const int64_t out_pitch = p.n_out;
+      // 16-byte stores of what this warpgroup staged: its columns of every token row
+      // (gate/up), or every column of its token rows (down).
+      constexpr int kRowBytes = kDown ? P::kOutCols * 2 : P::kOutCols / kConsumers;
+      constexpr int kChunks = kRowBytes / 16;
+      constexpr int kRowsStaged = kDown ? kN : BT;
+      const int byte0 = kDown ? 0 : cw * kRowBytes;
+      const int64_t out_pitch = static_cast<int64_t>(p.n_out) * P::kOutBytes;
+      const int64_t col_bytes0 = static_cast<int64_t>(c0) * P::kOutBytes;
       uint8_t* out = static_cast<uint8_t*>(p.out);
-      for (int c = t; c < BT * kChunks; c += 128) {
-        const int r = c / kChunks;
-        const int byte_col = cw * P::kWgCols + (c % kChunks) * 16;
+      for (int c = t; c < kRowsStaged * kChunks; c += 128) {
+        const int r = tok0 + c / kChunks;
+        const int byte_col = byte0 + (c % kChunks) * 16;
         const int row = m0 + r;
-        if (row < p.m && c0 + byte_col < p.n_out) {
-          *reinterpret_cast<int4*>(out + row * out_pitch + c0 + byte_col) =
+        if (row < p.m && col_bytes0 + byte_col < out_pitch) {
+          *reinterpret_cast<int4*>(out + row * out_pitch + col_bytes0 + byte_col) =
               *reinterpret_cast<const int4*>(staging + r * P::kPitch + byte_col);
         }
       }
@@ -314,15 +450,15 @@ __global__ void __launch_bounds__(kThreads, 1)
       issue_group(it, 0, first);
       epilogue(prev_m0, prev_c0);
 #pragma unroll
-      for (int i = 0; i < BT / 2; ++i) acc[i] = 0.0f;
+      for (int i = 0; i < kN / 2; ++i) acc[i] = 0.0f;
       finish_group(it, 0, first);
 #pragma unroll
-      for (int i = 0; i < BT / 2; ++i) acc[i] += part[i];
+      for (int i = 0; i < kN / 2; ++i) acc[i] += part[i];
       for (int kt0 = first; kt0 < k_tiles; kt0 += kPromoteTiles) {
         issue_group(it, kt0, kPromoteTiles);
         finish_group(it, kt0, kPromoteTiles);
 #pragma unroll
-        for (int i = 0; i < BT / 2; ++i) acc[i] += part[i];
+        for (int i = 0; i < kN / 2; ++i) acc[i] += part[i];
       }
       prev_m0 = m0;
       prev_c0 = c0;
@@ -346,7 +482,7 @@ inline cudaError_t make_tma_gated_interleaved(CUtensorMap* map, const uint8_t* w
                                                                            : cudaErrorInvalidValue;
 }
 
-// Whether the swap-AB kernel takes a gate/up GEMM of m tokens (auto path, when enabled).
+// Whether the swap-AB kernels take a GEMM of m tokens (auto path, when enabled).
 inline bool takes(int64_t m) { return m >= kMinTokens && m <= kMaxTokens; }
 
 template <EpilogueKind EPI, Activation ACT, int BT>
@@ -376,14 +512,30 @@ cudaError_t launch_bt(const uint8_t* x, const uint8_t* w, const WgmmaParams& p, 
   return cudaLaunchKernelEx(&config, kernel, tma_x, tma_w, p);
 }
 
+// The token tile: gate/up GEMMs take all of M (rounded up to 16, at least 64); the down
+// GEMM splits M into as many token tiles as its 64-row weight tiles leave room for on
+// the GPU (up to 4; cuBLAS: 2 x 72 tokens for N = 4096 at M = 129), each rounded up to 16.
+template <EpilogueKind EPI>
+int token_tile(int64_t m, int64_t n_out, int sms) {
+  if constexpr (EPI == EpilogueKind::kBiasToBf16) {
+    const int64_t weight_tiles = host_ceil_div(n_out, int64_t(64));
+    const int64_t split = std::clamp<int64_t>(sms / std::max<int64_t>(weight_tiles, 1), 1, 4);
+    return static_cast<int>(host_ceil_div(host_ceil_div(m, split), int64_t(16)) * 16);
+  } else {
+    return static_cast<int>(std::max<int64_t>(64, host_ceil_div(m, int64_t(16)) * 16));
+  }
+}
+
 // x: [m, k] FP8; w: [2 * n_out, k] (gated: gate rows, then up rows) or [n_out, k].
 template <EpilogueKind EPI, Activation ACT>
 cudaError_t launch(const uint8_t* x, const uint8_t* w, const WgmmaParams& p, int sms,
                    cudaStream_t stream) {
   if (p.m == 0 || p.n_out == 0) return cudaSuccess;
   if (p.m > kMaxTokens) return cudaErrorInvalidValue;
-  // The token tile is M rounded up to 16 (cuBLAS pads to 8: 72 tokens at M = 65).
-  switch ((std::max(p.m, 64) + 15) / 16) {
+  switch (token_tile<EPI>(p.m, p.n_out, sms) / 16) {
+    case 1: if constexpr (EPI == EpilogueKind::kBiasToBf16) return launch_bt<EPI, ACT, 16>(x, w, p, sms, stream); break;
+    case 2: if constexpr (EPI == EpilogueKind::kBiasToBf16) return launch_bt<EPI, ACT, 32>(x, w, p, sms, stream); break;
+    case 3: if constexpr (EPI == EpilogueKind::kBiasToBf16) return launch_bt<EPI, ACT, 48>(x, w, p, sms, stream); break;
     case 4: return launch_bt<EPI, ACT, 64>(x, w, p, sms, stream);
     case 5: return launch_bt<EPI, ACT, 80>(x, w, p, sms, stream);
     case 6: return launch_bt<EPI, ACT, 96>(x, w, p, sms, stream);
@@ -392,8 +544,10 @@ cudaError_t launch(const uint8_t* x, const uint8_t* w, const WgmmaParams& p, int
     case 9: return launch_bt<EPI, ACT, 144>(x, w, p, sms, stream);
     case 10: return launch_bt<EPI, ACT, 160>(x, w, p, sms, stream);
     case 11: return launch_bt<EPI, ACT, 176>(x, w, p, sms, stream);
-    default: return launch_bt<EPI, ACT, 192>(x, w, p, sms, stream);
+    case 12: return launch_bt<EPI, ACT, 192>(x, w, p, sms, stream);
+    default: break;
   }
+  return cudaErrorInvalidValue;
 }
 
 }  // namespace swap_gemm

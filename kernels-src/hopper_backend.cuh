@@ -45,7 +45,7 @@
 #ifndef SFM_SPLIT_IN_CLUSTERS  // auto split-K reduced in clusters: 0 never, 1 where measured faster, 2 always
 #define SFM_SPLIT_IN_CLUSTERS 1
 #endif
-#ifndef SFM_WGMMA_SWAP_AB  // 1: auto gate/up GEMMs at M = 65..192 on the swap-AB draft
+#ifndef SFM_WGMMA_SWAP_AB  // 1: auto GEMMs at M = 65..192 on the swap-AB draft
 #define SFM_WGMMA_SWAP_AB 0
 #endif
 
@@ -261,6 +261,15 @@ inline cudaError_t gemm2(const Gemm2Args& a, GemmPath path, cudaStream_t stream)
                              warp_ok<EpilogueKind::kBiasToBf16>(a.op.m, a.op.k),
                              rs_ok<EpilogueKind::kBiasToBf16>(a.op.m, a.op.k, a.op.n));
   if (kernel == Kernel::kPortable) return portable::gemm2(a, path, stream);
+  if constexpr (SFM_WGMMA_SWAP_AB != 0) {
+    const bool wgmma = kernel == Kernel::kWgmma || kernel == Kernel::kWgmmaSplitK ||
+                       kernel == Kernel::kWgmmaSplitKCluster;
+    if (wgmma && path == GemmPath::kAuto && swap_gemm::takes(a.op.m)) {
+      const auto p = make_params(a.op, a.op.n, a.out, a.bias, nullptr);
+      return swap_gemm::launch<EpilogueKind::kBiasToBf16, Activation::kGeluTanh>(
+          a.op.x, a.op.w, p, current_sms(), stream);
+    }
+  }
   if (kernel == Kernel::kWgmmaSplitK || kernel == Kernel::kWgmmaSplitKCluster) {
     const auto p = make_params(a.op, a.op.n, a.out, a.bias, nullptr);
     if (kernel == Kernel::kWgmmaSplitKCluster) {
