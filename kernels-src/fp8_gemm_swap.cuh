@@ -214,26 +214,26 @@ constexpr int kPromoteTiles = SFM_SWAP_PROMOTE_TILES;
 constexpr int kMinTokens = 65;   // below: the wide wgmma kernel
 constexpr int kMaxTokens = 192;  // two accumulator sets of BT / 2 registers per thread
 
-// Two modes. Gate/up GEMMs (FP8 hidden out): 128 weight rows per CTA, 64 per consumer
-// warpgroup, each warpgroup multiplying all BT tokens (wgmma N = BT). Down GEMM (bf16
-// out): 64 weight rows per CTA shared by both warpgroups, each multiplying half of the
-// BT tokens (N = BT / 2): twice the CTAs for the same rows, so that N = 2048-4096 fills
-// the GPU without split-K (cuBLAS: 64 rows x 40-104 tokens, no split, at M = 65-193).
+// 128 weight rows per CTA, 64 per consumer warpgroup, each warpgroup multiplying all BT
+// tokens (wgmma N = BT): wide N keeps the tensor cores efficient (a first draft of the
+// down GEMM with 64 rows shared by both warpgroups, each taking half of the tokens, ran its
+// wgmmas at N = 32-40 and was tensor-issue bound: 34 us against cuBLAS's 21 at SwiGLU
+// M = 100, ncu, H200). Gate/up GEMMs write the FP8 hidden through a staging tile. The
+// down GEMM splits K over gridDim.y CTAs per weight tile instead (N = 2048-4096 is only
+// 16-32 tiles of 128 rows) and writes raw fp32 partial sums to a workspace [split][m][n],
+// reduced with the scales and bias by wgmma_gemm::split_k_reduce_kernel.
 template <EpilogueKind EPI, int BT>
 struct SwapPlan {
   static constexpr bool kGated = EPI == EpilogueKind::kGatedToFp8;
-  static constexpr bool kSplitTokens = EPI == EpilogueKind::kBiasToBf16;
-  static_assert(BT % 16 == 0 && BT >= (kSplitTokens ? 16 : 64) && BT <= kMaxTokens,
-                "token tile");
-  static constexpr int kRows = kSplitTokens ? 64 : 64 * kConsumers;  // weight rows per CTA
-  static constexpr int kWgTokens = kSplitTokens ? BT / kConsumers : BT;  // wgmma N
+  static constexpr bool kSplitK = EPI == EpilogueKind::kBiasToBf16;
+  static_assert(BT % 16 == 0 && BT >= 64 && BT <= kMaxTokens, "token tile");
+  static constexpr int kRows = 64 * kConsumers;               // weight rows per CTA
   static constexpr int kOutCols = kGated ? kRows / 2 : kRows;  // output columns per CTA
-  static constexpr int kOutBytes = kSplitTokens ? 2 : 1;
-  static constexpr int kPitch = kOutCols * kOutBytes + 16;  // staging row, + 16: banks
+  static constexpr int kPitch = kOutCols + 16;  // FP8 staging row, + 16: banks
   static constexpr int kTileABytes = kRows * kBK;
   static constexpr int kTileBBytes = BT * kBK;
   static constexpr int kStageBytes = kTileABytes + kTileBBytes;
-  static constexpr int kStagingBytes = BT * kPitch;
+  static constexpr int kStagingBytes = kSplitK ? 0 : BT * kPitch;
   static constexpr int kMaxStages = 8;
   static constexpr int kBarrierBytes = 2 * kMaxStages * 8;
   static constexpr int kStages =
@@ -252,8 +252,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   using P = SwapPlan<EPI, BT>;
   constexpr int kStages = P::kStages;
   constexpr bool kGated = P::kGated;
-  constexpr bool kDown = P::kSplitTokens;
-  constexpr int kN = P::kWgTokens;
+  constexpr bool kDown = P::kSplitK;
+  constexpr int kN = BT;
   extern __shared__ uint8_t smem_raw[];
   uint8_t* smem = smem_raw + ((1024u - (smem_u32(smem_raw) & 1023u)) & 1023u);
   uint8_t* staging = smem + P::kRingBytes;
@@ -267,7 +267,11 @@ __global__ void __launch_bounds__(kThreads, 1)
     m0 = (tile % t_tiles) * BT;
     c0 = (tile / t_tiles) * P::kOutCols;
   };
-  const int k_tiles = (p.k + kBK - 1) / kBK;
+  // The down GEMM's CTA row blockIdx.y takes K tiles [kt_first, kt_first + k_tiles).
+  const int k_tiles_all = (p.k + kBK - 1) / kBK;
+  const int kt_first = kDown ? static_cast<int>(blockIdx.y * k_tiles_all / gridDim.y) : 0;
+  const int k_tiles =
+      kDown ? static_cast<int>((blockIdx.y + 1) * k_tiles_all / gridDim.y) - kt_first : k_tiles_all;
   const int warpgroup = threadIdx.x / 128;
 
   if (threadIdx.x == 0) {
@@ -298,12 +302,12 @@ __global__ void __launch_bounds__(kThreads, 1)
           mbar_expect_tx(&full[s], P::kStageBytes);
           if constexpr (kGated) {
             // (k, row in group, gate/up, group of 8 units): 8 groups x (8 gate + 8 up rows)
-            tma_load_4d(a_tile, &tma_w, &full[s], kt * kBK, 0, 0, c0 / 8);
+            tma_load_4d(a_tile, &tma_w, &full[s], (kt_first + kt) * kBK, 0, 0, c0 / 8);
           } else {
-            tma_load_2d(a_tile, &tma_w, &full[s], kt * kBK, c0);
+            tma_load_2d(a_tile, &tma_w, &full[s], (kt_first + kt) * kBK, c0);
           }
         }
-        if (b) tma_load_2d(a_tile + P::kTileABytes, &tma_x, &full[s], kt * kBK, m0);
+        if (b) tma_load_2d(a_tile + P::kTileABytes, &tma_x, &full[s], (kt_first + kt) * kBK, m0);
       };
       // The down GEMM is a programmatic dependent launch: the weights of its first stages
       // load before it waits for the gate/up GEMM's hidden state.
@@ -333,10 +337,9 @@ __global__ void __launch_bounds__(kThreads, 1)
     const float inv_hidden = kDown ? 1.0f : inverse_hidden_scale(p.epi);
     float acc[kN / 2];
     float part[kN / 2];
-    // This warpgroup's operands in a stage: its 64 weight rows (gate/up) or the shared 64
-    // (down); all BT tokens (gate/up) or its half of them (down).
-    const int a_offset = kDown ? 0 : cw * 64 * kBK;
-    const int b_offset = P::kTileABytes + (kDown ? cw * kN * kBK : 0);
+    // This warpgroup's operands in a stage: its 64 weight rows and all BT tokens.
+    const int a_offset = cw * 64 * kBK;
+    const int b_offset = P::kTileABytes;
 
     auto issue_group = [&](int it, int kt0, int n) {
       wgmma_gemm::wgmma_fence();
@@ -363,22 +366,42 @@ __global__ void __launch_bounds__(kThreads, 1)
       }
     };
 
-    // Accumulator layout (m64 x kN, fp32): thread t holds weight rows r and r + 8, r =
-    // 16 * warp + lane / 4, for tokens 8j + 2 (lane % 4) + {0, 1} of its token range:
-    // acc[4j + {0, 1}] row r, acc[4j + {2, 3}] row r + 8.
+    // Accumulator layout (m64 x BT, fp32): thread t holds weight rows r and r + 8, r =
+    // 16 * warp + lane / 4, for tokens 8j + 2 (lane % 4) + {0, 1}: acc[4j + {0, 1}] row r,
+    // acc[4j + {2, 3}] row r + 8.
     auto epilogue = [&](int m0, int c0) {
       if (m0 < 0) return;
-      warpgroup_barrier(1 + cw);  // this warpgroup's previous stores have read staging
       const int warp = t / 32, lane = t % 32;
       const int q = lane % 4;
+      if constexpr (kDown) {
+        // Raw fp32 partial sums, straight from registers: for each j a warp writes 32
+        // contiguous bytes (8 output columns) of each of 4 token rows.
+        float* ws = static_cast<float*>(p.out) + static_cast<int64_t>(blockIdx.y) * p.m * p.n_out;
+        const int col_a = c0 + cw * 64 + warp * 16 + lane / 4;
+        const int col_b = col_a + 8;
+#pragma unroll
+        for (int j = 0; j < kN / 8; ++j) {
+          const int tok = m0 + 8 * j + 2 * q;
+          float* row0 = ws + static_cast<int64_t>(tok) * p.n_out;
+          float* row1 = row0 + p.n_out;
+          if (tok < p.m) {
+            if (col_a < p.n_out) row0[col_a] = acc[4 * j];
+            if (col_b < p.n_out) row0[col_b] = acc[4 * j + 2];
+          }
+          if (tok + 1 < p.m) {
+            if (col_a < p.n_out) row1[col_a] = acc[4 * j + 1];
+            if (col_b < p.n_out) row1[col_b] = acc[4 * j + 3];
+          }
+        }
+        return;
+      }
+      warpgroup_barrier(1 + cw);  // this warpgroup's previous stores have read staging
       // Tile-relative output columns of this thread: gated, one unit (gate row r, up row
       // r + 8); otherwise two columns (rows r and r + 8).
-      const int col_a = kGated ? cw * 32 + warp * 8 + lane / 4
-                               : (kDown ? 0 : cw * 64) + warp * 16 + lane / 4;
+      const int col_a = kGated ? cw * 32 + warp * 8 + lane / 4 : cw * 64 + warp * 16 + lane / 4;
       const int col_b = col_a + 8;  // not gated
       const int gcol_a = min(c0 + col_a, p.n_out - 1);  // loads need no guard; stores do
       const int gcol_b = min(c0 + col_b, p.n_out - 1);
-      const int tok0 = kDown ? cw * kN : 0;  // this warpgroup's first token row
       float sa, sb, bias_a = 0.f, bias_b = 0.f;
       if constexpr (kGated) {
         sa = row_scale(gcol_a);
@@ -393,8 +416,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       }
 #pragma unroll
       for (int j = 0; j < kN / 8; ++j) {
-        const int tok = tok0 + 8 * j + 2 * q;
-        uint8_t* row0 = staging + tok * P::kPitch;
+        uint8_t* row0 = staging + (8 * j + 2 * q) * P::kPitch;
         uint8_t* row1 = row0 + P::kPitch;
         if constexpr (kGated) {
           const uint16_t h =
@@ -402,13 +424,6 @@ __global__ void __launch_bounds__(kThreads, 1)
                      activate<ACT>(acc[4 * j + 1] * sa) * (acc[4 * j + 3] * sb) * inv_hidden);
           row0[col_a] = static_cast<uint8_t>(h & 0xffu);
           row1[col_a] = static_cast<uint8_t>(h >> 8);
-        } else if constexpr (kDown) {
-          auto* r0 = reinterpret_cast<__nv_bfloat16*>(row0);
-          auto* r1 = reinterpret_cast<__nv_bfloat16*>(row1);
-          r0[col_a] = __float2bfloat16_rn(acc[4 * j] * sa + bias_a);
-          r1[col_a] = __float2bfloat16_rn(acc[4 * j + 1] * sa + bias_a);
-          r0[col_b] = __float2bfloat16_rn(acc[4 * j + 2] * sb + bias_b);
-          r1[col_b] = __float2bfloat16_rn(acc[4 * j + 3] * sb + bias_b);
         } else {
           const uint16_t ha = q_pair(gelu_tanh(acc[4 * j] * sa + bias_a) * inv_hidden,
                                      gelu_tanh(acc[4 * j + 1] * sa + bias_a) * inv_hidden);
@@ -421,21 +436,17 @@ __global__ void __launch_bounds__(kThreads, 1)
         }
       }
       warpgroup_barrier(1 + cw);
-      // 16-byte stores of what this warpgroup staged: its columns of every token row
-      // (gate/up), or every column of its token rows (down).
-      constexpr int kRowBytes = kDown ? P::kOutCols * 2 : P::kOutCols / kConsumers;
+      // 16-byte stores of this warpgroup's columns of every token row.
+      constexpr int kRowBytes = P::kOutCols / kConsumers;
       constexpr int kChunks = kRowBytes / 16;
-      constexpr int kRowsStaged = kDown ? kN : BT;
-      const int byte0 = kDown ? 0 : cw * kRowBytes;
-      const int64_t out_pitch = static_cast<int64_t>(p.n_out) * P::kOutBytes;
-      const int64_t col_bytes0 = static_cast<int64_t>(c0) * P::kOutBytes;
+      const int byte0 = cw * kRowBytes;
       uint8_t* out = static_cast<uint8_t*>(p.out);
-      for (int c = t; c < kRowsStaged * kChunks; c += 128) {
-        const int r = tok0 + c / kChunks;
+      for (int c = t; c < BT * kChunks; c += 128) {
+        const int r = c / kChunks;
         const int byte_col = byte0 + (c % kChunks) * 16;
         const int row = m0 + r;
-        if (row < p.m && col_bytes0 + byte_col < out_pitch) {
-          *reinterpret_cast<int4*>(out + row * out_pitch + col_bytes0 + byte_col) =
+        if (row < p.m && c0 + byte_col < p.n_out) {
+          *reinterpret_cast<int4*>(out + static_cast<int64_t>(row) * p.n_out + c0 + byte_col) =
               *reinterpret_cast<const int4*>(staging + r * P::kPitch + byte_col);
         }
       }
@@ -485,9 +496,37 @@ inline cudaError_t make_tma_gated_interleaved(CUtensorMap* map, const uint8_t* w
 // Whether the swap-AB kernels take a GEMM of m tokens (auto path, when enabled).
 inline bool takes(int64_t m) { return m >= kMinTokens && m <= kMaxTokens; }
 
+// Whether the gate/up GEMM of m tokens and n_out output columns runs here: only when its
+// 128-row weight tiles fill the GPU (one token tile, so tiles = weight tiles). A vision
+// tower's 4304 or 6144 columns make 34 or 48 tiles: slower than the wgmma kernel's 64-row
+// tiles there (scripts/mlp_ab.py, H200, 2026-12-03).
+template <EpilogueKind EPI>
+bool takes_gate_up(int64_t m, int64_t n_out, int sms) {
+  return takes(m) && host_ceil_div(n_out, int64_t(SwapPlan<EPI, 64>::kOutCols)) >= sms;
+}
+
+// Token tile: all of M, rounded up to 16 (at least 64).
+inline int token_tile(int64_t m) {
+  return static_cast<int>(std::max<int64_t>(64, host_ceil_div(m, int64_t(16)) * 16));
+}
+
+// K splits of the down GEMM: as many as its 128-row weight tiles leave SMs for, at most
+// 16, each at least 4 K tiles.
+inline int down_splits(int64_t n_out, int64_t k, int sms) {
+  const int64_t tiles = host_ceil_div(n_out, int64_t(SwapPlan<EpilogueKind::kBiasToBf16, 64>::kRows));
+  int64_t splits = std::max<int64_t>(1, sms / std::max<int64_t>(tiles, 1));
+  splits = std::min<int64_t>({splits, 16, std::max<int64_t>(1, host_ceil_div(k, int64_t(kBK)) / 4)});
+  return static_cast<int>(splits);
+}
+
+// Workspace bytes of the down GEMM: fp32 partial sums [splits][m][n_out].
+inline int64_t down_workspace_bytes(int64_t m, int64_t n_out, int64_t k, int sms) {
+  return static_cast<int64_t>(down_splits(n_out, k, sms)) * m * n_out * 4;
+}
+
 template <EpilogueKind EPI, Activation ACT, int BT>
 cudaError_t launch_bt(const uint8_t* x, const uint8_t* w, const WgmmaParams& p, int sms,
-                      cudaStream_t stream) {
+                      int splits, cudaStream_t stream) {
   using P = SwapPlan<EPI, BT>;
   CUtensorMap tma_x, tma_w;
   cudaError_t e = make_tma(&tma_x, x, p.m, p.k, BT, kBK);
@@ -500,7 +539,9 @@ cudaError_t launch_bt(const uint8_t* x, const uint8_t* w, const WgmmaParams& p, 
   if (e != cudaSuccess) return e;
   const int64_t tiles = host_ceil_div(p.m, BT) * host_ceil_div(p.n_out, P::kOutCols);
   cudaLaunchConfig_t config = {};
-  config.gridDim = dim3(static_cast<unsigned>(std::min<int64_t>(tiles, std::max(sms, 1))));
+  // Gate/up: persistent CTAs, one per SM. Down: one CTA per weight tile and K split.
+  config.gridDim = P::kSplitK ? dim3(static_cast<unsigned>(tiles), static_cast<unsigned>(splits))
+                              : dim3(static_cast<unsigned>(std::min<int64_t>(tiles, std::max(sms, 1))));
   config.blockDim = dim3(kThreads, 1, 1);
   config.dynamicSmemBytes = P::kSmemBytes;
   config.stream = stream;
@@ -512,42 +553,52 @@ cudaError_t launch_bt(const uint8_t* x, const uint8_t* w, const WgmmaParams& p, 
   return cudaLaunchKernelEx(&config, kernel, tma_x, tma_w, p);
 }
 
-// The token tile: gate/up GEMMs take all of M (rounded up to 16, at least 64); the down
-// GEMM splits M into as many token tiles as its 64-row weight tiles leave room for on
-// the GPU (up to 4; cuBLAS: 2 x 72 tokens for N = 4096 at M = 129), each rounded up to 16.
-template <EpilogueKind EPI>
-int token_tile(int64_t m, int64_t n_out, int sms) {
-  if constexpr (EPI == EpilogueKind::kBiasToBf16) {
-    const int64_t weight_tiles = host_ceil_div(n_out, int64_t(64));
-    const int64_t split = std::clamp<int64_t>(sms / std::max<int64_t>(weight_tiles, 1), 1, 4);
-    return static_cast<int>(host_ceil_div(host_ceil_div(m, split), int64_t(16)) * 16);
-  } else {
-    return static_cast<int>(std::max<int64_t>(64, host_ceil_div(m, int64_t(16)) * 16));
+template <EpilogueKind EPI, Activation ACT>
+cudaError_t launch_tile(const uint8_t* x, const uint8_t* w, const WgmmaParams& p, int sms,
+                        int splits, cudaStream_t stream) {
+  switch (token_tile(p.m) / 16) {
+    case 4: return launch_bt<EPI, ACT, 64>(x, w, p, sms, splits, stream);
+    case 5: return launch_bt<EPI, ACT, 80>(x, w, p, sms, splits, stream);
+    case 6: return launch_bt<EPI, ACT, 96>(x, w, p, sms, splits, stream);
+    case 7: return launch_bt<EPI, ACT, 112>(x, w, p, sms, splits, stream);
+    case 8: return launch_bt<EPI, ACT, 128>(x, w, p, sms, splits, stream);
+    case 9: return launch_bt<EPI, ACT, 144>(x, w, p, sms, splits, stream);
+    case 10: return launch_bt<EPI, ACT, 160>(x, w, p, sms, splits, stream);
+    case 11: return launch_bt<EPI, ACT, 176>(x, w, p, sms, splits, stream);
+    case 12: return launch_bt<EPI, ACT, 192>(x, w, p, sms, splits, stream);
+    default: return cudaErrorInvalidValue;
   }
 }
 
-// x: [m, k] FP8; w: [2 * n_out, k] (gated: gate rows, then up rows) or [n_out, k].
+// Gate/up GEMM. x: [m, k] FP8; w: [2 * n_out, k] (gated: gate rows, then up rows) or
+// [n_out, k].
 template <EpilogueKind EPI, Activation ACT>
 cudaError_t launch(const uint8_t* x, const uint8_t* w, const WgmmaParams& p, int sms,
                    cudaStream_t stream) {
+  static_assert(EPI != EpilogueKind::kBiasToBf16, "the down GEMM: launch_down");
   if (p.m == 0 || p.n_out == 0) return cudaSuccess;
   if (p.m > kMaxTokens) return cudaErrorInvalidValue;
-  switch (token_tile<EPI>(p.m, p.n_out, sms) / 16) {
-    case 1: if constexpr (EPI == EpilogueKind::kBiasToBf16) return launch_bt<EPI, ACT, 16>(x, w, p, sms, stream); break;
-    case 2: if constexpr (EPI == EpilogueKind::kBiasToBf16) return launch_bt<EPI, ACT, 32>(x, w, p, sms, stream); break;
-    case 3: if constexpr (EPI == EpilogueKind::kBiasToBf16) return launch_bt<EPI, ACT, 48>(x, w, p, sms, stream); break;
-    case 4: return launch_bt<EPI, ACT, 64>(x, w, p, sms, stream);
-    case 5: return launch_bt<EPI, ACT, 80>(x, w, p, sms, stream);
-    case 6: return launch_bt<EPI, ACT, 96>(x, w, p, sms, stream);
-    case 7: return launch_bt<EPI, ACT, 112>(x, w, p, sms, stream);
-    case 8: return launch_bt<EPI, ACT, 128>(x, w, p, sms, stream);
-    case 9: return launch_bt<EPI, ACT, 144>(x, w, p, sms, stream);
-    case 10: return launch_bt<EPI, ACT, 160>(x, w, p, sms, stream);
-    case 11: return launch_bt<EPI, ACT, 176>(x, w, p, sms, stream);
-    case 12: return launch_bt<EPI, ACT, 192>(x, w, p, sms, stream);
-    default: break;
+  return launch_tile<EPI, ACT>(x, w, p, sms, 1, stream);
+}
+
+// Down GEMM: K-split partial sums into ws, then wgmma_gemm::split_k_reduce_kernel.
+template <Activation ACT>
+cudaError_t launch_down(const uint8_t* x, const uint8_t* w, const WgmmaParams& p, float* ws,
+                        int64_t ws_bytes, int sms, cudaStream_t stream) {
+  if (p.m == 0 || p.n_out == 0) return cudaSuccess;
+  if (p.m > kMaxTokens) return cudaErrorInvalidValue;
+  if (ws == nullptr || ws_bytes < down_workspace_bytes(p.m, p.n_out, p.k, sms)) {
+    return cudaErrorInvalidValue;
   }
-  return cudaErrorInvalidValue;
+  const int splits = down_splits(p.n_out, p.k, sms);
+  WgmmaParams partial = p;
+  partial.out = ws;
+  cudaError_t e = launch_tile<EpilogueKind::kBiasToBf16, ACT>(x, w, partial, sms, splits, stream);
+  if (e != cudaSuccess) return e;
+  const int64_t mn = p.m * static_cast<int64_t>(p.n_out);
+  wgmma_gemm::split_k_reduce_kernel<<<static_cast<unsigned>((mn / 4 + 255) / 256), 256, 0, stream>>>(
+      ws, splits, mn, p.n_out, p.epi, static_cast<__nv_bfloat16*>(p.out));
+  return cudaGetLastError();
 }
 
 }  // namespace swap_gemm

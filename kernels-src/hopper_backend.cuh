@@ -161,11 +161,18 @@ inline Kernel pick(int64_t m, GemmPath path, bool gemm2, int64_t w_rows, int64_t
   }
 }
 
+// Whether the down GEMM that `pick` sent to a wgmma kernel runs on the swap-AB one.
+inline bool swap_down(int64_t m, Kernel kernel, GemmPath path) {
+  const bool wgmma = kernel == Kernel::kWgmma || kernel == Kernel::kWgmmaSplitK ||
+                     kernel == Kernel::kWgmmaSplitKCluster;
+  return SFM_WGMMA_SWAP_AB != 0 && wgmma && path == GemmPath::kAuto && swap_gemm::takes(m);
+}
+
 inline int64_t gemm2_workspace_bytes(int64_t m, int64_t n, int64_t k, GemmPath path) {
-  if (pick(m, path, /*gemm2=*/true, n, k, warp_ok<EpilogueKind::kBiasToBf16>(m, k),
-           rs_ok<EpilogueKind::kBiasToBf16>(m, k, n)) != Kernel::kWgmmaSplitK) {
-    return 0;
-  }
+  const Kernel kernel = pick(m, path, /*gemm2=*/true, n, k, warp_ok<EpilogueKind::kBiasToBf16>(m, k),
+                             rs_ok<EpilogueKind::kBiasToBf16>(m, k, n));
+  if (swap_down(m, kernel, path)) return swap_gemm::down_workspace_bytes(m, n, k, current_sms());
+  if (kernel != Kernel::kWgmmaSplitK) return 0;
   return wgmma_gemm::split_workspace_bytes(m, n, k, current_sms());
 }
 
@@ -211,7 +218,8 @@ cudaError_t gated_gemm1_with(const GatedGemm1Args& a, Kernel kernel, GemmPath pa
   }
   const auto p = make_params(a.op, a.op.n / 2, a.hidden, nullptr, a.hidden_scale);
   if constexpr (SFM_WGMMA_SWAP_AB != 0) {
-    if (path == GemmPath::kAuto && swap_gemm::takes(a.op.m)) {
+    if (path == GemmPath::kAuto &&
+        swap_gemm::takes_gate_up<EpilogueKind::kGatedToFp8>(a.op.m, a.op.n / 2, current_sms())) {
       return swap_gemm::launch<EpilogueKind::kGatedToFp8, ACT>(a.op.x, a.op.w, p, current_sms(),
                                                                stream);
     }
@@ -247,7 +255,8 @@ inline cudaError_t dense_gemm1(const DenseGemm1Args& a, GemmPath path, cudaStrea
   }
   const auto p = make_params(a.op, a.op.n, a.hidden, a.bias, a.hidden_scale);
   if constexpr (SFM_WGMMA_SWAP_AB != 0) {
-    if (path == GemmPath::kAuto && swap_gemm::takes(a.op.m)) {
+    if (path == GemmPath::kAuto &&
+        swap_gemm::takes_gate_up<EpilogueKind::kBiasGeluToFp8>(a.op.m, a.op.n, current_sms())) {
       return swap_gemm::launch<EpilogueKind::kBiasGeluToFp8, Activation::kGeluTanh>(
           a.op.x, a.op.w, p, current_sms(), stream);
     }
@@ -261,14 +270,10 @@ inline cudaError_t gemm2(const Gemm2Args& a, GemmPath path, cudaStream_t stream)
                              warp_ok<EpilogueKind::kBiasToBf16>(a.op.m, a.op.k),
                              rs_ok<EpilogueKind::kBiasToBf16>(a.op.m, a.op.k, a.op.n));
   if (kernel == Kernel::kPortable) return portable::gemm2(a, path, stream);
-  if constexpr (SFM_WGMMA_SWAP_AB != 0) {
-    const bool wgmma = kernel == Kernel::kWgmma || kernel == Kernel::kWgmmaSplitK ||
-                       kernel == Kernel::kWgmmaSplitKCluster;
-    if (wgmma && path == GemmPath::kAuto && swap_gemm::takes(a.op.m)) {
-      const auto p = make_params(a.op, a.op.n, a.out, a.bias, nullptr);
-      return swap_gemm::launch<EpilogueKind::kBiasToBf16, Activation::kGeluTanh>(
-          a.op.x, a.op.w, p, current_sms(), stream);
-    }
+  if (swap_down(a.op.m, kernel, path)) {
+    const auto p = make_params(a.op, a.op.n, a.out, a.bias, nullptr);
+    return swap_gemm::launch_down<Activation::kGeluTanh>(a.op.x, a.op.w, p, a.workspace,
+                                                          a.workspace_bytes, current_sms(), stream);
   }
   if (kernel == Kernel::kWgmmaSplitK || kernel == Kernel::kWgmmaSplitKCluster) {
     const auto p = make_params(a.op, a.op.n, a.out, a.bias, nullptr);
