@@ -1,23 +1,24 @@
-// DRAFT (branch wip/swap-ab, never run on a GPU): swap-AB Hopper FP8 GEMMs for M = 65..192
-// tokens, modelled on what cuBLAS runs there (RESULTS.md, thirteenth session: nvjet "TNT"
-// kernels, 128 weight rows x 72 / 136 tokens for the gate/up GEMM, 64 rows x 40-104
-// tokens and no split-K for the down GEMM).
+// Swap-AB Hopper FP8 GEMMs for mid-sized batches (auto: M = 65..192 tokens), modelled on
+// what cuBLAS runs there (benchmarks/RESULTS.md, thirteenth session: nvjet kernels with
+// the tokens on the N side, sized to M in steps of 8).
 //
-// The weights are the wgmma A operand and the tokens the N operand, sized to M in steps
-// of 16, so one pass over the weights computes every token without 64- or 128-token
-// padding. Same pipeline as fp8_gemm_wgmma.cuh (one producer thread issuing TMA into a
-// multi-stage ring, two consumer warpgroups, fp32 promotion every kPromoteTiles K tiles,
-// persistent CTAs, each tile's epilogue overlapping the next tile's first wgmma group;
-// the down GEMM a programmatic dependent launch that prefetches weights).
+// The weights are the wgmma A operand (128 rows per CTA, 64 per consumer warpgroup) and
+// the tokens the N operand, all of M in one tile rounded up to 16, so one pass over the
+// weights computes every token without 64- or 128-token padding. Same pipeline as
+// fp8_gemm_wgmma.cuh: one producer thread issuing TMA into a multi-stage ring, two
+// consumer warpgroups, fp32 promotion every kPromoteTiles K tiles.
 //
-// Gated GEMM1: the A tile is loaded by one 4-D TMA box as 8 groups of (8 gate rows, the
-// same 8 units' up rows), so in a warp's 16-row slice of the m64 operand, accumulator
+// Gate/up GEMMs: persistent CTAs; each tile's epilogue overlaps the next tile's first
+// wgmma group. The gated A tile is loaded by one 4-D TMA box as 8 groups of (8 gate rows,
+// the same 8 units' up rows), so in a warp's 16-row slice of the m64 operand, accumulator
 // rows r and r + 8 of a thread are gate and up of one hidden unit: the SwiGLU/GeGLU
 // epilogue stays in registers. The accumulators are [weight row][token]; the epilogue
 // writes them transposed into a [token][column] staging tile, then stores rows of it.
 //
-// Enabled with SFM_WGMMA_SWAP_AB=1 (hopper_backend.cuh routes the auto GEMMs at
-// M = 65..192 here); the default build does not use it.
+// Down GEMM: N = 2048-4096 makes only 16-32 tiles of 128 rows, so K is split over
+// gridDim.y CTAs per tile, each writing raw fp32 partial sums to a workspace; a
+// programmatic dependent launch that prefetches its first weight stages before waiting
+// for the hidden state.
 #pragma once
 
 #include "fp8_gemm_wgmma.cuh"
@@ -496,18 +497,19 @@ inline cudaError_t make_tma_gated_interleaved(CUtensorMap* map, const uint8_t* w
 // Whether the swap-AB kernels take a GEMM of m tokens (auto path, when enabled).
 inline bool takes(int64_t m) { return m >= kMinTokens && m <= kMaxTokens; }
 
-// Whether the gate/up GEMM of m tokens and n_out output columns runs here: only when its
-// 128-row weight tiles fill the GPU (one token tile, so tiles = weight tiles). A vision
-// tower's 4304 or 6144 columns make 34 or 48 tiles: slower than the wgmma kernel's 64-row
-// tiles there (scripts/mlp_ab.py, H200, 2026-12-03).
-template <EpilogueKind EPI>
-bool takes_gate_up(int64_t m, int64_t n_out, int sms) {
-  return takes(m) && host_ceil_div(n_out, int64_t(SwapPlan<EPI, 64>::kOutCols)) >= sms;
+// Whether a gate/up GEMM over w_rows weight rows ([2H, K] gated, [H, K] dense) fills the
+// GPU with its 128-row weight tiles (one per CTA at M <= 192). A vision tower's 4304 or
+// 6144 columns make 34 or 48 tiles: the wgmma kernel's 64-row tiles are faster there
+// (scripts/mlp_ab.py, H200, 2026-12-03).
+inline bool fills_gpu(int64_t w_rows, int sms) {
+  return host_ceil_div(w_rows, int64_t(64 * kConsumers)) >= sms;
 }
 
-// Token tile: all of M, rounded up to 16 (at least 64).
+// Token tile: all of M rounded up to 16 (at least 64); above kMaxTokens (a forced path),
+// tiles of kMaxTokens.
 inline int token_tile(int64_t m) {
-  return static_cast<int>(std::max<int64_t>(64, host_ceil_div(m, int64_t(16)) * 16));
+  return static_cast<int>(
+      std::clamp<int64_t>(host_ceil_div(m, int64_t(16)) * 16, 64, kMaxTokens));
 }
 
 // K splits of the down GEMM: as many as its 128-row weight tiles leave SMs for, at most
@@ -577,7 +579,6 @@ cudaError_t launch(const uint8_t* x, const uint8_t* w, const WgmmaParams& p, int
                    cudaStream_t stream) {
   static_assert(EPI != EpilogueKind::kBiasToBf16, "the down GEMM: launch_down");
   if (p.m == 0 || p.n_out == 0) return cudaSuccess;
-  if (p.m > kMaxTokens) return cudaErrorInvalidValue;
   return launch_tile<EPI, ACT>(x, w, p, sms, 1, stream);
 }
 
@@ -586,7 +587,6 @@ template <Activation ACT>
 cudaError_t launch_down(const uint8_t* x, const uint8_t* w, const WgmmaParams& p, float* ws,
                         int64_t ws_bytes, int sms, cudaStream_t stream) {
   if (p.m == 0 || p.n_out == 0) return cudaSuccess;
-  if (p.m > kMaxTokens) return cudaErrorInvalidValue;
   if (ws == nullptr || ws_bytes < down_workspace_bytes(p.m, p.n_out, p.k, sms)) {
     return cudaErrorInvalidValue;
   }

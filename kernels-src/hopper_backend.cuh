@@ -45,8 +45,8 @@
 #ifndef SFM_SPLIT_IN_CLUSTERS  // auto split-K reduced in clusters: 0 never, 1 where measured faster, 2 always
 #define SFM_SPLIT_IN_CLUSTERS 1
 #endif
-#ifndef SFM_WGMMA_SWAP_AB  // 1: auto GEMMs at M = 65..192 on the swap-AB draft
-#define SFM_WGMMA_SWAP_AB 0
+#ifndef SFM_WGMMA_SWAP_AB  // auto GEMMs at M = 65..192 on the swap-AB kernel (0: never)
+#define SFM_WGMMA_SWAP_AB 1
 #endif
 
 
@@ -93,7 +93,9 @@ inline bool rs_preferred(int64_t m, int64_t k) {
   return m >= SFM_RS_MIN_TOKENS || m * k >= SFM_RS_MIN_X_BYTES;
 }
 
-enum class Kernel { kWarp, kRegWgmma, kStream, kWgmma, kWgmmaSplitK, kWgmmaSplitKCluster, kPortable };
+enum class Kernel {
+  kWarp, kRegWgmma, kStream, kWgmma, kWgmmaSplitK, kWgmmaSplitKCluster, kSwapAB, kPortable
+};
 
 // Whether the split down GEMM reduces in clusters (auto). Clusters hold at most 8 CTAs
 // and must all fit at once, so they often get fewer splits than the workspace path
@@ -141,6 +143,7 @@ inline Kernel pick(int64_t m, GemmPath path, bool gemm2, int64_t w_rows, int64_t
     case GemmPath::kTensorCoreSplitK: return gemm2 ? Kernel::kWgmmaSplitK : Kernel::kPortable;
     case GemmPath::kTensorCoreSplitKCluster:
       return gemm2 ? Kernel::kWgmmaSplitKCluster : Kernel::kPortable;
+    case GemmPath::kTensorCoreSwapAB: return Kernel::kSwapAB;
     case GemmPath::kAuto:
       if (w_rows * k <= kMaxWarpWeightBytes) {  // L2-resident weights
         if (rs_ok && rs_preferred(m, k)) return Kernel::kRegWgmma;
@@ -148,6 +151,14 @@ inline Kernel pick(int64_t m, GemmPath path, bool gemm2, int64_t w_rows, int64_t
       }
       if (m <= kMaxStreamTokens && (SFM_STREAM_GATED_GEMM1 || !gated_gemm1)) {
         return Kernel::kStream;
+      }
+      // Mid-sized batches: the swap-AB kernel (every token in one wgmma N tile) for gate/up
+      // GEMMs whose weight tiles fill the GPU and for down GEMMs, except L2-resident ones
+      // (a vision tower's) above 160 tokens, where the split-K wgmma tiles were faster.
+      if (SFM_WGMMA_SWAP_AB && swap_gemm::takes(m) &&
+          (gemm2 ? (m <= 160 || w_rows * k > kMaxWarpWeightBytes)
+                 : swap_gemm::fills_gpu(w_rows, current_sms()))) {
+        return Kernel::kSwapAB;
       }
       if (gemm2 && SFM_WGMMA_SPLIT_K &&
           wgmma_gemm::split_k_factor(m, w_rows, k, current_sms()) >= 2) {
@@ -161,17 +172,10 @@ inline Kernel pick(int64_t m, GemmPath path, bool gemm2, int64_t w_rows, int64_t
   }
 }
 
-// Whether the down GEMM that `pick` sent to a wgmma kernel runs on the swap-AB one.
-inline bool swap_down(int64_t m, Kernel kernel, GemmPath path) {
-  const bool wgmma = kernel == Kernel::kWgmma || kernel == Kernel::kWgmmaSplitK ||
-                     kernel == Kernel::kWgmmaSplitKCluster;
-  return SFM_WGMMA_SWAP_AB != 0 && wgmma && path == GemmPath::kAuto && swap_gemm::takes(m);
-}
-
 inline int64_t gemm2_workspace_bytes(int64_t m, int64_t n, int64_t k, GemmPath path) {
   const Kernel kernel = pick(m, path, /*gemm2=*/true, n, k, warp_ok<EpilogueKind::kBiasToBf16>(m, k),
                              rs_ok<EpilogueKind::kBiasToBf16>(m, k, n));
-  if (swap_down(m, kernel, path)) return swap_gemm::down_workspace_bytes(m, n, k, current_sms());
+  if (kernel == Kernel::kSwapAB) return swap_gemm::down_workspace_bytes(m, n, k, current_sms());
   if (kernel != Kernel::kWgmmaSplitK) return 0;
   return wgmma_gemm::split_workspace_bytes(m, n, k, current_sms());
 }
@@ -217,12 +221,9 @@ cudaError_t gated_gemm1_with(const GatedGemm1Args& a, Kernel kernel, GemmPath pa
                                                                   nullptr, a.hidden_scale, stream);
   }
   const auto p = make_params(a.op, a.op.n / 2, a.hidden, nullptr, a.hidden_scale);
-  if constexpr (SFM_WGMMA_SWAP_AB != 0) {
-    if (path == GemmPath::kAuto &&
-        swap_gemm::takes_gate_up<EpilogueKind::kGatedToFp8>(a.op.m, a.op.n / 2, current_sms())) {
-      return swap_gemm::launch<EpilogueKind::kGatedToFp8, ACT>(a.op.x, a.op.w, p, current_sms(),
-                                                               stream);
-    }
+  if (kernel == Kernel::kSwapAB) {
+    return swap_gemm::launch<EpilogueKind::kGatedToFp8, ACT>(a.op.x, a.op.w, p, current_sms(),
+                                                             stream);
   }
   return wgmma_gemm::launch<EpilogueKind::kGatedToFp8, ACT>(a.op.x, a.op.w, p, current_sms(),
                                                             stream, forced_tall_rows(path));
@@ -254,12 +255,9 @@ inline cudaError_t dense_gemm1(const DenseGemm1Args& a, GemmPath path, cudaStrea
         a.op, a.op.n, a.hidden, a.bias, a.hidden_scale, stream);
   }
   const auto p = make_params(a.op, a.op.n, a.hidden, a.bias, a.hidden_scale);
-  if constexpr (SFM_WGMMA_SWAP_AB != 0) {
-    if (path == GemmPath::kAuto &&
-        swap_gemm::takes_gate_up<EpilogueKind::kBiasGeluToFp8>(a.op.m, a.op.n, current_sms())) {
-      return swap_gemm::launch<EpilogueKind::kBiasGeluToFp8, Activation::kGeluTanh>(
-          a.op.x, a.op.w, p, current_sms(), stream);
-    }
+  if (kernel == Kernel::kSwapAB) {
+    return swap_gemm::launch<EpilogueKind::kBiasGeluToFp8, Activation::kGeluTanh>(
+        a.op.x, a.op.w, p, current_sms(), stream);
   }
   return wgmma_gemm::launch<EpilogueKind::kBiasGeluToFp8, Activation::kGeluTanh>(
       a.op.x, a.op.w, p, current_sms(), stream, forced_tall_rows(path));
@@ -270,7 +268,7 @@ inline cudaError_t gemm2(const Gemm2Args& a, GemmPath path, cudaStream_t stream)
                              warp_ok<EpilogueKind::kBiasToBf16>(a.op.m, a.op.k),
                              rs_ok<EpilogueKind::kBiasToBf16>(a.op.m, a.op.k, a.op.n));
   if (kernel == Kernel::kPortable) return portable::gemm2(a, path, stream);
-  if (swap_down(a.op.m, kernel, path)) {
+  if (kernel == Kernel::kSwapAB) {
     const auto p = make_params(a.op, a.op.n, a.out, a.bias, nullptr);
     return swap_gemm::launch_down<Activation::kGeluTanh>(a.op.x, a.op.w, p, a.workspace,
                                                           a.workspace_bytes, current_sms(), stream);

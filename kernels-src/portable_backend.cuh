@@ -99,7 +99,8 @@ inline bool hopper_only(GemmPath path) {
   return path == GemmPath::kTensorCoreTma || path == GemmPath::kWeightStream ||
          path == GemmPath::kTensorCoreSplitK || path == GemmPath::kTensorCoreTall128 ||
          path == GemmPath::kTensorCoreTall192 || path == GemmPath::kTensorCoreTall64 ||
-         path == GemmPath::kTensorCoreStream || path == GemmPath::kTensorCoreSplitKCluster;
+         path == GemmPath::kTensorCoreStream || path == GemmPath::kTensorCoreSplitKCluster ||
+         path == GemmPath::kTensorCoreSwapAB;
 }
 
 inline cudaError_t gated_gemm1(const GatedGemm1Args& a, GemmPath path, cudaStream_t stream) {

@@ -16,7 +16,7 @@ SMS = 132  # H200 / H100 SXM
 
 PROGRAM = r"""
 #include <cstdio>
-#include "fp8_gemm_wgmma.cuh"
+#include "fp8_gemm_swap.cuh"
 using namespace static_fp8_mlp;
 using E = EpilogueKind;
 int main() {
@@ -45,6 +45,13 @@ int main() {
            wgmma_gemm::split_k_factor(m, 2048, 16384, SMS),
            wgmma_gemm::split_k_factor(m, 1152, 4304, SMS),
            wgmma_gemm::split_k_factor(m, 1536, 6144, SMS));
+    // swap-AB: taken at m, token tile, gate/up tiles fill the GPU (weight rows: SwiGLU
+    // 28672, GeGLU 32768, dense 4304, 6144), down splits (SwiGLU, GeGLU)
+    printf("swap %ld %d %d %d %d %d %d %d %d\n", m, int(swap_gemm::takes(m)),
+           swap_gemm::token_tile(m), int(swap_gemm::fills_gpu(28672, SMS)),
+           int(swap_gemm::fills_gpu(32768, SMS)), int(swap_gemm::fills_gpu(4304, SMS)),
+           int(swap_gemm::fills_gpu(6144, SMS)), swap_gemm::down_splits(4096, 14336, SMS),
+           swap_gemm::down_splits(2048, 16384, SMS));
   }
 }
 """
@@ -124,3 +131,17 @@ def test_wide_tiles(rules):
         assert rules[("wide", m)] == [1, 1, 0], m
     for m in (65, 100, 128, 193, 256, 384, 8192):
         assert rules[("wide", m)] == [0, 0, 0], m
+
+
+def test_swap_ab_rules(rules):
+    """The swap-AB kernel takes M = 65-192 (auto), every token in one tile rounded up to 16
+    (tiles of 192 beyond, forced); gate/up GEMMs only where 128-row tiles fill the GPU
+    (the gated ones, not a vision tower's); the down GEMM splits K to fill the GPU
+    (SwiGLU 32 tiles x 4, GeGLU 16 x 8)."""
+    for m in (1, 17, 64, 193, 256, 8192):
+        assert rules[("swap", m)][0] == 0, m
+    for m in (65, 100, 128, 129, 160, 192):
+        assert rules[("swap", m)][0] == 1, m
+    assert [rules[("swap", m)][1] for m in (1, 64, 65, 100, 129, 192, 193, 8192)] == \
+        [64, 64, 80, 112, 144, 192, 192, 192]
+    assert rules[("swap", 100)][2:] == [1, 1, 0, 0, 4, 8]

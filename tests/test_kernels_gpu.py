@@ -297,21 +297,35 @@ def test_gate_up_pairs_sharing_the_token_tile(sfm, m, path, h):
 
 
 @pytest.mark.parametrize("m", (65, 100, 128, 129, 150, 192))
-@pytest.mark.parametrize("h", (4288, 4304))
-def test_auto_gate_up_at_mid_m(sfm, m, h):
-    """The auto gate/up GEMMs at M = 65-192 (K = 4096 and 1152), whatever kernel the build
-    routes them to: the tall or wide wgmma tiles, or (SFM_WGMMA_SWAP_AB=1 builds) the
-    swap-AB draft. H = 4288 / 4304 leave partial 64- and 128-column tiles."""
-    gen = torch.Generator(device="cuda").manual_seed(5000 + m + h)
+def test_auto_paths_at_mid_m(sfm, m):
+    """The auto GEMMs at M = 65-192 where the weights stream from DRAM: H = 8464 gives the
+    gated gate/up GEMM 133 tiles of 128 weight rows (the last one partial), enough to take
+    the swap-AB kernel on a 132-SM GPU, and the down GEMMs (N x H = 17 MB) the swap-AB
+    split-K one; the dense up GEMM (67 tiles) stays on the wgmma tiles. K = 4096 and 1152
+    (a K tail)."""
+    h, n = 8464, 2048
+    gen = torch.Generator(device="cuda").manual_seed(5000 + m)
     for k in (4096, 1152):
         for activation in ("silu", "gelu_tanh"):
-            case = gated_case(m, k, h, 512, activation, m % 2 == 1, generator=gen)
+            case = gated_case(m, k, h, n, activation, m % 2 == 1, generator=gen)
             fn = sfm.fp8_swiglu_mlp_bf16 if activation == "silu" else sfm.fp8_geglu_mlp_bf16
-            got = fn(*case.args(), out=poisoned_bf16((m, 512)))
+            got = fn(*case.args(), out=poisoned_bf16((m, n)))
             assert_close_to_reference(got, sfm.reference.gated_mlp(*case.args(), activation))
-        dcase = dense_case(m, k, h, 512, m % 2 == 0, generator=gen)
-        got = sfm.fp8_gelu_mlp_bf16(*dcase.args(), out=poisoned_bf16((m, 512)))
+        dcase = dense_case(m, k, h, n, m % 2 == 0, generator=gen)
+        got = sfm.fp8_gelu_mlp_bf16(*dcase.args(), out=poisoned_bf16((m, n)))
         assert_close_to_reference(got, sfm.reference.fp8_gelu_mlp_bf16(*dcase.args()))
+
+
+@pytest.mark.parametrize("m", (1, 17, 65, 100, 129, 191, 192, 250))
+@pytest.mark.parametrize("shape", ((4096, 2048, 512), (1152, 4304, 1152), (1040, 1536, 768)))
+def test_swap_ab_path(sfm, m, shape):
+    """The swap-AB wgmma GEMMs (weights x every token, the down GEMM split over K),
+    forced for both GEMMs. Token tiles of 64-192 rows (M = 1-192, mostly padding at
+    M <= 17) and two 192-token tiles at M = 250; H = 4304 and 1536 leave partial weight
+    tiles (4304: also a down-GEMM K tail inside a K tile), K = 1152 and 1040 end inside a
+    K tile."""
+    check_forced_paths(sfm, ("tensor_core_swap_ab", "tensor_core_swap_ab"), m, shape, 2600,
+                       hopper_only=True)
 
 
 def check_forced_paths(sfm, paths, m, shape, seed, hopper_only):
