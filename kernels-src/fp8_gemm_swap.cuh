@@ -28,7 +28,6 @@ namespace {
 namespace swap_gemm {
 
 using namespace tma;
-using wgmma_gemm::consumers_barrier;
 using wgmma_gemm::kBK;
 using wgmma_gemm::kConsumers;
 using wgmma_gemm::kMaxDynamicSmem;
@@ -38,69 +37,8 @@ using wgmma_gemm::warpgroup_barrier;
 using wgmma_gemm::WgmmaParams;
 
 // wgmma m64 x N x k32 (e4m3, both operands in shared memory) for the token tiles the
-// wgmma file has no wrapper for (generated: N in steps of 8). Accumulator operands four at
-// a time.
+// wgmma file has no wrapper for. Accumulator operands four at a time.
 #define SFM_SWAP_ACC4(i) "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3])
-
-SFM_DEVICE void wgmma_m64n8k32(float (&d)[4], uint64_t desc_a, uint64_t desc_b,
-                                int scale_d) {
-  asm volatile(
-      "{\n .reg .pred p;\n setp.ne.b32 p, %6, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n8k32.f32.e4m3.e4m3 "
-      "{%0, %1, %2, %3}, %4, %5, p, 1, 1;\n}\n"
-      : SFM_SWAP_ACC4(0)
-      : "l"(desc_a), "l"(desc_b), "r"(scale_d));
-}
-
-SFM_DEVICE void wgmma_m64n24k32(float (&d)[12], uint64_t desc_a, uint64_t desc_b,
-                                int scale_d) {
-  asm volatile(
-      "{\n .reg .pred p;\n setp.ne.b32 p, %14, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n24k32.f32.e4m3.e4m3 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11}, %12, %13, p, 1, 1;\n}\n"
-      : SFM_SWAP_ACC4(0), SFM_SWAP_ACC4(4), SFM_SWAP_ACC4(8)
-      : "l"(desc_a), "l"(desc_b), "r"(scale_d));
-}
-
-SFM_DEVICE void wgmma_m64n40k32(float (&d)[20], uint64_t desc_a, uint64_t desc_b,
-                                int scale_d) {
-  asm volatile(
-      "{\n .reg .pred p;\n setp.ne.b32 p, %22, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n40k32.f32.e4m3.e4m3 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19}, %20, %21, p, 1, 1;\n}\n"
-      : SFM_SWAP_ACC4(0), SFM_SWAP_ACC4(4), SFM_SWAP_ACC4(8), SFM_SWAP_ACC4(12), SFM_SWAP_ACC4(16)
-      : "l"(desc_a), "l"(desc_b), "r"(scale_d));
-}
-
-SFM_DEVICE void wgmma_m64n48k32(float (&d)[24], uint64_t desc_a, uint64_t desc_b,
-                                int scale_d) {
-  asm volatile(
-      "{\n .reg .pred p;\n setp.ne.b32 p, %26, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n48k32.f32.e4m3.e4m3 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23}, %24, %25, p, 1, 1;\n}\n"
-      : SFM_SWAP_ACC4(0), SFM_SWAP_ACC4(4), SFM_SWAP_ACC4(8), SFM_SWAP_ACC4(12), SFM_SWAP_ACC4(16), SFM_SWAP_ACC4(20)
-      : "l"(desc_a), "l"(desc_b), "r"(scale_d));
-}
-
-SFM_DEVICE void wgmma_m64n56k32(float (&d)[28], uint64_t desc_a, uint64_t desc_b,
-                                int scale_d) {
-  asm volatile(
-      "{\n .reg .pred p;\n setp.ne.b32 p, %30, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n56k32.f32.e4m3.e4m3 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27}, %28, %29, p, 1, 1;\n}\n"
-      : SFM_SWAP_ACC4(0), SFM_SWAP_ACC4(4), SFM_SWAP_ACC4(8), SFM_SWAP_ACC4(12), SFM_SWAP_ACC4(16), SFM_SWAP_ACC4(20), SFM_SWAP_ACC4(24)
-      : "l"(desc_a), "l"(desc_b), "r"(scale_d));
-}
-
-SFM_DEVICE void wgmma_m64n72k32(float (&d)[36], uint64_t desc_a, uint64_t desc_b,
-                                int scale_d) {
-  asm volatile(
-      "{\n .reg .pred p;\n setp.ne.b32 p, %38, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n72k32.f32.e4m3.e4m3 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35}, %36, %37, p, 1, 1;\n}\n"
-      : SFM_SWAP_ACC4(0), SFM_SWAP_ACC4(4), SFM_SWAP_ACC4(8), SFM_SWAP_ACC4(12), SFM_SWAP_ACC4(16), SFM_SWAP_ACC4(20), SFM_SWAP_ACC4(24), SFM_SWAP_ACC4(28), SFM_SWAP_ACC4(32)
-      : "l"(desc_a), "l"(desc_b), "r"(scale_d));
-}
 
 SFM_DEVICE void wgmma_m64n80k32(float (&d)[40], uint64_t desc_a, uint64_t desc_b,
                                 int scale_d) {
@@ -109,16 +47,6 @@ SFM_DEVICE void wgmma_m64n80k32(float (&d)[40], uint64_t desc_a, uint64_t desc_b
       "wgmma.mma_async.sync.aligned.m64n80k32.f32.e4m3.e4m3 "
       "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39}, %40, %41, p, 1, 1;\n}\n"
       : SFM_SWAP_ACC4(0), SFM_SWAP_ACC4(4), SFM_SWAP_ACC4(8), SFM_SWAP_ACC4(12), SFM_SWAP_ACC4(16), SFM_SWAP_ACC4(20), SFM_SWAP_ACC4(24), SFM_SWAP_ACC4(28), SFM_SWAP_ACC4(32), SFM_SWAP_ACC4(36)
-      : "l"(desc_a), "l"(desc_b), "r"(scale_d));
-}
-
-SFM_DEVICE void wgmma_m64n88k32(float (&d)[44], uint64_t desc_a, uint64_t desc_b,
-                                int scale_d) {
-  asm volatile(
-      "{\n .reg .pred p;\n setp.ne.b32 p, %46, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n88k32.f32.e4m3.e4m3 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43}, %44, %45, p, 1, 1;\n}\n"
-      : SFM_SWAP_ACC4(0), SFM_SWAP_ACC4(4), SFM_SWAP_ACC4(8), SFM_SWAP_ACC4(12), SFM_SWAP_ACC4(16), SFM_SWAP_ACC4(20), SFM_SWAP_ACC4(24), SFM_SWAP_ACC4(28), SFM_SWAP_ACC4(32), SFM_SWAP_ACC4(36), SFM_SWAP_ACC4(40)
       : "l"(desc_a), "l"(desc_b), "r"(scale_d));
 }
 
@@ -172,27 +100,13 @@ SFM_DEVICE void wgmma_m64n176k32(float (&d)[88], uint64_t desc_a, uint64_t desc_
       : "l"(desc_a), "l"(desc_b), "r"(scale_d));
 }
 
-// wgmma m64 x N x k32 for any N = 8 .. 192 in steps of 8 that a token tile uses.
+// wgmma m64 x N x k32 for the token tiles N = 64 .. 192 in steps of 16.
 template <int N>
 SFM_DEVICE void wgmma_tokens(float (&d)[N / 2], uint64_t desc_a, uint64_t desc_b, int scale_d) {
-  if constexpr (N == 16 || N == 32 || N == 64 || N == 128 || N == 192) {
+  if constexpr (N == 64 || N == 128 || N == 192) {
     wgmma_gemm::wgmma_m64nk32<N>(d, desc_a, desc_b, scale_d);
-  } else if constexpr (N == 8) {
-    wgmma_m64n8k32(d, desc_a, desc_b, scale_d);
-  } else if constexpr (N == 24) {
-    wgmma_m64n24k32(d, desc_a, desc_b, scale_d);
-  } else if constexpr (N == 40) {
-    wgmma_m64n40k32(d, desc_a, desc_b, scale_d);
-  } else if constexpr (N == 48) {
-    wgmma_m64n48k32(d, desc_a, desc_b, scale_d);
-  } else if constexpr (N == 56) {
-    wgmma_m64n56k32(d, desc_a, desc_b, scale_d);
-  } else if constexpr (N == 72) {
-    wgmma_m64n72k32(d, desc_a, desc_b, scale_d);
   } else if constexpr (N == 80) {
     wgmma_m64n80k32(d, desc_a, desc_b, scale_d);
-  } else if constexpr (N == 88) {
-    wgmma_m64n88k32(d, desc_a, desc_b, scale_d);
   } else if constexpr (N == 96) {
     wgmma_m64n96k32(d, desc_a, desc_b, scale_d);
   } else if constexpr (N == 112) {
