@@ -126,7 +126,8 @@ SFM_DEVICE void wgmma_tokens(float (&d)[N / 2], uint64_t desc_a, uint64_t desc_b
 #define SFM_SWAP_PROMOTE_TILES 2
 #endif
 constexpr int kPromoteTiles = SFM_SWAP_PROMOTE_TILES;
-constexpr int kMinTokens = 65;   // below: the wide wgmma kernel
+constexpr int kMinSmallTokens = 17;  // auto: GeGLU-sized GEMMs from here (auto_takes)
+constexpr int kMinTokens = 65;       // auto: the others from here
 constexpr int kMaxTokens = 192;  // two accumulator sets of BT / 2 registers per thread
 
 // 128 weight rows per CTA, 64 per consumer warpgroup, each warpgroup multiplying all BT
@@ -408,15 +409,29 @@ inline cudaError_t make_tma_gated_interleaved(CUtensorMap* map, const uint8_t* w
                                                                            : cudaErrorInvalidValue;
 }
 
-// Whether the swap-AB kernels take a GEMM of m tokens (auto path, when enabled).
-inline bool takes(int64_t m) { return m >= kMinTokens && m <= kMaxTokens; }
-
 // Whether a gate/up GEMM over w_rows weight rows ([2H, K] gated, [H, K] dense) fills the
 // GPU with its 128-row weight tiles (one per CTA at M <= 192). A vision tower's 4304 or
 // 6144 columns make 34 or 48 tiles: the wgmma kernel's 64-row tiles are faster there
 // (scripts/mlp_ab.py, H200, 2026-12-03).
 inline bool fills_gpu(int64_t w_rows, int sms) {
   return host_ceil_div(w_rows, int64_t(64 * kConsumers)) >= sms;
+}
+
+// Where the auto path takes the swap-AB kernels, for a GEMM of m tokens over a [w_rows, k]
+// weight (down: the down GEMM; l2_resident: the weight stays in L2 between calls).
+// M = 65..192: gate/up GEMMs whose weight tiles fill the GPU; down GEMMs, except
+// L2-resident ones above 160 tokens (a vision tower's: the split-K wgmma tiles were up to
+// 1.7 us faster at M = 192). M = 17..64, where the wide wgmma tiles also hold every token:
+// only the GeGLU-sized GEMMs measured faster (gate/up with K <= 2048, down with N <= 2048
+// from DRAM: 1.5-2.4 us per MLP), SwiGLU's were 1.3-2.9 us slower (scripts/mlp_ab.py,
+// H200, benchmarks/RESULTS.md, 2026-12-03).
+inline bool auto_takes(int64_t m, bool down, int64_t w_rows, int64_t k, bool l2_resident,
+                       int sms) {
+  if (m >= kMinSmallTokens && m < kMinTokens) {
+    return down ? w_rows <= 2048 && !l2_resident : k <= 2048 && fills_gpu(w_rows, sms);
+  }
+  if (m < kMinTokens || m > kMaxTokens) return false;
+  return down ? m <= 160 || !l2_resident : fills_gpu(w_rows, sms);
 }
 
 // Token tile: all of M rounded up to 16 (at least 64); above kMaxTokens (a forced path),

@@ -45,7 +45,7 @@
 #ifndef SFM_SPLIT_IN_CLUSTERS  // auto split-K reduced in clusters: 0 never, 1 where measured faster, 2 always
 #define SFM_SPLIT_IN_CLUSTERS 1
 #endif
-#ifndef SFM_WGMMA_SWAP_AB  // auto GEMMs at M = 65..192 on the swap-AB kernel (0: never)
+#ifndef SFM_WGMMA_SWAP_AB  // auto GEMMs at M = 17..192 on the swap-AB kernel (0: never)
 #define SFM_WGMMA_SWAP_AB 1
 #endif
 
@@ -152,12 +152,11 @@ inline Kernel pick(int64_t m, GemmPath path, bool gemm2, int64_t w_rows, int64_t
       if (m <= kMaxStreamTokens && (SFM_STREAM_GATED_GEMM1 || !gated_gemm1)) {
         return Kernel::kStream;
       }
-      // Mid-sized batches: the swap-AB kernel (every token in one wgmma N tile) for gate/up
-      // GEMMs whose weight tiles fill the GPU and for down GEMMs, except L2-resident ones
-      // (a vision tower's) above 160 tokens, where the split-K wgmma tiles were faster.
-      if (SFM_WGMMA_SWAP_AB && swap_gemm::takes(m) &&
-          (gemm2 ? (m <= 160 || w_rows * k > kMaxWarpWeightBytes)
-                 : swap_gemm::fills_gpu(w_rows, current_sms()))) {
+      // Mid-sized batches: the swap-AB kernel (every token in one wgmma N tile) where
+      // swap_gemm::auto_takes says it measured faster.
+      if (SFM_WGMMA_SWAP_AB && swap_gemm::auto_takes(m, gemm2, w_rows, k,
+                                                     w_rows * k <= kMaxWarpWeightBytes,
+                                                     current_sms())) {
         return Kernel::kSwapAB;
       }
       if (gemm2 && SFM_WGMMA_SPLIT_K &&

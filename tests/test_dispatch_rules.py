@@ -45,10 +45,17 @@ int main() {
            wgmma_gemm::split_k_factor(m, 2048, 16384, SMS),
            wgmma_gemm::split_k_factor(m, 1152, 4304, SMS),
            wgmma_gemm::split_k_factor(m, 1536, 6144, SMS));
-    // swap-AB: taken at m, token tile, gate/up tiles fill the GPU (weight rows: SwiGLU
-    // 28672, GeGLU 32768, dense 4304, 6144), down splits (SwiGLU, GeGLU)
-    printf("swap %ld %d %d %d %d %d %d %d %d\n", m, int(swap_gemm::takes(m)),
-           swap_gemm::token_tile(m), int(swap_gemm::fills_gpu(28672, SMS)),
+    // swap-AB, auto: gate/up and down of SwiGLU, GeGLU, the dense 1152x4304 MLP (L2-resident)
+    printf("swap_auto %ld %d %d %d %d %d %d\n", m,
+           int(swap_gemm::auto_takes(m, false, 28672, 4096, false, SMS)),
+           int(swap_gemm::auto_takes(m, true, 4096, 14336, false, SMS)),
+           int(swap_gemm::auto_takes(m, false, 32768, 2048, false, SMS)),
+           int(swap_gemm::auto_takes(m, true, 2048, 16384, false, SMS)),
+           int(swap_gemm::auto_takes(m, false, 4304, 1152, true, SMS)),
+           int(swap_gemm::auto_takes(m, true, 1152, 4304, true, SMS)));
+    // swap-AB: token tile, gate/up tiles fill the GPU (weight rows: SwiGLU 28672, GeGLU
+    // 32768, dense 4304, 6144), down splits (SwiGLU, GeGLU)
+    printf("swap %ld %d %d %d %d %d %d %d\n", m, swap_gemm::token_tile(m), int(swap_gemm::fills_gpu(28672, SMS)),
            int(swap_gemm::fills_gpu(32768, SMS)), int(swap_gemm::fills_gpu(4304, SMS)),
            int(swap_gemm::fills_gpu(6144, SMS)), swap_gemm::down_splits(4096, 14336, SMS),
            swap_gemm::down_splits(2048, 16384, SMS));
@@ -134,14 +141,23 @@ def test_wide_tiles(rules):
 
 
 def test_swap_ab_rules(rules):
-    """The swap-AB kernel takes M = 65-192 (auto), every token in one tile rounded up to 16
-    (tiles of 192 beyond, forced); gate/up GEMMs only where 128-row tiles fill the GPU
-    (the gated ones, not a vision tower's); the down GEMM splits K to fill the GPU
-    (SwiGLU 32 tiles x 4, GeGLU 16 x 8)."""
-    for m in (1, 17, 64, 193, 256, 8192):
-        assert rules[("swap", m)][0] == 0, m
-    for m in (65, 100, 128, 129, 160, 192):
-        assert rules[("swap", m)][0] == 1, m
-    assert [rules[("swap", m)][1] for m in (1, 64, 65, 100, 129, 192, 193, 8192)] == \
+    """Every token in one tile rounded up to 16 (at least 64; tiles of 192 beyond, forced);
+    gate/up 128-row tiles fill the GPU for the gated MLPs, not a vision tower's; the down
+    GEMM splits K to fill the GPU (SwiGLU 32 tiles x 4, GeGLU 16 x 8)."""
+    assert [rules[("swap", m)][0] for m in (1, 64, 65, 100, 129, 192, 193, 8192)] == \
         [64, 64, 80, 112, 144, 192, 192, 192]
-    assert rules[("swap", 100)][2:] == [1, 1, 0, 0, 4, 8]
+    assert rules[("swap", 100)][1:] == [1, 1, 0, 0, 4, 8]
+
+
+def test_swap_ab_auto(rules):
+    """Auto routing to the swap-AB kernels (fourteenth session, scripts/mlp_ab.py): SwiGLU
+    and GeGLU at M = 65-192 (both GEMMs); GeGLU also at M = 17-64; the dense MLP's down GEMM
+    (L2-resident) at M = 65-160 only, its up GEMM (34 tiles) never; nothing at M = 1 or
+    above 192."""
+    for m in (1, 193, 256, 8192):
+        assert rules[("swap_auto", m)] == [0] * 6, m
+    for m in (17, 64):
+        assert rules[("swap_auto", m)] == [0, 0, 1, 1, 0, 0], m
+    for m in (65, 100, 160):
+        assert rules[("swap_auto", m)] == [1, 1, 1, 1, 0, 1], m
+    assert rules[("swap_auto", 192)] == [1, 1, 1, 1, 0, 0]

@@ -296,13 +296,13 @@ def test_gate_up_pairs_sharing_the_token_tile(sfm, m, path, h):
         assert_close_to_reference(got, sfm.reference.gated_mlp(*case.args(), activation))
 
 
-@pytest.mark.parametrize("m", (65, 100, 128, 129, 150, 192))
+@pytest.mark.parametrize("m", (17, 40, 64, 65, 100, 128, 129, 150, 192))
 def test_auto_paths_at_mid_m(sfm, m):
-    """The auto GEMMs at M = 65-192 where the weights stream from DRAM: H = 8464 gives the
+    """The auto GEMMs at M = 17-192 where the weights stream from DRAM: H = 8464 gives the
     gated gate/up GEMM 133 tiles of 128 weight rows (the last one partial), enough to take
-    the swap-AB kernel on a 132-SM GPU, and the down GEMMs (N x H = 17 MB) the swap-AB
-    split-K one; the dense up GEMM (67 tiles) stays on the wgmma tiles. K = 4096 and 1152
-    (a K tail)."""
+    the swap-AB kernel on a 132-SM GPU (at M <= 64 only with K = 1152), and the down GEMMs
+    (N x H = 17 MB, N = 2048) the swap-AB split-K one; the dense up GEMM (67 tiles) stays
+    on the wgmma tiles. K = 4096 and 1152 (a K tail)."""
     h, n = 8464, 2048
     gen = torch.Generator(device="cuda").manual_seed(5000 + m)
     for k in (4096, 1152):
