@@ -190,15 +190,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       kDown ? static_cast<int>((blockIdx.y + 1) * k_tiles_all / gridDim.y) - kt_first : k_tiles_all;
   const int warpgroup = threadIdx.x / 128;
 
-  if (threadIdx.x == 0) {
-    for (int s = 0; s < kStages; ++s) {
-      mbar_init(&full[s], 1);
-      mbar_init(&empty[s], kConsumers);
-    }
-    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-    prefetch_tensormap(&tma_x);
-    prefetch_tensormap(&tma_w);
-  }
+  if (threadIdx.x == 0) init_ring(full, empty, kStages, kConsumers, &tma_x, &tma_w);
   __syncthreads();
   if constexpr (!kDown) {
     // A programmatic dependent launch after the input quant; then let the down GEMM launch.

@@ -397,15 +397,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       SPLIT ? static_cast<int>((blockIdx.y + 1) * k_tiles_all / gridDim.y) - kt_first
             : k_tiles_all;
 
-  if (threadIdx.x == 0) {
-    for (int s = 0; s < kStages; ++s) {
-      mbar_init(&full[s], 1);
-      mbar_init(&empty[s], kConsumers * CLUSTER);
-    }
-    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-    prefetch_tensormap(&tma_x);
-    prefetch_tensormap(&tma_w);
-  }
+  if (threadIdx.x == 0) init_ring(full, empty, kStages, kConsumers * CLUSTER, &tma_x, &tma_w);
   // The peer's multicast loads signal this CTA's barriers: initialised first.
   if constexpr (CLUSTER > 1) {
     cluster_sync();

@@ -104,6 +104,21 @@ SFM_DEVICE void prefetch_tensormap(const CUtensorMap* map) {
   asm volatile("prefetch.tensormap [%0];\n" ::"l"(reinterpret_cast<uint64_t>(map)) : "memory");
 }
 
+// A TMA ring's barriers, by one thread before any load: full[s] completes on one
+// arrival (the producer's expect_tx) plus the stage's bytes, empty[s] on `consumers`
+// arrivals. The fence makes them visible to the async proxy and the cluster; then both
+// tensor maps are fetched.
+SFM_DEVICE void init_ring(uint64_t* full, uint64_t* empty, int stages, uint32_t consumers,
+                          const CUtensorMap* map_x, const CUtensorMap* map_w) {
+  for (int s = 0; s < stages; ++s) {
+    mbar_init(&full[s], 1);
+    mbar_init(&empty[s], consumers);
+  }
+  asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  prefetch_tensormap(map_x);
+  prefetch_tensormap(map_w);
+}
+
 SFM_DEVICE void tma_load_2d(void* dst, const CUtensorMap* map, uint64_t* bar, int c0, int c1) {
   asm volatile(
       "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes"
