@@ -36,92 +36,6 @@ using wgmma_gemm::smem_desc;
 using wgmma_gemm::warpgroup_barrier;
 using wgmma_gemm::WgmmaParams;
 
-// wgmma m64 x N x k32 (e4m3, both operands in shared memory) for the token tiles the
-// wgmma file has no wrapper for. Accumulator operands four at a time.
-#define SFM_SWAP_ACC4(i) "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3])
-
-SFM_DEVICE void wgmma_m64n80k32(float (&d)[40], uint64_t desc_a, uint64_t desc_b,
-                                int scale_d) {
-  asm volatile(
-      "{\n .reg .pred p;\n setp.ne.b32 p, %42, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n80k32.f32.e4m3.e4m3 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39}, %40, %41, p, 1, 1;\n}\n"
-      : SFM_SWAP_ACC4(0), SFM_SWAP_ACC4(4), SFM_SWAP_ACC4(8), SFM_SWAP_ACC4(12), SFM_SWAP_ACC4(16), SFM_SWAP_ACC4(20), SFM_SWAP_ACC4(24), SFM_SWAP_ACC4(28), SFM_SWAP_ACC4(32), SFM_SWAP_ACC4(36)
-      : "l"(desc_a), "l"(desc_b), "r"(scale_d));
-}
-
-SFM_DEVICE void wgmma_m64n96k32(float (&d)[48], uint64_t desc_a, uint64_t desc_b,
-                                int scale_d) {
-  asm volatile(
-      "{\n .reg .pred p;\n setp.ne.b32 p, %50, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n96k32.f32.e4m3.e4m3 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47}, %48, %49, p, 1, 1;\n}\n"
-      : SFM_SWAP_ACC4(0), SFM_SWAP_ACC4(4), SFM_SWAP_ACC4(8), SFM_SWAP_ACC4(12), SFM_SWAP_ACC4(16), SFM_SWAP_ACC4(20), SFM_SWAP_ACC4(24), SFM_SWAP_ACC4(28), SFM_SWAP_ACC4(32), SFM_SWAP_ACC4(36), SFM_SWAP_ACC4(40), SFM_SWAP_ACC4(44)
-      : "l"(desc_a), "l"(desc_b), "r"(scale_d));
-}
-
-SFM_DEVICE void wgmma_m64n112k32(float (&d)[56], uint64_t desc_a, uint64_t desc_b,
-                                int scale_d) {
-  asm volatile(
-      "{\n .reg .pred p;\n setp.ne.b32 p, %58, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n112k32.f32.e4m3.e4m3 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55}, %56, %57, p, 1, 1;\n}\n"
-      : SFM_SWAP_ACC4(0), SFM_SWAP_ACC4(4), SFM_SWAP_ACC4(8), SFM_SWAP_ACC4(12), SFM_SWAP_ACC4(16), SFM_SWAP_ACC4(20), SFM_SWAP_ACC4(24), SFM_SWAP_ACC4(28), SFM_SWAP_ACC4(32), SFM_SWAP_ACC4(36), SFM_SWAP_ACC4(40), SFM_SWAP_ACC4(44), SFM_SWAP_ACC4(48), SFM_SWAP_ACC4(52)
-      : "l"(desc_a), "l"(desc_b), "r"(scale_d));
-}
-
-SFM_DEVICE void wgmma_m64n144k32(float (&d)[72], uint64_t desc_a, uint64_t desc_b,
-                                int scale_d) {
-  asm volatile(
-      "{\n .reg .pred p;\n setp.ne.b32 p, %74, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n144k32.f32.e4m3.e4m3 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, %71}, %72, %73, p, 1, 1;\n}\n"
-      : SFM_SWAP_ACC4(0), SFM_SWAP_ACC4(4), SFM_SWAP_ACC4(8), SFM_SWAP_ACC4(12), SFM_SWAP_ACC4(16), SFM_SWAP_ACC4(20), SFM_SWAP_ACC4(24), SFM_SWAP_ACC4(28), SFM_SWAP_ACC4(32), SFM_SWAP_ACC4(36), SFM_SWAP_ACC4(40), SFM_SWAP_ACC4(44), SFM_SWAP_ACC4(48), SFM_SWAP_ACC4(52), SFM_SWAP_ACC4(56), SFM_SWAP_ACC4(60), SFM_SWAP_ACC4(64), SFM_SWAP_ACC4(68)
-      : "l"(desc_a), "l"(desc_b), "r"(scale_d));
-}
-
-SFM_DEVICE void wgmma_m64n160k32(float (&d)[80], uint64_t desc_a, uint64_t desc_b,
-                                int scale_d) {
-  asm volatile(
-      "{\n .reg .pred p;\n setp.ne.b32 p, %82, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n160k32.f32.e4m3.e4m3 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79}, %80, %81, p, 1, 1;\n}\n"
-      : SFM_SWAP_ACC4(0), SFM_SWAP_ACC4(4), SFM_SWAP_ACC4(8), SFM_SWAP_ACC4(12), SFM_SWAP_ACC4(16), SFM_SWAP_ACC4(20), SFM_SWAP_ACC4(24), SFM_SWAP_ACC4(28), SFM_SWAP_ACC4(32), SFM_SWAP_ACC4(36), SFM_SWAP_ACC4(40), SFM_SWAP_ACC4(44), SFM_SWAP_ACC4(48), SFM_SWAP_ACC4(52), SFM_SWAP_ACC4(56), SFM_SWAP_ACC4(60), SFM_SWAP_ACC4(64), SFM_SWAP_ACC4(68), SFM_SWAP_ACC4(72), SFM_SWAP_ACC4(76)
-      : "l"(desc_a), "l"(desc_b), "r"(scale_d));
-}
-
-SFM_DEVICE void wgmma_m64n176k32(float (&d)[88], uint64_t desc_a, uint64_t desc_b,
-                                int scale_d) {
-  asm volatile(
-      "{\n .reg .pred p;\n setp.ne.b32 p, %90, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n176k32.f32.e4m3.e4m3 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, %82, %83, %84, %85, %86, %87}, %88, %89, p, 1, 1;\n}\n"
-      : SFM_SWAP_ACC4(0), SFM_SWAP_ACC4(4), SFM_SWAP_ACC4(8), SFM_SWAP_ACC4(12), SFM_SWAP_ACC4(16), SFM_SWAP_ACC4(20), SFM_SWAP_ACC4(24), SFM_SWAP_ACC4(28), SFM_SWAP_ACC4(32), SFM_SWAP_ACC4(36), SFM_SWAP_ACC4(40), SFM_SWAP_ACC4(44), SFM_SWAP_ACC4(48), SFM_SWAP_ACC4(52), SFM_SWAP_ACC4(56), SFM_SWAP_ACC4(60), SFM_SWAP_ACC4(64), SFM_SWAP_ACC4(68), SFM_SWAP_ACC4(72), SFM_SWAP_ACC4(76), SFM_SWAP_ACC4(80), SFM_SWAP_ACC4(84)
-      : "l"(desc_a), "l"(desc_b), "r"(scale_d));
-}
-
-// wgmma m64 x N x k32 for the token tiles N = 64 .. 192 in steps of 16.
-template <int N>
-SFM_DEVICE void wgmma_tokens(float (&d)[N / 2], uint64_t desc_a, uint64_t desc_b, int scale_d) {
-  if constexpr (N == 64 || N == 128 || N == 192) {
-    wgmma_gemm::wgmma_m64nk32<N>(d, desc_a, desc_b, scale_d);
-  } else if constexpr (N == 80) {
-    wgmma_m64n80k32(d, desc_a, desc_b, scale_d);
-  } else if constexpr (N == 96) {
-    wgmma_m64n96k32(d, desc_a, desc_b, scale_d);
-  } else if constexpr (N == 112) {
-    wgmma_m64n112k32(d, desc_a, desc_b, scale_d);
-  } else if constexpr (N == 144) {
-    wgmma_m64n144k32(d, desc_a, desc_b, scale_d);
-  } else if constexpr (N == 160) {
-    wgmma_m64n160k32(d, desc_a, desc_b, scale_d);
-  } else if constexpr (N == 176) {
-    wgmma_m64n176k32(d, desc_a, desc_b, scale_d);
-  } else {
-    static_assert(N < 0, "no wgmma wrapper for this token tile");
-  }
-}
-
 #ifndef SFM_SWAP_PROMOTE_TILES
 #define SFM_SWAP_PROMOTE_TILES 2
 #endif
@@ -132,12 +46,13 @@ constexpr int kMaxTokens = 192;  // two accumulator sets of BT / 2 registers per
 
 // 128 weight rows per CTA, 64 per consumer warpgroup, each warpgroup multiplying all BT
 // tokens (wgmma N = BT): wide N keeps the tensor cores efficient (a first draft of the
-// down GEMM with 64 rows shared by both warpgroups, each taking half of the tokens, ran its
-// wgmmas at N = 32-40 and was tensor-issue bound: 34 us against cuBLAS's 21 at SwiGLU
-// M = 100, ncu, H200). Gate/up GEMMs write the FP8 hidden through a staging tile. The
-// down GEMM splits K over gridDim.y CTAs per weight tile instead (N = 2048-4096 is only
-// 16-32 tiles of 128 rows) and writes raw fp32 partial sums to a workspace [split][m][n],
-// reduced with the scales and bias by wgmma_gemm::split_k_reduce_kernel.
+// down GEMM with 64 rows shared by both warpgroups, each taking half of the tokens, ran
+// its wgmmas at N = 32-40 and was tensor-issue bound: 36.9 us under ncu at SwiGLU
+// M = 100 on H200, where cuBLAS's down GEMM takes about 21). Gate/up GEMMs write the FP8
+// hidden through a staging tile. The down GEMM splits K over gridDim.y CTAs per weight
+// tile instead (N = 2048-4096 is only 16-32 tiles of 128 rows) and writes raw fp32
+// partial sums to a workspace [split][m][n], reduced with the scales and bias by
+// wgmma_gemm::split_k_reduce_kernel.
 template <EpilogueKind EPI, int BT>
 struct SwapPlan {
   static constexpr bool kGated = EPI == EpilogueKind::kGatedToFp8;
@@ -169,7 +84,6 @@ __global__ void __launch_bounds__(kThreads, 1)
   constexpr int kStages = P::kStages;
   constexpr bool kGated = P::kGated;
   constexpr bool kDown = P::kSplitK;
-  constexpr int kN = BT;
   extern __shared__ uint8_t smem_raw[];
   uint8_t* smem = smem_raw + ((1024u - (smem_u32(smem_raw) & 1023u)) & 1023u);
   uint8_t* staging = smem + P::kRingBytes;
@@ -243,8 +157,8 @@ __global__ void __launch_bounds__(kThreads, 1)
     const int t = threadIdx.x % 128;
     const RowScales row_scale = make_row_scales(p.epi);
     const float inv_hidden = kDown ? 1.0f : inverse_hidden_scale(p.epi);
-    float acc[kN / 2];
-    float part[kN / 2];
+    float acc[BT / 2];
+    float part[BT / 2];
     // This warpgroup's operands in a stage: its 64 weight rows and all BT tokens.
     const int a_offset = cw * 64 * kBK;
     const int b_offset = P::kTileABytes;
@@ -261,7 +175,7 @@ __global__ void __launch_bounds__(kThreads, 1)
           const uint64_t db = smem_desc(smem + s * P::kStageBytes + b_offset);  // tokens
 #pragma unroll
           for (int kk = 0; kk < kBK / 32; ++kk) {
-            wgmma_tokens<kN>(part, da + 2 * kk, db + 2 * kk, (j == 0 && kk == 0) ? 0 : 1);
+            wgmma_gemm::wgmma_m64nk32<BT>(part, da + 2 * kk, db + 2 * kk, (j == 0 && kk == 0) ? 0 : 1);
           }
         }
       }
@@ -288,7 +202,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         const int col_a = c0 + cw * 64 + warp * 16 + lane / 4;
         const int col_b = col_a + 8;
 #pragma unroll
-        for (int j = 0; j < kN / 8; ++j) {
+        for (int j = 0; j < BT / 8; ++j) {
           const int tok = m0 + 8 * j + 2 * q;
           float* row0 = ws + static_cast<int64_t>(tok) * p.n_out;
           float* row1 = row0 + p.n_out;
@@ -323,7 +237,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         }
       }
 #pragma unroll
-      for (int j = 0; j < kN / 8; ++j) {
+      for (int j = 0; j < BT / 8; ++j) {
         uint8_t* row0 = staging + (8 * j + 2 * q) * P::kPitch;
         uint8_t* row1 = row0 + P::kPitch;
         if constexpr (kGated) {
@@ -369,15 +283,15 @@ __global__ void __launch_bounds__(kThreads, 1)
       issue_group(it, 0, first);
       epilogue(prev_m0, prev_c0);
 #pragma unroll
-      for (int i = 0; i < kN / 2; ++i) acc[i] = 0.0f;
+      for (int i = 0; i < BT / 2; ++i) acc[i] = 0.0f;
       finish_group(it, 0, first);
 #pragma unroll
-      for (int i = 0; i < kN / 2; ++i) acc[i] += part[i];
+      for (int i = 0; i < BT / 2; ++i) acc[i] += part[i];
       for (int kt0 = first; kt0 < k_tiles; kt0 += kPromoteTiles) {
         issue_group(it, kt0, kPromoteTiles);
         finish_group(it, kt0, kPromoteTiles);
 #pragma unroll
-        for (int i = 0; i < kN / 2; ++i) acc[i] += part[i];
+        for (int i = 0; i < BT / 2; ++i) acc[i] += part[i];
       }
       prev_m0 = m0;
       prev_c0 = c0;
@@ -436,10 +350,8 @@ inline int token_tile(int64_t m) {
 // K splits of the down GEMM: as many as its 128-row weight tiles leave SMs for, at most
 // 16, each at least 4 K tiles.
 inline int down_splits(int64_t n_out, int64_t k, int sms) {
-  const int64_t tiles = host_ceil_div(n_out, int64_t(SwapPlan<EpilogueKind::kBiasToBf16, 64>::kRows));
-  int64_t splits = std::max<int64_t>(1, sms / std::max<int64_t>(tiles, 1));
-  splits = std::min<int64_t>({splits, 16, std::max<int64_t>(1, host_ceil_div(k, int64_t(kBK)) / 4)});
-  return static_cast<int>(splits);
+  return wgmma_gemm::splits_to_fill(
+      host_ceil_div(n_out, int64_t(SwapPlan<EpilogueKind::kBiasToBf16, 64>::kRows)), k, sms);
 }
 
 // Workspace bytes of the down GEMM: fp32 partial sums [splits][m][n_out].
@@ -516,10 +428,7 @@ cudaError_t launch_down(const uint8_t* x, const uint8_t* w, const WgmmaParams& p
   partial.out = ws;
   cudaError_t e = launch_tile<EpilogueKind::kBiasToBf16, ACT>(x, w, partial, sms, splits, stream);
   if (e != cudaSuccess) return e;
-  const int64_t mn = p.m * static_cast<int64_t>(p.n_out);
-  wgmma_gemm::split_k_reduce_kernel<<<static_cast<unsigned>((mn / 4 + 255) / 256), 256, 0, stream>>>(
-      ws, splits, mn, p.n_out, p.epi, static_cast<__nv_bfloat16*>(p.out));
-  return cudaGetLastError();
+  return wgmma_gemm::reduce_splits(ws, splits, p, stream);
 }
 
 }  // namespace swap_gemm

@@ -230,18 +230,91 @@ SFM_DEVICE void wgmma_m64n32k32(float (&d)[16], uint64_t desc_a, uint64_t desc_b
       : "l"(desc_a), "l"(desc_b), "r"(scale_d));
 }
 
+// The swap-AB kernel's token tiles (fp8_gemm_swap.cuh): N = 80 .. 176 in steps of 16.
+SFM_DEVICE void wgmma_m64n80k32(float (&d)[40], uint64_t desc_a, uint64_t desc_b,
+                                int scale_d) {
+  asm volatile(
+      "{\n .reg .pred p;\n setp.ne.b32 p, %42, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n80k32.f32.e4m3.e4m3 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39}, %40, %41, p, 1, 1;\n}\n"
+      : SFM_WGMMA_ACC8(0), SFM_WGMMA_ACC8(8), SFM_WGMMA_ACC8(16), SFM_WGMMA_ACC8(24), SFM_WGMMA_ACC8(32)
+      : "l"(desc_a), "l"(desc_b), "r"(scale_d));
+}
+
+SFM_DEVICE void wgmma_m64n96k32(float (&d)[48], uint64_t desc_a, uint64_t desc_b,
+                                int scale_d) {
+  asm volatile(
+      "{\n .reg .pred p;\n setp.ne.b32 p, %50, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n96k32.f32.e4m3.e4m3 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47}, %48, %49, p, 1, 1;\n}\n"
+      : SFM_WGMMA_ACC8(0), SFM_WGMMA_ACC8(8), SFM_WGMMA_ACC8(16), SFM_WGMMA_ACC8(24), SFM_WGMMA_ACC8(32), SFM_WGMMA_ACC8(40)
+      : "l"(desc_a), "l"(desc_b), "r"(scale_d));
+}
+
+SFM_DEVICE void wgmma_m64n112k32(float (&d)[56], uint64_t desc_a, uint64_t desc_b,
+                                int scale_d) {
+  asm volatile(
+      "{\n .reg .pred p;\n setp.ne.b32 p, %58, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n112k32.f32.e4m3.e4m3 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55}, %56, %57, p, 1, 1;\n}\n"
+      : SFM_WGMMA_ACC8(0), SFM_WGMMA_ACC8(8), SFM_WGMMA_ACC8(16), SFM_WGMMA_ACC8(24), SFM_WGMMA_ACC8(32), SFM_WGMMA_ACC8(40), SFM_WGMMA_ACC8(48)
+      : "l"(desc_a), "l"(desc_b), "r"(scale_d));
+}
+
+SFM_DEVICE void wgmma_m64n144k32(float (&d)[72], uint64_t desc_a, uint64_t desc_b,
+                                int scale_d) {
+  asm volatile(
+      "{\n .reg .pred p;\n setp.ne.b32 p, %74, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n144k32.f32.e4m3.e4m3 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, %71}, %72, %73, p, 1, 1;\n}\n"
+      : SFM_WGMMA_ACC8(0), SFM_WGMMA_ACC8(8), SFM_WGMMA_ACC8(16), SFM_WGMMA_ACC8(24), SFM_WGMMA_ACC8(32), SFM_WGMMA_ACC8(40), SFM_WGMMA_ACC8(48), SFM_WGMMA_ACC8(56), SFM_WGMMA_ACC8(64)
+      : "l"(desc_a), "l"(desc_b), "r"(scale_d));
+}
+
+SFM_DEVICE void wgmma_m64n160k32(float (&d)[80], uint64_t desc_a, uint64_t desc_b,
+                                int scale_d) {
+  asm volatile(
+      "{\n .reg .pred p;\n setp.ne.b32 p, %82, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n160k32.f32.e4m3.e4m3 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79}, %80, %81, p, 1, 1;\n}\n"
+      : SFM_WGMMA_ACC8(0), SFM_WGMMA_ACC8(8), SFM_WGMMA_ACC8(16), SFM_WGMMA_ACC8(24), SFM_WGMMA_ACC8(32), SFM_WGMMA_ACC8(40), SFM_WGMMA_ACC8(48), SFM_WGMMA_ACC8(56), SFM_WGMMA_ACC8(64), SFM_WGMMA_ACC8(72)
+      : "l"(desc_a), "l"(desc_b), "r"(scale_d));
+}
+
+SFM_DEVICE void wgmma_m64n176k32(float (&d)[88], uint64_t desc_a, uint64_t desc_b,
+                                int scale_d) {
+  asm volatile(
+      "{\n .reg .pred p;\n setp.ne.b32 p, %90, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n176k32.f32.e4m3.e4m3 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, %82, %83, %84, %85, %86, %87}, %88, %89, p, 1, 1;\n}\n"
+      : SFM_WGMMA_ACC8(0), SFM_WGMMA_ACC8(8), SFM_WGMMA_ACC8(16), SFM_WGMMA_ACC8(24), SFM_WGMMA_ACC8(32), SFM_WGMMA_ACC8(40), SFM_WGMMA_ACC8(48), SFM_WGMMA_ACC8(56), SFM_WGMMA_ACC8(64), SFM_WGMMA_ACC8(72), SFM_WGMMA_ACC8(80)
+      : "l"(desc_a), "l"(desc_b), "r"(scale_d));
+}
+
 // wgmma m64 x N x k32 with both operands in shared memory, by N.
 template <int N>
 SFM_DEVICE void wgmma_m64nk32(float (&d)[N / 2], uint64_t desc_a, uint64_t desc_b, int scale_d) {
-  static_assert(N == 16 || N == 32 || N == 64 || N == 128 || N == 192, "wgmma N");
+  static_assert(N == 16 || N == 32 || (N >= 64 && N <= 192 && N % 16 == 0), "wgmma N");
   if constexpr (N == 16) {
     wgmma_m64n16k32(d, desc_a, desc_b, scale_d);
   } else if constexpr (N == 32) {
     wgmma_m64n32k32(d, desc_a, desc_b, scale_d);
   } else if constexpr (N == 64) {
     wgmma_m64n64k32(d, desc_a, desc_b, scale_d);
+  } else if constexpr (N == 80) {
+    wgmma_m64n80k32(d, desc_a, desc_b, scale_d);
+  } else if constexpr (N == 96) {
+    wgmma_m64n96k32(d, desc_a, desc_b, scale_d);
+  } else if constexpr (N == 112) {
+    wgmma_m64n112k32(d, desc_a, desc_b, scale_d);
   } else if constexpr (N == 128) {
     wgmma_m64n128k32(d, desc_a, desc_b, scale_d);
+  } else if constexpr (N == 144) {
+    wgmma_m64n144k32(d, desc_a, desc_b, scale_d);
+  } else if constexpr (N == 160) {
+    wgmma_m64n160k32(d, desc_a, desc_b, scale_d);
+  } else if constexpr (N == 176) {
+    wgmma_m64n176k32(d, desc_a, desc_b, scale_d);
   } else {
     wgmma_m64n192k32(d, desc_a, desc_b, scale_d);
   }
@@ -809,6 +882,17 @@ __global__ void split_k_reduce_kernel(const float* __restrict__ ws, int splits, 
   store_scaled_bf16x4(out + i, v, epi, __ldg(epi.x_scale), col);
 }
 
+// Adds the `splits` fp32 partial sums in ws ([split][m][n_out]) in split order, applies
+// p's scales and bias and writes bf16 to p.out (shared with the swap-AB down GEMM).
+inline cudaError_t reduce_splits(const float* ws, int splits, const WgmmaParams& p,
+                                 cudaStream_t stream) {
+  const int64_t mn = p.m * static_cast<int64_t>(p.n_out);
+  const int64_t threads = mn / 4;
+  split_k_reduce_kernel<<<static_cast<unsigned>((threads + 255) / 256), 256, 0, stream>>>(
+      ws, splits, mn, p.n_out, p.epi, static_cast<__nv_bfloat16*>(p.out));
+  return cudaGetLastError();
+}
+
 // Split-K factor of the wide down GEMM: fill the GPU, keep >= 4 K tiles per split.
 using SplitPlan = Plan<EpilogueKind::kBiasToBf16, /*WIDE=*/true, /*SPLIT=*/true>;
 
@@ -817,12 +901,17 @@ inline int64_t split_tiles(int64_t m, int64_t n_out) {
   return host_ceil_div(m, SplitPlan::S::kBM) * host_ceil_div(n_out, SplitPlan::kOutCols);
 }
 
-inline int split_k_factor(int64_t m, int64_t n_out, int64_t k, int sms) {
-  const int64_t tiles = split_tiles(m, n_out);
+// K splits that fill the GPU: sms / tiles, at most kMaxSplits, each >= 4 K tiles (shared
+// with the swap-AB down GEMM).
+inline int splits_to_fill(int64_t tiles, int64_t k, int sms) {
   const int64_t k_tiles = host_ceil_div(k, kBK);
   int64_t splits = std::max<int64_t>(1, sms / std::max<int64_t>(tiles, 1));
   splits = std::min<int64_t>({splits, kMaxSplits, std::max<int64_t>(1, k_tiles / 4)});
   return static_cast<int>(splits);
+}
+
+inline int split_k_factor(int64_t m, int64_t n_out, int64_t k, int sms) {
+  return splits_to_fill(split_tiles(m, n_out), k, sms);
 }
 
 // Split-K factor of the cluster-reduced down GEMM: split_k_factor's, at most a portable
@@ -860,11 +949,7 @@ cudaError_t launch_split_k(const uint8_t* x, const uint8_t* w, const WgmmaParams
   cudaError_t e = launch_shape<EpilogueKind::kBiasToBf16, ACT, /*WIDE=*/true, /*SPLIT=*/true>(
       x, w, partial, sms, stream, splits);
   if (e != cudaSuccess) return e;
-  const int64_t mn = p.m * static_cast<int64_t>(p.n_out);
-  const int64_t threads = mn / 4;
-  split_k_reduce_kernel<<<static_cast<unsigned>((threads + 255) / 256), 256, 0, stream>>>(
-      ws, splits, mn, p.n_out, p.epi, static_cast<__nv_bfloat16*>(p.out));
-  return cudaGetLastError();
+  return reduce_splits(ws, splits, p, stream);
 }
 
 // The down GEMM split over K with the splits of each tile in one cluster, reduced over

@@ -267,21 +267,6 @@ inline cudaError_t gemm2(const Gemm2Args& a, GemmPath path, cudaStream_t stream)
                              warp_ok<EpilogueKind::kBiasToBf16>(a.op.m, a.op.k),
                              rs_ok<EpilogueKind::kBiasToBf16>(a.op.m, a.op.k, a.op.n));
   if (kernel == Kernel::kPortable) return portable::gemm2(a, path, stream);
-  if (kernel == Kernel::kSwapAB) {
-    const auto p = make_params(a.op, a.op.n, a.out, a.bias, nullptr);
-    return swap_gemm::launch_down<Activation::kGeluTanh>(a.op.x, a.op.w, p, a.workspace,
-                                                          a.workspace_bytes, current_sms(), stream);
-  }
-  if (kernel == Kernel::kWgmmaSplitK || kernel == Kernel::kWgmmaSplitKCluster) {
-    const auto p = make_params(a.op, a.op.n, a.out, a.bias, nullptr);
-    if (kernel == Kernel::kWgmmaSplitKCluster) {
-      return wgmma_gemm::launch_split_k_cluster<Activation::kGeluTanh>(a.op.x, a.op.w, p,
-                                                                        current_sms(), stream);
-    }
-    return wgmma_gemm::launch_split_k<Activation::kGeluTanh>(a.op.x, a.op.w, p, a.workspace,
-                                                              a.workspace_bytes, current_sms(),
-                                                              stream);
-  }
   if (kernel == Kernel::kWarp) return warp_gemm::Gemms::gemm2(a, stream);
   if (kernel == Kernel::kRegWgmma) return wgmma_rs::Gemms::gemm2(a, stream);
   if (kernel == Kernel::kStream) {
@@ -289,6 +274,19 @@ inline cudaError_t gemm2(const Gemm2Args& a, GemmPath path, cudaStream_t stream)
         a.op, a.op.n, a.out, a.bias, nullptr, stream);
   }
   const auto p = make_params(a.op, a.op.n, a.out, a.bias, nullptr);
+  if (kernel == Kernel::kSwapAB) {
+    return swap_gemm::launch_down<Activation::kGeluTanh>(a.op.x, a.op.w, p, a.workspace,
+                                                          a.workspace_bytes, current_sms(), stream);
+  }
+  if (kernel == Kernel::kWgmmaSplitKCluster) {
+    return wgmma_gemm::launch_split_k_cluster<Activation::kGeluTanh>(a.op.x, a.op.w, p,
+                                                                      current_sms(), stream);
+  }
+  if (kernel == Kernel::kWgmmaSplitK) {
+    return wgmma_gemm::launch_split_k<Activation::kGeluTanh>(a.op.x, a.op.w, p, a.workspace,
+                                                              a.workspace_bytes, current_sms(),
+                                                              stream);
+  }
   return wgmma_gemm::launch<EpilogueKind::kBiasToBf16, Activation::kGeluTanh>(
       a.op.x, a.op.w, p, current_sms(), stream, forced_tall_rows(path));
 }
