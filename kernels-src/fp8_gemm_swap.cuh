@@ -1,6 +1,6 @@
-// Swap-AB Hopper FP8 GEMMs for mid-sized batches (auto: M = 65..192 tokens), modelled on
-// what cuBLAS runs there (benchmarks/RESULTS.md, thirteenth session: nvjet kernels with
-// the tokens on the N side, sized to M in steps of 8).
+// Swap-AB Hopper FP8 GEMMs for mid-sized batches (auto: M = 17..192, see auto_takes),
+// modelled on what cuBLAS runs there (benchmarks/RESULTS.md, thirteenth session: nvjet
+// kernels with the tokens on the N side, sized to M in steps of 8).
 //
 // The weights are the wgmma A operand (128 rows per CTA, 64 per consumer warpgroup) and
 // the tokens the N operand, all of M in one tile rounded up to 16, so one pass over the

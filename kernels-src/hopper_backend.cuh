@@ -73,6 +73,8 @@ inline int current_sms() {
 //   kernel streams as fast or faster (H200, M = 8..40: GeGLU equal, SwiGLU 2 us faster
 //   at M = 8 / 16), and above 16 tokens, where the wide wgmma kernel and the split-K
 //   down GEMM beat it (M = 17..32: GeGLU 40.5 -> 35.5 us, SwiGLU 59 -> 53);
+// - from 17 to 192 tokens, where swap_gemm::auto_takes says so (measured faster): the
+//   swap-AB kernels, every token in one wgmma N tile (the down GEMM split over K);
 // - the down GEMM is split over K (wide wgmma tiles, fp32 partials, one reduce kernel)
 //   whenever its output tiles alone would leave at least half of the SMs idle; where
 //   that was measured faster (split_in_clusters) the splits of a tile reduce over
