@@ -1,10 +1,11 @@
-// Swap-AB Hopper FP8 GEMMs for mid-sized batches (auto: M = 17..192, see auto_takes),
+// Swap-AB Hopper FP8 GEMMs for mid-sized batches (auto: M = 17..240, see auto_takes),
 // modelled on what cuBLAS runs there (benchmarks/RESULTS.md, thirteenth session: nvjet
 // kernels with the tokens on the N side, sized to M in steps of 8).
 //
 // The weights are the wgmma A operand (128 rows per CTA, 64 per consumer warpgroup) and
-// the tokens the N operand, all of M in one tile rounded up to 16, so one pass over the
-// weights computes every token without 64- or 128-token padding. Same pipeline as
+// the tokens the N operand, all of M in one tile rounded up to 16 (up to 192; beyond,
+// even tiles), so one pass over the weights computes every token without 64- or
+// 128-token padding. Same pipeline as
 // fp8_gemm_wgmma.cuh: one producer thread issuing TMA into a multi-stage ring, two
 // consumer warpgroups, fp32 promotion every kPromoteTiles K tiles.
 //
@@ -43,6 +44,7 @@ constexpr int kPromoteTiles = SFM_SWAP_PROMOTE_TILES;
 constexpr int kMinSmallTokens = 17;  // auto: GeGLU-sized GEMMs from here (auto_takes)
 constexpr int kMinTokens = 65;       // auto: the others from here
 constexpr int kMaxTokens = 192;  // two accumulator sets of BT / 2 registers per thread
+constexpr int kMaxAutoTokens = 240;  // auto gate/up GEMMs: up to two token tiles of 112-128
 
 // 128 weight rows per CTA, 64 per consumer warpgroup, each warpgroup multiplying all BT
 // tokens (wgmma N = BT): wide N keeps the tensor cores efficient (a first draft of the
@@ -325,9 +327,12 @@ inline bool fills_gpu(int64_t w_rows, int sms) {
 
 // Where the auto path takes the swap-AB kernels, for a GEMM of m tokens over a [w_rows, k]
 // weight (down: the down GEMM; l2_resident: the weight stays in L2 between calls).
-// M = 65..192: gate/up GEMMs whose weight tiles fill the GPU; down GEMMs, except
-// L2-resident ones above 160 tokens (a vision tower's: the split-K wgmma tiles were up to
-// 1.7 us faster at M = 192). M = 17..64, where the wide wgmma tiles also hold every token:
+// M = 65..240: gate/up GEMMs whose weight tiles fill the GPU (above 192 as two token
+// tiles, see token_tile: whole MLPs at M = 193 / 208 / 224 / 240 took SwiGLU 9.3 / 8.8 /
+// 7.7 / 1.8 us less than with the wgmma tiles, GeGLU 4.3 / 2.8 / 3.3 / 0.1). M = 65..192:
+// down GEMMs, except L2-resident ones above 160 tokens (a vision tower's: the split-K
+// wgmma tiles were up to 1.7 us faster at M = 192); above 192 the split-K wgmma tiles
+// were faster (SwiGLU up to 3.8 us, at M = 224). M = 17..64, where the wide wgmma tiles also hold every token:
 // only the GeGLU-sized GEMMs measured faster (gate/up with K <= 2048, down with N <= 2048
 // from DRAM: 1.5-2.4 us per MLP), SwiGLU's were 1.3-2.9 us slower (scripts/mlp_ab.py,
 // H200, benchmarks/RESULTS.md, 2026-12-03).
@@ -336,15 +341,18 @@ inline bool auto_takes(int64_t m, bool down, int64_t w_rows, int64_t k, bool l2_
   if (m >= kMinSmallTokens && m < kMinTokens) {
     return down ? w_rows <= 2048 && !l2_resident : k <= 2048 && fills_gpu(w_rows, sms);
   }
-  if (m < kMinTokens || m > kMaxTokens) return false;
+  if (m < kMinTokens || m > (down ? kMaxTokens : kMaxAutoTokens)) return false;
   return down ? m <= 160 || !l2_resident : fills_gpu(w_rows, sms);
 }
 
-// Token tile: all of M rounded up to 16 (at least 64); above kMaxTokens (a forced path),
-// tiles of kMaxTokens.
+// Token tile: all of M rounded up to 16 (at least 64); above kMaxTokens, M split evenly
+// over the fewest tiles of at most kMaxTokens (M = 193: 2 x 112, not 192 + 1: forced at
+// M = 193-256, the 192-token tiles took 157-175 us for SwiGLU, the even ones 86-95;
+// scripts/mlp_ab.py, H200, 2026-12-03).
 inline int token_tile(int64_t m) {
-  return static_cast<int>(
-      std::clamp<int64_t>(host_ceil_div(m, int64_t(16)) * 16, 64, kMaxTokens));
+  const int64_t tiles = std::max<int64_t>(host_ceil_div(m, int64_t(kMaxTokens)), 1);
+  return static_cast<int>(std::clamp<int64_t>(
+      host_ceil_div(host_ceil_div(m, tiles), int64_t(16)) * 16, 64, kMaxTokens));
 }
 
 // K splits of the down GEMM: as many as its 128-row weight tiles leave SMs for, at most

@@ -20,7 +20,7 @@ PROGRAM = r"""
 using namespace static_fp8_mlp;
 using E = EpilogueKind;
 int main() {
-  const long ms[] = {1, 17, 64, 65, 100, 128, 129, 160, 192, 193, 256, 257, 384, 512, 8192};
+  const long ms[] = {1, 17, 64, 65, 100, 128, 129, 160, 192, 193, 224, 240, 241, 256, 257, 384, 385, 512, 8192};
   for (long m : ms) {
     // tall rows: gated gate/up GEMM (H = 14336, 16384), dense up (4304, 6144), down (4096)
     printf("tall %ld %d %d %d %d %d\n", m,
@@ -141,23 +141,27 @@ def test_wide_tiles(rules):
 
 
 def test_swap_ab_rules(rules):
-    """Every token in one tile rounded up to 16 (at least 64; tiles of 192 beyond, forced);
+    """Every token in one tile rounded up to 16 (at least 64); beyond 192, M split evenly
+    over the fewest tiles of at most 192 (193: 2 x 112, 385: 3 x 144, 8192: 43 x 192);
     gate/up 128-row tiles fill the GPU for the gated MLPs, not a vision tower's; the down
     GEMM splits K to fill the GPU (SwiGLU 32 tiles x 4, GeGLU 16 x 8)."""
-    assert [rules[("swap", m)][0] for m in (1, 64, 65, 100, 129, 192, 193, 8192)] == \
-        [64, 64, 80, 112, 144, 192, 192, 192]
+    assert [rules[("swap", m)][0]
+            for m in (1, 64, 65, 100, 129, 192, 193, 224, 256, 384, 385, 8192)] == \
+        [64, 64, 80, 112, 144, 192, 112, 112, 128, 192, 144, 192]
     assert rules[("swap", 100)][1:] == [1, 1, 0, 0, 4, 8]
 
 
 def test_swap_ab_auto(rules):
-    """Auto routing to the swap-AB kernels (fourteenth session, scripts/mlp_ab.py): SwiGLU
-    and GeGLU at M = 65-192 (both GEMMs); GeGLU also at M = 17-64; the dense MLP's down GEMM
-    (L2-resident) at M = 65-160 only, its up GEMM (34 tiles) never; nothing at M = 1 or
-    above 192."""
-    for m in (1, 193, 256, 8192):
+    """Auto routing to the swap-AB kernels (fourteenth and fifteenth sessions,
+    scripts/mlp_ab.py): SwiGLU and GeGLU at M = 65-192 (both GEMMs) and 193-240 (gate/up
+    GEMMs); GeGLU also at M = 17-64; the dense MLP's down GEMM (L2-resident) at M = 65-160
+    only, its up GEMM (34 tiles) never; nothing at M = 1 or above 240."""
+    for m in (1, 241, 256, 8192):
         assert rules[("swap_auto", m)] == [0] * 6, m
     for m in (17, 64):
         assert rules[("swap_auto", m)] == [0, 0, 1, 1, 0, 0], m
     for m in (65, 100, 160):
         assert rules[("swap_auto", m)] == [1, 1, 1, 1, 0, 1], m
     assert rules[("swap_auto", 192)] == [1, 1, 1, 1, 0, 0]
+    for m in (193, 224, 240):
+        assert rules[("swap_auto", m)] == [1, 0, 1, 0, 0, 0], m

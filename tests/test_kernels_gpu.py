@@ -296,13 +296,14 @@ def test_gate_up_pairs_sharing_the_token_tile(sfm, m, path, h):
         assert_close_to_reference(got, sfm.reference.gated_mlp(*case.args(), activation))
 
 
-@pytest.mark.parametrize("m", (17, 40, 64, 65, 100, 128, 129, 150, 192))
+@pytest.mark.parametrize("m", (17, 40, 64, 65, 100, 128, 129, 150, 192, 193, 224, 240))
 def test_auto_paths_at_mid_m(sfm, m):
-    """The auto GEMMs at M = 17-192 where the weights stream from DRAM: H = 8464 gives the
+    """The auto GEMMs at M = 17-240 where the weights stream from DRAM: H = 8464 gives the
     gated gate/up GEMM 133 tiles of 128 weight rows (the last one partial), enough to take
-    the swap-AB kernel on a 132-SM GPU (at M <= 64 only with K = 1152), and the down GEMMs
-    (N x H = 17 MB, N = 2048) the swap-AB split-K one; the dense up GEMM (67 tiles) stays
-    on the wgmma tiles. K = 4096 and 1152 (a K tail)."""
+    the swap-AB kernel on a 132-SM GPU (at M <= 64 only with K = 1152; two token tiles
+    above 192), and the down GEMMs (N x H = 17 MB, N = 2048) the swap-AB split-K one up to
+    M = 192; the dense up GEMM (67 tiles) stays on the wgmma tiles. K = 4096 and 1152 (a
+    K tail)."""
     h, n = 8464, 2048
     gen = torch.Generator(device="cuda").manual_seed(5000 + m)
     for k in (4096, 1152):
@@ -316,14 +317,14 @@ def test_auto_paths_at_mid_m(sfm, m):
         assert_close_to_reference(got, sfm.reference.fp8_gelu_mlp_bf16(*dcase.args()))
 
 
-@pytest.mark.parametrize("m", (1, 17, 65, 100, 129, 191, 192, 250))
+@pytest.mark.parametrize("m", (1, 17, 65, 100, 129, 191, 192, 193, 250, 400))
 @pytest.mark.parametrize("shape", ((4096, 2048, 512), (1152, 4304, 1152), (1040, 1536, 768)))
 def test_swap_ab_path(sfm, m, shape):
     """The swap-AB wgmma GEMMs (weights x every token, the down GEMM split over K),
     forced for both GEMMs. Token tiles of 64-192 rows (M = 1-192, mostly padding at
-    M <= 17) and two 192-token tiles at M = 250; H = 4304 and 1536 leave partial weight
-    tiles (4304: also a down-GEMM K tail inside a K tile), K = 1152 and 1040 end inside a
-    K tile."""
+    M <= 17), two of 112 and 128 at M = 193 and 250, three of 144 at M = 400; H = 4304
+    and 1536 leave partial weight tiles (4304: also a down-GEMM K tail inside a K tile),
+    K = 1152 and 1040 end inside a K tile."""
     check_forced_paths(sfm, ("tensor_core_swap_ab", "tensor_core_swap_ab"), m, shape, 2600,
                        hopper_only=True)
 
