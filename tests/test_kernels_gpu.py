@@ -163,23 +163,71 @@ def bracket_straddles_fp8_boundary(x, cs, s) -> torch.Tensor:
     return lo != hi
 
 
+def near_midpoint_inputs(scale_value: float, m: int, k: int):
+    """x, cs, s whose products x * cs / s spread over the FP8 normal range, so that many
+    lie near an FP8 rounding boundary."""
+    gen = torch.Generator().manual_seed(int(scale_value * 1e4))
+    x = (torch.randn(m, k, generator=gen) * 0.6 * scale_value
+         * torch.exp2(torch.randint(-6, 8, (m, 1), generator=gen).float())).to(torch.bfloat16)
+    cs = (torch.rand(k, generator=gen) * 1.5 + 0.5).to(torch.bfloat16)
+    return x, cs, torch.tensor(scale_value, dtype=torch.float32)
+
+
 @pytest.mark.parametrize("scale_value", (0.37, 0.3, 7.1))  # scales with many straddles
 def test_input_quant_near_fp8_midpoints(sfm, scale_value):
     """Random products near every FP8 rounding boundary, where the kernel's bracketing
     multiplies cannot decide and it takes the IEEE division: bytes must still match."""
-    gen = torch.Generator().manual_seed(int(scale_value * 1e4))
-    m, k = 2048, 4096
-    # |x * cs / s| spread over the FP8 normal range (2^-6 .. 448)
-    x = (torch.randn(m, k, generator=gen) * 0.6 * scale_value
-         * torch.exp2(torch.randint(-6, 8, (m, 1), generator=gen).float())).to(torch.bfloat16)
-    cs = (torch.rand(k, generator=gen) * 1.5 + 0.5).to(torch.bfloat16)
-    s = torch.tensor(scale_value, dtype=torch.float32)
+    x, cs, s = near_midpoint_inputs(scale_value, 2048, 4096)
     near = bracket_straddles_fp8_boundary(x, cs, s)
     assert near.sum() >= 20, "the inputs no longer exercise the fallback"
     got = sfm.channel_scale_quantize_fp8_static_bf16(x.cuda(), cs.cuda(), s.cuda())
     expected = ref_quant(x, cs, s)
     bad = got.view(torch.uint8).cpu() != expected
     assert not bad.any(), f"{int(bad.sum())} bytes differ ({int((bad & near).sum())} near a midpoint)"
+
+
+@pytest.mark.parametrize("scale_value", (0.37, 0.3, 7.1))
+def test_input_quant_near_fp8_midpoints_small_calls(sfm, scale_value):
+    """The same near-boundary inputs in calls of 16 rows, which run the small-M kernel
+    (one chunk per thread on a row grid; the large calls above run the vector kernel):
+    bytes must match on every row, straddling elements included."""
+    x, cs, s = near_midpoint_inputs(scale_value, 2048, 4096)
+    near = bracket_straddles_fp8_boundary(x, cs, s)
+    assert near.sum() >= 20, "the inputs no longer exercise the boundaries"
+    xd, csd, sd = x.cuda(), cs.cuda(), s.cuda()
+    got = torch.cat([sfm.channel_scale_quantize_fp8_static_bf16(xd[i:i + 16], csd, sd)
+                     for i in range(0, x.shape[0], 16)])
+    bad = got.view(torch.uint8).cpu() != ref_quant(x, cs, s)
+    assert not bad.any(), f"{int(bad.sum())} bytes differ ({int((bad & near).sum())} near a midpoint)"
+
+
+def scales_for_exact_quotient() -> list[float]:
+    """Scales at the edges of the bracket's range [2^-126, 2^126] and of [2^-80, 2^80]
+    (where a reciprocal-based exact quotient, tried in the fifteenth session, needed the
+    IEEE division), significands of all ones, powers of two, and random ones."""
+    gen = torch.Generator().manual_seed(77)
+    edges = [2.0**-80, 2.0**80, 2.0**-80 * (1 - 2.0**-24), 2.0**80 * (1 + 2.0**-23),
+             2.0**-100, 2.0**100, 2.0**-126, 2.0**126]
+    all_ones = [(2 - 2.0**-23) * 2.0**e for e in (-60, -7, 0, 3, 41)]
+    random = (torch.exp2(torch.rand(16, generator=gen) * 40 - 20)).tolist()
+    return edges + all_ones + [0.5, 1.0, 448.0, -0.37] + random
+
+
+def test_input_quant_every_bf16_value_many_scales(sfm):
+    """All 65536 bf16 bit patterns (one small-M call per scale) against every scale of
+    scales_for_exact_quotient, with a random bf16 channel scale per column."""
+    x = torch.arange(-32768, 32768, dtype=torch.int32).to(torch.int16).view(torch.bfloat16)
+    x = x.reshape(-1, 256)
+    gen = torch.Generator().manual_seed(78)
+    cs = (torch.rand(256, generator=gen) * 3 + 0.01).to(torch.bfloat16)
+    xd, csd = x.cuda(), cs.cuda()
+    for s_val in scales_for_exact_quotient():
+        s = torch.tensor(s_val, dtype=torch.float32)
+        got = sfm.channel_scale_quantize_fp8_static_bf16(xd, csd, s.cuda()).view(torch.uint8).cpu()
+        expected = ref_quant(x, cs, s)
+        bad = (got != expected).nonzero()
+        assert bad.numel() == 0, (f"scale {s_val!r}: {bad.shape[0]} bytes differ, first at "
+                                  f"{bad[0].tolist()}: x={x[tuple(bad[0])]!r}")
 
 
 @pytest.mark.parametrize("layout", ("column_slice", "transposed", "3d", "offset"))
