@@ -20,7 +20,7 @@ PROGRAM = r"""
 using namespace static_fp8_mlp;
 using E = EpilogueKind;
 int main() {
-  const long ms[] = {1, 17, 64, 65, 100, 128, 129, 160, 192, 193, 224, 240, 241, 256, 257, 384, 385, 512, 8192};
+  const long ms[] = {1, 7, 8, 16, 17, 64, 65, 100, 128, 129, 160, 192, 193, 224, 240, 241, 256, 257, 384, 385, 512, 8192};
   for (long m : ms) {
     // tall rows: gated gate/up GEMM (H = 14336, 16384), dense up (4304, 6144), down (4096)
     printf("tall %ld %d %d %d %d %d\n", m,
@@ -154,11 +154,11 @@ def test_swap_ab_rules(rules):
 def test_swap_ab_auto(rules):
     """Auto routing to the swap-AB kernels (fourteenth and fifteenth sessions,
     scripts/mlp_ab.py): SwiGLU and GeGLU at M = 65-192 (both GEMMs) and 193-240 (gate/up
-    GEMMs); GeGLU also at M = 17-64; the dense MLP's down GEMM (L2-resident) at M = 65-160
-    only, its up GEMM (34 tiles) never; nothing at M = 1 or above 240."""
-    for m in (1, 241, 256, 8192):
+    GEMMs); GeGLU also at M = 8-64; the dense MLP's down GEMM (L2-resident) at M = 65-160
+    only, its up GEMM (34 tiles) never; nothing below 8 or above 240."""
+    for m in (1, 7, 241, 256, 8192):
         assert rules[("swap_auto", m)] == [0] * 6, m
-    for m in (17, 64):
+    for m in (8, 16, 17, 64):
         assert rules[("swap_auto", m)] == [0, 0, 1, 1, 0, 0], m
     for m in (65, 100, 160):
         assert rules[("swap_auto", m)] == [1, 1, 1, 1, 0, 1], m
