@@ -1,6 +1,7 @@
 // The Hopper backend: the wgmma/TMA GEMMs for batches large enough to fill the tensor
 // cores, the persistent weight-streaming kernel (fp8_gemm_stream.cuh) for decode-sized
-// batches, and the portable mma.sync kernels when a path is forced.
+// batches, and the portable mma.sync kernels when a path is forced. Which kernel runs a
+// GEMM is decided in hopper_dispatch.cuh (hopper::pick); this file launches it.
 #pragma once
 
 #include "fp8_gemm_stream.cuh"
@@ -8,6 +9,7 @@
 #include "fp8_gemm_warp.cuh"
 #include "fp8_gemm_wgmma.cuh"
 #include "fp8_gemm_wgmma_rs.cuh"
+#include "hopper_dispatch.cuh"
 #include "portable_backend.cuh"
 
 // Tuning knobs (defaults measured on H200; overridable for tuning builds).
@@ -18,36 +20,6 @@
 #define SFM_STREAM_DENSE_WIDTHS 16, 32, 64
 #endif
 #endif
-#ifndef SFM_WGMMA_SPLIT_K  // 1: auto splits the wgmma down GEMM over K when its tiles are few
-#define SFM_WGMMA_SPLIT_K 1
-#endif
-#ifndef SFM_MAX_WARP_TOKENS  // auto: the register-streaming warp kernel up to this many tokens
-#define SFM_MAX_WARP_TOKENS 32
-#endif
-#ifndef SFM_MAX_WARP_WEIGHT_MB  // ... for weight matrices up to this size (L2-resident)
-#define SFM_MAX_WARP_WEIGHT_MB 16
-#endif
-#ifndef SFM_RS_MIN_TOKENS  // auto: register-sourced wgmma for L2-resident GEMMs from here,
-#define SFM_RS_MIN_TOKENS 9
-#endif
-#ifndef SFM_RS_MIN_X_BYTES  // ... or from this much x (the warp kernel copies all of it per CTA)
-#define SFM_RS_MIN_X_BYTES 73728
-#endif
-#ifndef SFM_MAX_RS_TOKENS  // ... up to this many tokens
-#define SFM_MAX_RS_TOKENS 64
-#endif
-#ifndef SFM_MAX_STREAM_TOKENS  // auto: the weight-streaming kernel up to this many tokens
-#define SFM_MAX_STREAM_TOKENS 16
-#endif
-#ifndef SFM_STREAM_GATED_GEMM1  // 1: ... for the gated GEMM1 too (0: the wide wgmma kernel)
-#define SFM_STREAM_GATED_GEMM1 0
-#endif
-#ifndef SFM_SPLIT_IN_CLUSTERS  // auto split-K reduced in clusters: 0 never, 1 where measured faster, 2 always
-#define SFM_SPLIT_IN_CLUSTERS 1
-#endif
-#ifndef SFM_WGMMA_SWAP_AB  // auto GEMMs at M = 8..240 on the swap-AB kernel (0: never)
-#define SFM_WGMMA_SWAP_AB 1
-#endif
 
 
 namespace static_fp8_mlp {
@@ -57,63 +29,6 @@ namespace hopper {
 inline int current_sms() {
   int dev = 0;
   return cudaGetDevice(&dev) == cudaSuccess ? sm_count(dev) : 1;
-}
-
-// Dispatch by batch size, measured on H100/H200 (scripts/perf_probe.py, benchmarks/RESULTS.md):
-// - a GEMM whose weights fit in L2 (a vision tower's MLP) is latency-bound up to 64
-//   tokens: the register-streaming kernels, whose only dependent memory trips are
-//   their weights (fetched before the previous kernel ends) and x. The warp kernel
-//   (mma.sync) for the fewest tokens; the register-sourced wgmma kernel from 9 tokens
-//   or 72 KiB of x (rs_preferred) to kMaxRsTokens (64), where mma.sync's rate on sm_90
-//   and the warp kernel's copy of all of x into every CTA cost more than the wgmma
-//   kernel's cluster reduction; the warp kernel also where the wgmma one does not take
-//   the problem, up to kMaxWarpTokens;
-// - up to 16 tokens every other GEMM is a pass over DRAM: the streaming kernel, whose
-//   TMA ring keeps more bytes in flight; except the gated GEMM1, where the wide wgmma
-//   kernel streams as fast or faster (H200, M = 8..40: GeGLU equal, SwiGLU 2 us faster
-//   at M = 8 / 16), and above 16 tokens, where the wide wgmma kernel and the split-K
-//   down GEMM beat it (M = 17..32: GeGLU 40.5 -> 35.5 us, SwiGLU 59 -> 53);
-// - from 17 to 240 tokens, where swap_gemm::auto_takes says so (measured faster), and
-//   for GeGLU-sized GEMMs from 8 tokens (ahead of both kernels above): the swap-AB
-//   kernels, every token in one wgmma N tile up to 192, two above (the down GEMM split
-//   over K, up to 192);
-// - the down GEMM is split over K (wide wgmma tiles, fp32 partials, one reduce kernel)
-//   whenever its output tiles alone would leave at least half of the SMs idle; where
-//   that was measured faster (split_in_clusters) the splits of a tile reduce over
-//   distributed shared memory in one cluster instead, with no reduce kernel;
-// - without that split (SFM_WGMMA_SPLIT_K=0), up to 128 tokens the down GEMM streams
-//   when N <= 2048 (tall wgmma tiles would give it only N / 128 CTAs);
-// - everything else: persistent wgmma CTAs, wide 64-token tiles up to
-//   wgmma_gemm::kMaxWideTokens tokens and for the gate/up GEMMs at 129..192
-//   (wgmma_gemm::wide_shape), tall 128-token tiles otherwise (64, 128 or 192 weight
-//   rows by tile count: wgmma_gemm::tall_rows; the SwiGLU-sized gate/up GEMM at one
-//   token tile in CTA pairs that multicast it: wgmma_gemm::share_x).
-constexpr int64_t kMaxStreamTokens = SFM_MAX_STREAM_TOKENS;
-constexpr int64_t kMaxWarpTokens = SFM_MAX_WARP_TOKENS;
-constexpr int64_t kMaxWarpWeightBytes = int64_t(SFM_MAX_WARP_WEIGHT_MB) << 20;
-constexpr int64_t kMaxStreamGemm2Tokens = 128;
-constexpr int64_t kMaxRsTokens = SFM_MAX_RS_TOKENS;
-inline bool rs_preferred(int64_t m, int64_t k) {
-  return m >= SFM_RS_MIN_TOKENS || m * k >= SFM_RS_MIN_X_BYTES;
-}
-
-enum class Kernel {
-  kWarp, kRegWgmma, kStream, kWgmma, kWgmmaSplitK, kWgmmaSplitKCluster, kSwapAB, kPortable
-};
-
-// Whether the split down GEMM reduces in clusters (auto). Clusters hold at most 8 CTAs
-// and must all fit at once, so they often get fewer splits than the workspace path
-// (H200: 8 for GeGLU's 16 at M <= 64, 6 for SwiGLU's 8, 8 for 1536x6144's 11). Both
-// forced, whole MLPs, M = 17..384 (scripts/mlp_ab.py, H200, benchmarks/RESULTS.md,
-// 2026-12-03): clusters were faster for every dense MLP (L2-resident down weights:
-// -0.4 to -2.1 us) and for gated MLPs with one token tile (M <= 64: -0.3 to -1.7 us),
-// but slower for gated MLPs streaming their down weights from DRAM over 2-4 splits at
-// M = 65..384 (+0.4 to +3.7 us at M = 65, 100 and 200, GeGLU +0.7 at 384; -0.1 / -0.4
-// at 128).
-inline bool split_in_clusters(int64_t m, int64_t n_out, int64_t k) {
-  if (SFM_SPLIT_IN_CLUSTERS != 1) return SFM_SPLIT_IN_CLUSTERS == 2;
-  // kMaxWarpWeightBytes: the dispatcher's bound for L2-resident weights (see pick).
-  return m <= wgmma_gemm::kMaxWideTokens || n_out * k <= kMaxWarpWeightBytes;
 }
 
 template <EpilogueKind EPI>
@@ -131,54 +46,9 @@ bool rs_ok(int64_t m, int64_t k, int64_t n_out) {
          wgmma_rs::supports<EPI>(m, k, n_out, dev);
 }
 
-// w_rows and k: the weight matrix ([w_rows, k]; for the down GEMM w_rows = N); warp_ok:
-// M is within kMaxWarpTokens and the warp kernel takes the problem (warp_ok()); rs_ok:
-// likewise for the register-sourced wgmma kernel (rs_ok()); gated_gemm1: the gate/up GEMM.
-inline Kernel pick(int64_t m, GemmPath path, bool gemm2, int64_t w_rows, int64_t k,
-                   bool warp_ok, bool rs_ok, bool gated_gemm1 = false) {
-  switch (path) {
-    case GemmPath::kTensorCoreTma:
-    case GemmPath::kTensorCoreTall128:
-    case GemmPath::kTensorCoreTall192:
-    case GemmPath::kTensorCoreTall64: return Kernel::kWgmma;
-    case GemmPath::kWeightStream: return Kernel::kStream;
-    case GemmPath::kWarpStream: return Kernel::kWarp;
-    case GemmPath::kTensorCoreStream: return Kernel::kRegWgmma;
-    case GemmPath::kTensorCoreSplitK: return gemm2 ? Kernel::kWgmmaSplitK : Kernel::kPortable;
-    case GemmPath::kTensorCoreSplitKCluster:
-      return gemm2 ? Kernel::kWgmmaSplitKCluster : Kernel::kPortable;
-    case GemmPath::kTensorCoreSwapAB: return Kernel::kSwapAB;
-    case GemmPath::kAuto:
-      if (w_rows * k <= kMaxWarpWeightBytes) {  // L2-resident weights
-        if (rs_ok && rs_preferred(m, k)) return Kernel::kRegWgmma;
-        if (warp_ok) return Kernel::kWarp;
-      }
-      // The swap-AB kernel (every token in one wgmma N tile) where swap_gemm::auto_takes
-      // says it measured faster: mid-sized batches, and GeGLU-sized GEMMs from 8 tokens
-      // (there ahead of the streaming kernel too).
-      if (SFM_WGMMA_SWAP_AB && swap_gemm::auto_takes(m, gemm2, w_rows, k,
-                                                     w_rows * k <= kMaxWarpWeightBytes,
-                                                     current_sms())) {
-        return Kernel::kSwapAB;
-      }
-      if (m <= kMaxStreamTokens && (SFM_STREAM_GATED_GEMM1 || !gated_gemm1)) {
-        return Kernel::kStream;
-      }
-      if (gemm2 && SFM_WGMMA_SPLIT_K &&
-          wgmma_gemm::split_k_factor(m, w_rows, k, current_sms()) >= 2) {
-        return split_in_clusters(m, w_rows, k) ? Kernel::kWgmmaSplitKCluster : Kernel::kWgmmaSplitK;
-      }
-      if (gemm2 && m <= kMaxStreamGemm2Tokens && (m <= 64 || w_rows <= 2048)) {
-        return Kernel::kStream;
-      }
-      return Kernel::kWgmma;
-    default: return Kernel::kPortable;
-  }
-}
-
 inline int64_t gemm2_workspace_bytes(int64_t m, int64_t n, int64_t k, GemmPath path) {
   const Kernel kernel = pick(m, path, /*gemm2=*/true, n, k, warp_ok<EpilogueKind::kBiasToBf16>(m, k),
-                             rs_ok<EpilogueKind::kBiasToBf16>(m, k, n));
+                             rs_ok<EpilogueKind::kBiasToBf16>(m, k, n), current_sms());
   if (kernel == Kernel::kSwapAB) return swap_gemm::down_workspace_bytes(m, n, k, current_sms());
   if (kernel != Kernel::kWgmmaSplitK) return 0;
   return wgmma_gemm::split_workspace_bytes(m, n, k, current_sms());
@@ -237,7 +107,7 @@ inline cudaError_t gated_gemm1(const GatedGemm1Args& a, GemmPath path, cudaStrea
   const Kernel kernel = pick(a.op.m, path, /*gemm2=*/false, a.op.n, a.op.k,
                              warp_ok<EpilogueKind::kGatedToFp8>(a.op.m, a.op.k),
                              rs_ok<EpilogueKind::kGatedToFp8>(a.op.m, a.op.k, a.op.n / 2),
-                             /*gated_gemm1=*/true);
+                             current_sms(), /*gated_gemm1=*/true);
   if (kernel == Kernel::kPortable) return portable::gated_gemm1(a, path, stream);
   if (kernel == Kernel::kWarp) return warp_gemm::Gemms::gated_gemm1(a, stream);
   if (kernel == Kernel::kRegWgmma) return wgmma_rs::Gemms::gated_gemm1(a, stream);
@@ -250,7 +120,8 @@ inline cudaError_t gated_gemm1(const GatedGemm1Args& a, GemmPath path, cudaStrea
 inline cudaError_t dense_gemm1(const DenseGemm1Args& a, GemmPath path, cudaStream_t stream) {
   const Kernel kernel = pick(a.op.m, path, /*gemm2=*/false, a.op.n, a.op.k,
                              warp_ok<EpilogueKind::kBiasGeluToFp8>(a.op.m, a.op.k),
-                             rs_ok<EpilogueKind::kBiasGeluToFp8>(a.op.m, a.op.k, a.op.n));
+                             rs_ok<EpilogueKind::kBiasGeluToFp8>(a.op.m, a.op.k, a.op.n),
+                             current_sms());
   if (kernel == Kernel::kPortable) return portable::dense_gemm1(a, path, stream);
   if (kernel == Kernel::kWarp) return warp_gemm::Gemms::dense_gemm1(a, stream);
   if (kernel == Kernel::kRegWgmma) return wgmma_rs::Gemms::dense_gemm1(a, stream);
@@ -270,7 +141,8 @@ inline cudaError_t dense_gemm1(const DenseGemm1Args& a, GemmPath path, cudaStrea
 inline cudaError_t gemm2(const Gemm2Args& a, GemmPath path, cudaStream_t stream) {
   const Kernel kernel = pick(a.op.m, path, /*gemm2=*/true, a.op.n, a.op.k,
                              warp_ok<EpilogueKind::kBiasToBf16>(a.op.m, a.op.k),
-                             rs_ok<EpilogueKind::kBiasToBf16>(a.op.m, a.op.k, a.op.n));
+                             rs_ok<EpilogueKind::kBiasToBf16>(a.op.m, a.op.k, a.op.n),
+                             current_sms());
   if (kernel == Kernel::kPortable) return portable::gemm2(a, path, stream);
   if (kernel == Kernel::kWarp) return warp_gemm::Gemms::gemm2(a, stream);
   if (kernel == Kernel::kRegWgmma) return wgmma_rs::Gemms::gemm2(a, stream);

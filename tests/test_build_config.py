@@ -88,6 +88,33 @@ def test_sources_exist_and_are_listed(config):
         assert k.compiled_sources, f"[kernel.{k.name}] compiles nothing"
 
 
+def repo_includes(path: Path, seen: set[str]) -> set[str]:
+    """The repository files that `path` includes with #include "...", transitively
+    (resolved against its own folder, then kernels-src/)."""
+    for name in re.findall(r'#include "([^"]+)"', path.read_text()):
+        for base in (path.parent, REPO / "kernels-src"):
+            found = base / name
+            if found.is_file():
+                rel = found.resolve().relative_to(REPO).as_posix()
+                if rel not in seen:
+                    seen.add(rel)
+                    repo_includes(found, seen)
+                break
+    return seen
+
+
+def test_every_included_header_is_listed(config):
+    """kernel-builder builds each [kernel.*] from its `src` list: a header a listed .cu
+    includes but the list omits may be missing from that build (hopper_dispatch.cuh,
+    fp8_gemm_swap.cuh, fp8_gemm_warp.cuh and tma_util.cuh were, until the fifteenth
+    session)."""
+    for k in config.cuda_kernels():
+        listed = set(k.src)
+        for cu in (s for s in k.src if s.endswith(".cu")):
+            missing = repo_includes(REPO / cu, set()) - listed
+            assert not missing, f"[kernel.{k.name}] src lacks {sorted(missing)} (included by {cu})"
+
+
 def test_capabilities_cover_the_supported_architectures(config):
     assert REQUIRED_CAPABILITIES <= set(config.all_capabilities())
 

@@ -1,4 +1,5 @@
-"""The wgmma GEMMs' shape rules (kernels-src/fp8_gemm_wgmma.cuh), checked on the CPU: a
+"""The Hopper GEMMs' dispatch and shape rules (kernels-src/hopper_dispatch.cuh,
+fp8_gemm_wgmma.cuh, fp8_gemm_swap.cuh), checked on the CPU: a
 host program compiled with nvcc calls the rule functions (no kernel is instantiated, no
 GPU is needed) for the benchmark's shapes on a 132-SM H200, and the test compares the
 choices with the ones measured in benchmarks/RESULTS.md. A change to a rule then has to
@@ -16,7 +17,7 @@ SMS = 132  # H200 / H100 SXM
 
 PROGRAM = r"""
 #include <cstdio>
-#include "fp8_gemm_swap.cuh"
+#include "hopper_dispatch.cuh"
 using namespace static_fp8_mlp;
 using E = EpilogueKind;
 int main() {
@@ -55,6 +56,13 @@ int main() {
            int(swap_gemm::auto_takes(m, true, 1152, 4304, true, SMS)));
     // swap-AB: token tile, gate/up tiles fill the GPU (weight rows: SwiGLU 28672, GeGLU
     // 32768, dense 4304, 6144), down splits (SwiGLU, GeGLU)
+    // auto kernel (hopper::Kernel as an int) of SwiGLU gate/up and down, GeGLU gate/up and
+    // down (weights from DRAM: the warp and register-sourced kernels do not apply)
+    const auto pick = [&](bool gemm2, long w_rows, long k, bool gated) {
+      return int(hopper::pick(m, GemmPath::kAuto, gemm2, w_rows, k, false, false, SMS, gated));
+    };
+    printf("pick %ld %d %d %d %d\n", m, pick(false, 28672, 4096, true), pick(true, 4096, 14336, false),
+           pick(false, 32768, 2048, true), pick(true, 2048, 16384, false));
     printf("swap %ld %d %d %d %d %d %d %d\n", m, swap_gemm::token_tile(m), int(swap_gemm::fills_gpu(28672, SMS)),
            int(swap_gemm::fills_gpu(32768, SMS)), int(swap_gemm::fills_gpu(4304, SMS)),
            int(swap_gemm::fills_gpu(6144, SMS)), swap_gemm::down_splits(4096, 14336, SMS),
@@ -165,3 +173,25 @@ def test_swap_ab_auto(rules):
     assert rules[("swap_auto", 192)] == [1, 1, 1, 1, 0, 0]
     for m in (193, 224, 240):
         assert rules[("swap_auto", m)] == [1, 0, 1, 0, 0, 0], m
+
+
+def test_auto_kernel_per_gemm(rules):
+    """hopper::pick on the gated MLPs (auto): up to 7 tokens the gate/up GEMMs on the wide
+    wgmma tiles and the down GEMMs on the streaming kernel; GeGLU's on the swap-AB kernels
+    from 8 tokens (fifteenth session), SwiGLU's from 65; above 192 the down GEMMs on the
+    split-K wgmma tiles, the gate/up GEMMs on the swap-AB kernel to 240, then the wgmma
+    tiles. Kernel order: warp, reg-wgmma, stream, wgmma, split-K, split-K cluster,
+    swap-AB, portable."""
+    wgmma, stream, split_k, cluster, swap = 3, 2, 4, 5, 6
+    for m in (1, 7):
+        assert rules[("pick", m)] == [wgmma, stream, wgmma, stream], m
+    for m in (8, 16):
+        assert rules[("pick", m)] == [wgmma, stream, swap, swap], m
+    assert rules[("pick", 17)] == [wgmma, cluster, swap, swap]
+    assert rules[("pick", 64)] == [wgmma, cluster, swap, swap]
+    for m in (65, 100, 192):
+        assert rules[("pick", m)] == [swap] * 4, m
+    for m in (193, 240):
+        assert rules[("pick", m)] == [swap, split_k, swap, split_k], m
+    for m in (241, 512, 8192):
+        assert rules[("pick", m)][0] == wgmma and rules[("pick", m)][2] == wgmma, m
