@@ -46,12 +46,22 @@ bool rs_ok(int64_t m, int64_t k, int64_t n_out) {
          wgmma_rs::supports<EPI>(m, k, n_out, dev);
 }
 
+// pick for a GEMM with epilogue EPI (the down GEMM: kBiasToBf16; the gated gate/up GEMM:
+// kGatedToFp8) of m tokens over a [w_rows, k] weight into n_out columns, on this device.
+template <EpilogueKind EPI>
+Kernel pick_on_device(int64_t m, GemmPath path, int64_t w_rows, int64_t k, int64_t n_out,
+                      int sms) {
+  return pick(m, path, /*gemm2=*/EPI == EpilogueKind::kBiasToBf16, w_rows, k,
+              warp_ok<EPI>(m, k), rs_ok<EPI>(m, k, n_out), sms,
+              /*gated_gemm1=*/EPI == EpilogueKind::kGatedToFp8);
+}
+
 inline int64_t gemm2_workspace_bytes(int64_t m, int64_t n, int64_t k, GemmPath path) {
-  const Kernel kernel = pick(m, path, /*gemm2=*/true, n, k, warp_ok<EpilogueKind::kBiasToBf16>(m, k),
-                             rs_ok<EpilogueKind::kBiasToBf16>(m, k, n), current_sms());
-  if (kernel == Kernel::kSwapAB) return swap_gemm::down_workspace_bytes(m, n, k, current_sms());
+  const int sms = current_sms();
+  const Kernel kernel = pick_on_device<EpilogueKind::kBiasToBf16>(m, path, n, k, n, sms);
+  if (kernel == Kernel::kSwapAB) return swap_gemm::down_workspace_bytes(m, n, k, sms);
   if (kernel != Kernel::kWgmmaSplitK) return 0;
-  return wgmma_gemm::split_workspace_bytes(m, n, k, current_sms());
+  return wgmma_gemm::split_workspace_bytes(m, n, k, sms);
 }
 
 // The streaming kernel with a 16-token tile up to 16 tokens, 32-token tiles above;
@@ -88,7 +98,7 @@ inline wgmma_gemm::WgmmaParams make_params(const Fp8GemmOperands& op, int64_t n_
 }
 
 template <Activation ACT>
-cudaError_t gated_gemm1_with(const GatedGemm1Args& a, Kernel kernel, GemmPath path,
+cudaError_t gated_gemm1_with(const GatedGemm1Args& a, Kernel kernel, GemmPath path, int sms,
                              cudaStream_t stream) {
   if (kernel == Kernel::kStream) {
     return hopper::stream<EpilogueKind::kGatedToFp8, ACT, 32, 64>(a.op, a.op.n / 2, a.hidden,
@@ -96,32 +106,29 @@ cudaError_t gated_gemm1_with(const GatedGemm1Args& a, Kernel kernel, GemmPath pa
   }
   const auto p = make_params(a.op, a.op.n / 2, a.hidden, nullptr, a.hidden_scale);
   if (kernel == Kernel::kSwapAB) {
-    return swap_gemm::launch<EpilogueKind::kGatedToFp8, ACT>(a.op.x, a.op.w, p, current_sms(),
-                                                             stream);
+    return swap_gemm::launch<EpilogueKind::kGatedToFp8, ACT>(a.op.x, a.op.w, p, sms, stream);
   }
-  return wgmma_gemm::launch<EpilogueKind::kGatedToFp8, ACT>(a.op.x, a.op.w, p, current_sms(),
-                                                            stream, forced_tall_rows(path));
+  return wgmma_gemm::launch<EpilogueKind::kGatedToFp8, ACT>(a.op.x, a.op.w, p, sms, stream,
+                                                            forced_tall_rows(path));
 }
 
 inline cudaError_t gated_gemm1(const GatedGemm1Args& a, GemmPath path, cudaStream_t stream) {
-  const Kernel kernel = pick(a.op.m, path, /*gemm2=*/false, a.op.n, a.op.k,
-                             warp_ok<EpilogueKind::kGatedToFp8>(a.op.m, a.op.k),
-                             rs_ok<EpilogueKind::kGatedToFp8>(a.op.m, a.op.k, a.op.n / 2),
-                             current_sms(), /*gated_gemm1=*/true);
+  const int sms = current_sms();
+  const Kernel kernel =
+      pick_on_device<EpilogueKind::kGatedToFp8>(a.op.m, path, a.op.n, a.op.k, a.op.n / 2, sms);
   if (kernel == Kernel::kPortable) return portable::gated_gemm1(a, path, stream);
   if (kernel == Kernel::kWarp) return warp_gemm::Gemms::gated_gemm1(a, stream);
   if (kernel == Kernel::kRegWgmma) return wgmma_rs::Gemms::gated_gemm1(a, stream);
   if (a.act == Activation::kSilu) {
-    return gated_gemm1_with<Activation::kSilu>(a, kernel, path, stream);
+    return gated_gemm1_with<Activation::kSilu>(a, kernel, path, sms, stream);
   }
-  return gated_gemm1_with<Activation::kGeluTanh>(a, kernel, path, stream);
+  return gated_gemm1_with<Activation::kGeluTanh>(a, kernel, path, sms, stream);
 }
 
 inline cudaError_t dense_gemm1(const DenseGemm1Args& a, GemmPath path, cudaStream_t stream) {
-  const Kernel kernel = pick(a.op.m, path, /*gemm2=*/false, a.op.n, a.op.k,
-                             warp_ok<EpilogueKind::kBiasGeluToFp8>(a.op.m, a.op.k),
-                             rs_ok<EpilogueKind::kBiasGeluToFp8>(a.op.m, a.op.k, a.op.n),
-                             current_sms());
+  const int sms = current_sms();
+  const Kernel kernel =
+      pick_on_device<EpilogueKind::kBiasGeluToFp8>(a.op.m, path, a.op.n, a.op.k, a.op.n, sms);
   if (kernel == Kernel::kPortable) return portable::dense_gemm1(a, path, stream);
   if (kernel == Kernel::kWarp) return warp_gemm::Gemms::dense_gemm1(a, stream);
   if (kernel == Kernel::kRegWgmma) return wgmma_rs::Gemms::dense_gemm1(a, stream);
@@ -132,17 +139,16 @@ inline cudaError_t dense_gemm1(const DenseGemm1Args& a, GemmPath path, cudaStrea
   const auto p = make_params(a.op, a.op.n, a.hidden, a.bias, a.hidden_scale);
   if (kernel == Kernel::kSwapAB) {
     return swap_gemm::launch<EpilogueKind::kBiasGeluToFp8, Activation::kGeluTanh>(
-        a.op.x, a.op.w, p, current_sms(), stream);
+        a.op.x, a.op.w, p, sms, stream);
   }
   return wgmma_gemm::launch<EpilogueKind::kBiasGeluToFp8, Activation::kGeluTanh>(
-      a.op.x, a.op.w, p, current_sms(), stream, forced_tall_rows(path));
+      a.op.x, a.op.w, p, sms, stream, forced_tall_rows(path));
 }
 
 inline cudaError_t gemm2(const Gemm2Args& a, GemmPath path, cudaStream_t stream) {
-  const Kernel kernel = pick(a.op.m, path, /*gemm2=*/true, a.op.n, a.op.k,
-                             warp_ok<EpilogueKind::kBiasToBf16>(a.op.m, a.op.k),
-                             rs_ok<EpilogueKind::kBiasToBf16>(a.op.m, a.op.k, a.op.n),
-                             current_sms());
+  const int sms = current_sms();
+  const Kernel kernel =
+      pick_on_device<EpilogueKind::kBiasToBf16>(a.op.m, path, a.op.n, a.op.k, a.op.n, sms);
   if (kernel == Kernel::kPortable) return portable::gemm2(a, path, stream);
   if (kernel == Kernel::kWarp) return warp_gemm::Gemms::gemm2(a, stream);
   if (kernel == Kernel::kRegWgmma) return wgmma_rs::Gemms::gemm2(a, stream);
@@ -153,19 +159,18 @@ inline cudaError_t gemm2(const Gemm2Args& a, GemmPath path, cudaStream_t stream)
   const auto p = make_params(a.op, a.op.n, a.out, a.bias, nullptr);
   if (kernel == Kernel::kSwapAB) {
     return swap_gemm::launch_down<Activation::kGeluTanh>(a.op.x, a.op.w, p, a.workspace,
-                                                          a.workspace_bytes, current_sms(), stream);
+                                                          a.workspace_bytes, sms, stream);
   }
   if (kernel == Kernel::kWgmmaSplitKCluster) {
-    return wgmma_gemm::launch_split_k_cluster<Activation::kGeluTanh>(a.op.x, a.op.w, p,
-                                                                      current_sms(), stream);
+    return wgmma_gemm::launch_split_k_cluster<Activation::kGeluTanh>(a.op.x, a.op.w, p, sms,
+                                                                      stream);
   }
   if (kernel == Kernel::kWgmmaSplitK) {
     return wgmma_gemm::launch_split_k<Activation::kGeluTanh>(a.op.x, a.op.w, p, a.workspace,
-                                                              a.workspace_bytes, current_sms(),
-                                                              stream);
+                                                              a.workspace_bytes, sms, stream);
   }
   return wgmma_gemm::launch<EpilogueKind::kBiasToBf16, Activation::kGeluTanh>(
-      a.op.x, a.op.w, p, current_sms(), stream, forced_tall_rows(path));
+      a.op.x, a.op.w, p, sms, stream, forced_tall_rows(path));
 }
 
 }  // namespace hopper

@@ -201,7 +201,7 @@ def test_input_quant_near_fp8_midpoints_small_calls(sfm, scale_value):
     assert not bad.any(), f"{int(bad.sum())} bytes differ ({int((bad & near).sum())} near a midpoint)"
 
 
-def scales_for_exact_quotient() -> list[float]:
+def edge_and_random_scales() -> list[float]:
     """Scales at the edges of the bracket's range [2^-126, 2^126] and of [2^-80, 2^80]
     (where a reciprocal-based exact quotient, tried in the fifteenth session, needed the
     IEEE division), significands of all ones, powers of two, and random ones."""
@@ -215,13 +215,13 @@ def scales_for_exact_quotient() -> list[float]:
 
 def test_input_quant_every_bf16_value_many_scales(sfm):
     """All 65536 bf16 bit patterns (one small-M call per scale) against every scale of
-    scales_for_exact_quotient, with a random bf16 channel scale per column."""
+    edge_and_random_scales, with a random bf16 channel scale per column."""
     x = torch.arange(-32768, 32768, dtype=torch.int32).to(torch.int16).view(torch.bfloat16)
     x = x.reshape(-1, 256)
     gen = torch.Generator().manual_seed(78)
     cs = (torch.rand(256, generator=gen) * 3 + 0.01).to(torch.bfloat16)
     xd, csd = x.cuda(), cs.cuda()
-    for s_val in scales_for_exact_quotient():
+    for s_val in edge_and_random_scales():
         s = torch.tensor(s_val, dtype=torch.float32)
         got = sfm.channel_scale_quantize_fp8_static_bf16(xd, csd, s.cuda()).view(torch.uint8).cpu()
         expected = ref_quant(x, cs, s)
