@@ -71,20 +71,26 @@ SFM_DEVICE uint8_t quantize_one(float x, float cs, float scale, const Bracket& b
   return b.usable && lo == hi ? lo : q_one(__fdiv_rn(v, scale));
 }
 
-// Eight bf16 inputs and channel scales -> eight FP8 bytes. The divisions sit behind one
-// rarely taken branch per chunk (per element, the compiler would predicate them into
-// the common path).
-SFM_DEVICE Vec8 quantize_chunk(int4 in, int4 cs, float scale, const Bracket& b) {
+// v[e] = x[e] * cs[e] for a chunk of eight bf16 inputs and channel scales (exact in fp32).
+SFM_DEVICE void channel_products(int4 in, int4 cs, float (&v)[kElemsPerChunk]) {
   const uint32_t a[4] = {static_cast<uint32_t>(in.x), static_cast<uint32_t>(in.y),
                          static_cast<uint32_t>(in.z), static_cast<uint32_t>(in.w)};
   const uint32_t c[4] = {static_cast<uint32_t>(cs.x), static_cast<uint32_t>(cs.y),
                          static_cast<uint32_t>(cs.z), static_cast<uint32_t>(cs.w)};
-  float v[kElemsPerChunk];
 #pragma unroll
   for (int e = 0; e < kElemsPerChunk; ++e) {
     const uint32_t aw = a[e / 2], cw = c[e / 2];
     v[e] = __fmul_rn(e % 2 ? bf16_hi(aw) : bf16_lo(aw), e % 2 ? bf16_hi(cw) : bf16_lo(cw));
   }
+}
+
+// Eight bf16 inputs and channel scales -> eight FP8 bytes. The fallback (v -> bytes: the
+// IEEE divisions here) sits behind one rarely taken branch per chunk (per element, the
+// compiler would predicate it into the common path).
+template <typename Fallback>
+SFM_DEVICE Vec8 quantize_chunk_with(int4 in, int4 cs, const Bracket& b, Fallback fallback) {
+  float v[kElemsPerChunk];
+  channel_products(in, cs, v);
   Vec8 lo, hi;
 #pragma unroll
   for (int w = 0; w < 2; ++w) {
@@ -95,13 +101,88 @@ SFM_DEVICE Vec8 quantize_chunk(int4 in, int4 cs, float scale, const Bracket& b) 
                        __fmul_rn(vw[3], b.hi));
   }
   if (__builtin_expect(!b.usable || lo.w[0] != hi.w[0] || lo.w[1] != hi.w[1], 0)) {
-#pragma unroll
-    for (int w = 0; w < 2; ++w) {
-      lo.w[w] = q_quad(__fdiv_rn(v[4 * w], scale), __fdiv_rn(v[4 * w + 1], scale),
-                       __fdiv_rn(v[4 * w + 2], scale), __fdiv_rn(v[4 * w + 3], scale));
-    }
+    lo = fallback(v);
   }
   return lo;
+}
+
+SFM_DEVICE Vec8 quantize_chunk(int4 in, int4 cs, float scale, const Bracket& b) {
+  return quantize_chunk_with(in, cs, b, [scale](const float (&v)[kElemsPerChunk]) {
+    Vec8 q;
+#pragma unroll
+    for (int w = 0; w < 2; ++w) {
+      q.w[w] = q_quad(__fdiv_rn(v[4 * w], scale), __fdiv_rn(v[4 * w + 1], scale),
+                      __fdiv_rn(v[4 * w + 2], scale), __fdiv_rn(v[4 * w + 3], scale));
+    }
+    return q;
+  });
+}
+
+// The small-M kernel's fallback. There the call takes as long as its slowest thread,
+// and a chunk that took the IEEE divisions above made the whole call 0.25-0.35 us
+// slower (benchmarks/RESULTS.md, fifteenth session). So its fallback computes
+// rn(v / scale) with straight-line code: with y = rn(1 / scale), q0 = rn(v * y) is
+// within 2 ulp of v / scale; one correction q1 = rn(q0 + rn(v - q0 * scale) * y) makes
+// it faithful; then r1 = v - q1 * scale is exact (fma) and rn(q1 + r1 * y) is
+// rn(v / scale) (Markstein's theorem), provided v and the intermediates stay normal.
+// That holds wherever the FP8 byte depends on it (|t| in [2^-11, 2^9]) when |scale| is
+// in [2^-80, 2^80] (scripts/check_exact_quotient.py checks it in exact arithmetic);
+// outside that, a tiny t rounds to a signed zero and a large one saturates either way.
+// Other scales take the IEEE division, on a branch uniform across the call. The selects
+// are selp: written as ?:, ptxas turned them into a branch per element.
+// Measured (sixteenth session, H200, K = 1152-4096, M = 1-512): bracket + this fallback
+// was at or below the bracket + IEEE divisions at every point (K = 2048, M = 1: 1.46 ->
+// 1.32 us); this quotient in every element instead of the bracket was slower from
+// M = 128 on (K = 2048, M = 512: 1.90 -> 2.35 us).
+struct Reciprocal {
+  float y;      // rn(1 / scale)
+  bool usable;  // |scale| in [2^-80, 2^80]
+};
+
+SFM_DEVICE Reciprocal make_reciprocal(float scale) {
+  const float mag = fabsf(scale);
+  return {__frcp_rn(scale), mag >= 0x1p-80f && mag <= 0x1p80f};
+}
+
+SFM_DEVICE float select(bool p, float a, float b) {
+  float r;
+  asm("{\n .reg .pred p;\n setp.ne.u32 p, %3, 0;\n selp.f32 %0, %1, %2, p;\n}"
+      : "=f"(r) : "f"(a), "f"(b), "r"(static_cast<uint32_t>(p)));
+  return r;
+}
+
+SFM_DEVICE float quotient_rn(float v, float scale, float y) {
+  const float q0 = __fmul_rn(v, y);
+  const float q1 = __fmaf_rn(__fmaf_rn(-q0, scale, v), y, q0);
+  const float t = __fmaf_rn(__fmaf_rn(-q1, scale, v), y, q1);
+  // v = +-0, +-inf or NaN, or a quotient that overflowed: q0 is already rn(v / scale)
+  // up to FP8 saturation (and keeps the sign of a zero, which the corrections would not).
+  return select(v != 0.0f && fabsf(t) < __int_as_float(0x7f800000), t, q0);
+}
+
+// rn(v / scale) of eight products, as FP8 bytes, without a branch per element.
+SFM_DEVICE Vec8 exact_bytes(const float (&v)[kElemsPerChunk], float scale, const Reciprocal& r) {
+  float t[kElemsPerChunk];
+  if (r.usable) {
+#pragma unroll
+    for (int e = 0; e < kElemsPerChunk; ++e) t[e] = quotient_rn(v[e], scale, r.y);
+  } else {
+#pragma unroll
+    for (int e = 0; e < kElemsPerChunk; ++e) t[e] = __fdiv_rn(v[e], scale);
+  }
+  Vec8 out;
+#pragma unroll
+  for (int w = 0; w < 2; ++w) out.w[w] = q_quad(t[4 * w], t[4 * w + 1], t[4 * w + 2], t[4 * w + 3]);
+  return out;
+}
+
+// The small-M kernel's chunk: the bracket, with the exact quotient as its fallback.
+SFM_DEVICE Vec8 quantize_chunk_small_m(int4 in, int4 cs, float scale) {
+  const Reciprocal r = make_reciprocal(scale);
+  return quantize_chunk_with(in, cs, make_bracket(scale),
+                             [scale, r](const float (&v)[kElemsPerChunk]) {
+                               return exact_bytes(v, scale, r);
+                             });
 }
 
 // Requires K % 8 == 0, row_stride % 8 == 0 and 16-byte aligned input/channel_scale,
@@ -167,7 +248,7 @@ __global__ void __launch_bounds__(kRowThreads)
   const float scale = __ldg(scale_ptr);
   const int4 in = __ldcs(reinterpret_cast<const int4*>(input + row * row_stride) + col);
   const int4 cs = __ldg(reinterpret_cast<const int4*>(channel_scale) + col);
-  const Vec8 q = quantize_chunk(in, cs, scale, make_bracket(scale));
+  const Vec8 q = quantize_chunk_small_m(in, cs, scale);
   *reinterpret_cast<Vec8*>(out + (static_cast<uint64_t>(row) * chunks_per_row + col) *
                                      kElemsPerChunk) = q;
 }
