@@ -1,4 +1,4 @@
-// Swap-AB Hopper FP8 GEMMs for mid-sized batches (auto: M = 8..240, see auto_takes),
+// Swap-AB Hopper FP8 GEMMs for mid-sized batches (auto: M = 1..240, see auto_takes),
 // modelled on what cuBLAS runs there (benchmarks/RESULTS.md, thirteenth session: nvjet
 // kernels with the tokens on the N side, sized to M in steps of 8).
 //
@@ -41,7 +41,7 @@ using wgmma_gemm::WgmmaParams;
 #define SFM_SWAP_PROMOTE_TILES 2
 #endif
 constexpr int kPromoteTiles = SFM_SWAP_PROMOTE_TILES;
-constexpr int kMinSmallTokens = 8;  // auto: GeGLU-sized GEMMs from here (auto_takes)
+constexpr int kMinSmallTokens = 1;  // auto: GeGLU-sized GEMMs from here (auto_takes)
 constexpr int kMinTokens = 65;       // auto: the others from here
 constexpr int kMaxTokens = 192;  // two accumulator sets of BT / 2 registers per thread
 constexpr int kMaxAutoTokens = 240;  // auto gate/up GEMMs: up to two token tiles of 112-128
@@ -332,12 +332,12 @@ inline bool fills_gpu(int64_t w_rows, int sms) {
 // 7.7 / 1.8 us less than with the wgmma tiles, GeGLU 4.3 / 2.8 / 3.3 / 0.1). M = 65..192:
 // down GEMMs, except L2-resident ones above 160 tokens (a vision tower's: the split-K
 // wgmma tiles were up to 1.7 us faster at M = 192); above 192 the split-K wgmma tiles
-// were faster (SwiGLU up to 3.8 us, at M = 224). M = 8..64, where the wide wgmma tiles
+// were faster (SwiGLU up to 3.8 us, at M = 224). M = 1..64, where the wide wgmma tiles
 // (and up to 16 tokens the streaming kernel) also hold every token: only the GeGLU-sized
 // GEMMs measured faster (gate/up with K <= 2048, down with N <= 2048 from DRAM: 1.5-2.4
-// us per MLP at M = 17..64, 2.1-2.5 at M = 8 and 16), SwiGLU's were 1.3-2.9 us slower at
-// M = 17..64 (scripts/mlp_ab.py, H200, benchmarks/RESULTS.md, 2026-12-03). Below 8
-// tokens: not measured.
+// us per MLP at M = 17..64, 2.1-2.5 at M = 8 and 16, 2.1-2.6 at M = 1, 2 and 4), SwiGLU's
+// were 1.3-2.9 us slower at M = 17..64 (scripts/mlp_ab.py, H200, benchmarks/RESULTS.md,
+// 2026-12-03, fifteenth and sixteenth sessions).
 inline bool auto_takes(int64_t m, bool down, int64_t w_rows, int64_t k, bool l2_resident,
                        int sms) {
   if (m >= kMinSmallTokens && m < kMinTokens) {

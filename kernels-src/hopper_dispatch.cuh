@@ -35,7 +35,7 @@
 #ifndef SFM_SPLIT_IN_CLUSTERS  // auto split-K reduced in clusters: 0 never, 1 where measured faster, 2 always
 #define SFM_SPLIT_IN_CLUSTERS 1
 #endif
-#ifndef SFM_WGMMA_SWAP_AB  // auto GEMMs at M = 8..240 on the swap-AB kernel (0: never)
+#ifndef SFM_WGMMA_SWAP_AB  // auto GEMMs at M = 1..240 on the swap-AB kernel (0: never)
 #define SFM_WGMMA_SWAP_AB 1
 #endif
 
@@ -57,8 +57,8 @@ namespace hopper {
 //   kernel streams as fast or faster (H200, M = 8..40: GeGLU equal, SwiGLU 2 us faster
 //   at M = 8 / 16), and above 16 tokens, where the wide wgmma kernel and the split-K
 //   down GEMM beat it (M = 17..32: GeGLU 40.5 -> 35.5 us, SwiGLU 59 -> 53);
-// - from 17 to 240 tokens, where swap_gemm::auto_takes says so (measured faster), and
-//   for GeGLU-sized GEMMs from 8 tokens (ahead of both kernels above): the swap-AB
+// - from 65 to 240 tokens, where swap_gemm::auto_takes says so (measured faster), and
+//   for GeGLU-sized GEMMs at every M up to 64 (ahead of both kernels above): the swap-AB
 //   kernels, every token in one wgmma N tile up to 192, two above (the down GEMM split
 //   over K, up to 192);
 // - the down GEMM is split over K (wide wgmma tiles, fp32 partials, one reduce kernel)
@@ -125,7 +125,7 @@ inline Kernel pick(int64_t m, GemmPath path, bool gemm2, int64_t w_rows, int64_t
         if (warp_ok) return Kernel::kWarp;
       }
       // The swap-AB kernel (every token in one wgmma N tile) where swap_gemm::auto_takes
-      // says it measured faster: mid-sized batches, and GeGLU-sized GEMMs from 8 tokens
+      // says it measured faster: mid-sized batches, and GeGLU-sized GEMMs from 1 token
       // (there ahead of the streaming kernel too).
       if (SFM_WGMMA_SWAP_AB && swap_gemm::auto_takes(m, gemm2, w_rows, k,
                                                      w_rows * k <= kMaxWarpWeightBytes, sms)) {

@@ -162,11 +162,12 @@ def test_swap_ab_rules(rules):
 def test_swap_ab_auto(rules):
     """Auto routing to the swap-AB kernels (fourteenth and fifteenth sessions,
     scripts/mlp_ab.py): SwiGLU and GeGLU at M = 65-192 (both GEMMs) and 193-240 (gate/up
-    GEMMs); GeGLU also at M = 8-64; the dense MLP's down GEMM (L2-resident) at M = 65-160
-    only, its up GEMM (34 tiles) never; nothing below 8 or above 240."""
-    for m in (1, 7, 241, 256, 8192):
+    GEMMs); GeGLU also at M = 1-64 (sixteenth session: from 1, was 8); the dense MLP's
+    down GEMM (L2-resident) at M = 65-160 only, its up GEMM (34 tiles) never; nothing
+    above 240."""
+    for m in (241, 256, 8192):
         assert rules[("swap_auto", m)] == [0] * 6, m
-    for m in (8, 16, 17, 64):
+    for m in (1, 7, 8, 16, 17, 64):
         assert rules[("swap_auto", m)] == [0, 0, 1, 1, 0, 0], m
     for m in (65, 100, 160):
         assert rules[("swap_auto", m)] == [1, 1, 1, 1, 0, 1], m
@@ -176,16 +177,15 @@ def test_swap_ab_auto(rules):
 
 
 def test_auto_kernel_per_gemm(rules):
-    """hopper::pick on the gated MLPs (auto): up to 7 tokens the gate/up GEMMs on the wide
-    wgmma tiles and the down GEMMs on the streaming kernel; GeGLU's on the swap-AB kernels
-    from 8 tokens (fifteenth session), SwiGLU's from 65; above 192 the down GEMMs on the
+    """hopper::pick on the gated MLPs (auto): SwiGLU's gate/up GEMM on the wide wgmma
+    tiles and its down GEMM on the streaming kernel up to 16 tokens, on the split-K cluster
+    tiles to 64; GeGLU's on the swap-AB kernels from 1 token (sixteenth session; was 8),
+    SwiGLU's from 65; above 192 the down GEMMs on the
     split-K wgmma tiles, the gate/up GEMMs on the swap-AB kernel to 240, then the wgmma
     tiles. Kernel order: warp, reg-wgmma, stream, wgmma, split-K, split-K cluster,
     swap-AB, portable."""
     wgmma, stream, split_k, cluster, swap = 3, 2, 4, 5, 6
-    for m in (1, 7):
-        assert rules[("pick", m)] == [wgmma, stream, wgmma, stream], m
-    for m in (8, 16):
+    for m in (1, 7, 8, 16):
         assert rules[("pick", m)] == [wgmma, stream, swap, swap], m
     assert rules[("pick", 17)] == [wgmma, cluster, swap, swap]
     assert rules[("pick", 64)] == [wgmma, cluster, swap, swap]

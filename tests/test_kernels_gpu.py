@@ -344,9 +344,9 @@ def test_gate_up_pairs_sharing_the_token_tile(sfm, m, path, h):
         assert_close_to_reference(got, sfm.reference.gated_mlp(*case.args(), activation))
 
 
-@pytest.mark.parametrize("m", (8, 16, 17, 40, 64, 65, 100, 128, 129, 150, 192, 193, 224, 240))
+@pytest.mark.parametrize("m", (1, 5, 8, 16, 17, 40, 64, 65, 100, 128, 129, 150, 192, 193, 224, 240))
 def test_auto_paths_at_mid_m(sfm, m):
-    """The auto GEMMs at M = 8-240 where the weights stream from DRAM: H = 8464 gives the
+    """The auto GEMMs at M = 1-240 where the weights stream from DRAM: H = 8464 gives the
     gated gate/up GEMM 133 tiles of 128 weight rows (the last one partial), enough to take
     the swap-AB kernel on a 132-SM GPU (at M <= 64 only with K = 1152; two token tiles
     above 192), and the down GEMMs (N x H = 17 MB, N = 2048) the swap-AB split-K one up to
