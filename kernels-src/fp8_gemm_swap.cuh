@@ -51,6 +51,10 @@ using wgmma_gemm::WgmmaParams;
 #endif
 constexpr int kMinSmallTokens = 1;  // auto: GeGLU-sized GEMMs from here (auto_takes)
 constexpr int kMinTokens = 65;       // auto: the others from here
+#ifndef SFM_SWAP_MIN_L2_TOKENS  // auto: L2-resident GEMMs (not gate/up) from here to 64
+#define SFM_SWAP_MIN_L2_TOKENS 40
+#endif
+constexpr int kMinL2Tokens = SFM_SWAP_MIN_L2_TOKENS;
 constexpr int kMaxTokens = 192;  // two accumulator sets of BT / 2 registers per thread
 constexpr int kMaxAutoTokens = 240;  // auto gate/up GEMMs: up to two token tiles of 112-128
 
@@ -355,6 +359,14 @@ inline bool auto_takes(int64_t m, bool down, int64_t w_rows, int64_t k, bool l2_
   if (m < kMinTokens || m > (down ? kMaxTokens : kMaxAutoTokens)) return false;
   return down ? m <= 160 || !l2_resident : fills_gpu(w_rows, sms);
 }
+
+// Whether auto takes the swap-AB kernel for an L2-resident GEMM (a vision tower's up or
+// down GEMM) at M = kMinL2Tokens..64, ahead of the register-sourced wgmma kernel. Both
+// GEMMs on it, whole MLPs (H200, scripts/mlp_ab.py, sixteenth session): 1152x4304
+// 0.6 / 1.0 / 2.1 / 2.5 us faster at M = 33 / 40 / 50 / 64, slower at 32 and below
+// (+0.9 us at 32, +1.6 at 16); 1536x6144 +0.5 at 33, equal at 40, 0.6 / 1.2 faster at
+// 50 / 64. Not for gated gate/up GEMMs (not measured).
+inline bool l2_mid_takes(int64_t m) { return m >= kMinL2Tokens && m < kMinTokens; }
 
 // Token tile: all of M rounded up to 16 (at least 64); above kMaxTokens, M split evenly
 // over the fewest tiles of at most kMaxTokens (M = 193: 2 x 112, not 192 + 1: forced at

@@ -21,7 +21,7 @@ PROGRAM = r"""
 using namespace static_fp8_mlp;
 using E = EpilogueKind;
 int main() {
-  const long ms[] = {1, 7, 8, 16, 17, 64, 65, 100, 128, 129, 160, 192, 193, 224, 240, 241, 256, 257, 384, 385, 512, 8192};
+  const long ms[] = {1, 7, 8, 16, 17, 32, 39, 40, 50, 64, 65, 100, 128, 129, 160, 192, 193, 224, 240, 241, 256, 257, 384, 385, 512, 8192};
   for (long m : ms) {
     // tall rows: gated gate/up GEMM (H = 14336, 16384), dense up (4304, 6144), down (4096)
     printf("tall %ld %d %d %d %d %d\n", m,
@@ -61,6 +61,13 @@ int main() {
     const auto pick = [&](bool gemm2, long w_rows, long k, bool gated) {
       return int(hopper::pick(m, GemmPath::kAuto, gemm2, w_rows, k, false, false, SMS, gated));
     };
+    // L2-resident (warp and register-sourced kernels available): the dense 1152x4304
+    // MLP's up and down GEMMs, and a gated gate/up GEMM of the same size
+    const auto pick_l2 = [&](bool gemm2, long w_rows, long k, bool gated) {
+      return int(hopper::pick(m, GemmPath::kAuto, gemm2, w_rows, k, m <= 32, m <= 64, SMS, gated));
+    };
+    printf("pick_l2 %ld %d %d %d\n", m, pick_l2(false, 4304, 1152, false), pick_l2(true, 1152, 4304, false),
+           pick_l2(false, 4304, 1152, true));
     printf("pick %ld %d %d %d %d\n", m, pick(false, 28672, 4096, true), pick(true, 4096, 14336, false),
            pick(false, 32768, 2048, true), pick(true, 2048, 16384, false));
     printf("swap %ld %d %d %d %d %d %d %d\n", m, swap_gemm::token_tile(m), int(swap_gemm::fills_gpu(28672, SMS)),
@@ -195,3 +202,20 @@ def test_auto_kernel_per_gemm(rules):
         assert rules[("pick", m)] == [swap, split_k, swap, split_k], m
     for m in (241, 512, 8192):
         assert rules[("pick", m)][0] == wgmma and rules[("pick", m)][2] == wgmma, m
+
+
+def test_auto_kernel_l2_resident(rules):
+    """hopper::pick on L2-resident GEMMs (a vision tower's MLP): the warp kernel up to 8
+    tokens, the register-sourced wgmma kernel from 9; from 40 to 64 the dense up and down
+    GEMMs on the swap-AB kernel (sixteenth session), a gated gate/up GEMM staying on the
+    register-sourced one; above 64 the dense up GEMM on the wgmma tiles and the down GEMM
+    on the swap-AB kernel to 160. Kernel order as in test_auto_kernel_per_gemm."""
+    warp, rs, wgmma, swap = 0, 1, 3, 6
+    for m in (1, 7, 8):
+        assert rules[("pick_l2", m)] == [warp, warp, warp], m
+    for m in (16, 17, 32, 39):
+        assert rules[("pick_l2", m)] == [rs, rs, rs], m
+    for m in (40, 50, 64):
+        assert rules[("pick_l2", m)] == [swap, swap, rs], m
+    for m in (65, 100, 128):
+        assert rules[("pick_l2", m)][:2] == [wgmma, swap], m
