@@ -203,8 +203,8 @@ def test_input_quant_near_fp8_midpoints_small_calls(sfm, scale_value):
 
 def edge_and_random_scales() -> list[float]:
     """Scales at the edges of the bracket's range [2^-126, 2^126] and of [2^-80, 2^80]
-    (where a reciprocal-based exact quotient, tried in the fifteenth session, needed the
-    IEEE division), significands of all ones, powers of two, and random ones."""
+    (beyond which the small-M kernel's exact-quotient fallback hands over to the IEEE
+    division), significands of all ones, powers of two, and random ones."""
     gen = torch.Generator().manual_seed(77)
     edges = [2.0**-80, 2.0**80, 2.0**-80 * (1 - 2.0**-24), 2.0**80 * (1 + 2.0**-23),
              2.0**-100, 2.0**100, 2.0**-126, 2.0**126]
@@ -350,8 +350,10 @@ def test_auto_paths_at_mid_m(sfm, m):
     gated gate/up GEMM 133 tiles of 128 weight rows (the last one partial), enough to take
     the swap-AB kernel on a 132-SM GPU (at M <= 64 only with K = 1152; two token tiles
     above 192), and the down GEMMs (N x H = 17 MB, N = 2048) the swap-AB split-K one up to
-    M = 192; the dense up GEMM (67 tiles) stays on the wgmma tiles. K = 4096 and 1152 (a
-    K tail)."""
+    M = 192. The dense up GEMM (67 tiles) never takes it at K = 4096 (the streaming kernel
+    to M = 16, the wgmma tiles above); at K = 1152 its 9.7 MB of weights count as
+    L2-resident, so up to M = 64 it runs the L2 kernels, the swap-AB one from M = 40.
+    K = 4096 and 1152 (a K tail)."""
     h, n = 8464, 2048
     gen = torch.Generator(device="cuda").manual_seed(5000 + m)
     for k in (4096, 1152):
