@@ -34,6 +34,7 @@ enum class GemmPath : int {
   kTensorCoreTall64 = 10,  // sm_90a wgmma, 128-token CTAs with 64 weight rows, any M
   kTensorCoreSplitKCluster = 11,  // sm_90a wgmma, split-K reduced in clusters (down GEMM)
   kTensorCoreSwapAB = 12,  // sm_90a wgmma, weights x all tokens (down GEMM: split-K), any M
+  kTensorCoreSwapABCluster = 13,  // the same down GEMM, split-K reduced in clusters
 };
 
 // x[M, K] (row stride K) times w[N, K]^T, both FP8 e4m3, row-major and 16-byte aligned.

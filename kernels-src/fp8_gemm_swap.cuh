@@ -1,4 +1,4 @@
-// Swap-AB Hopper FP8 GEMMs for mid-sized batches (auto: M = 1..240, see auto_takes),
+// Swap-AB Hopper FP8 GEMMs for mid-sized batches (auto: M = 1..512, see auto_takes),
 // modelled on what cuBLAS runs there (benchmarks/RESULTS.md, thirteenth session: nvjet
 // kernels with the tokens on the N side, sized to M in steps of 8).
 //
@@ -17,9 +17,10 @@
 // writes them transposed into a [token][column] staging tile, then stores rows of it.
 //
 // Down GEMM: N = 2048-4096 makes only 16-32 tiles of 128 rows, so K is split over
-// gridDim.y CTAs per tile, each writing raw fp32 partial sums to a workspace; a
-// programmatic dependent launch that prefetches its first weight stages before waiting
-// for the hidden state.
+// gridDim.y CTAs per tile, each writing raw fp32 partial sums to a workspace for a reduce
+// kernel, or (down_in_clusters) the splits of a tile are one cluster and reduce over
+// distributed shared memory; a programmatic dependent launch that prefetches its first
+// weight stages before waiting for the hidden state.
 #pragma once
 
 #include "fp8_gemm_wgmma.cuh"
@@ -56,7 +57,8 @@ constexpr int kMinTokens = 65;       // auto: the others from here
 #endif
 constexpr int kMinL2Tokens = SFM_SWAP_MIN_L2_TOKENS;
 constexpr int kMaxTokens = 192;  // two accumulator sets of BT / 2 registers per thread
-constexpr int kMaxAutoTokens = 240;  // auto gate/up GEMMs: up to two token tiles of 112-128
+constexpr int kMaxAutoTokens = 384;  // auto gate/up GEMMs: up to two token tiles
+constexpr int kMaxAutoTokensShortK = 512;  // ... with K <= 2048 (GeGLU-sized): three
 
 // 128 weight rows per CTA, 64 per consumer warpgroup, each warpgroup multiplying all BT
 // tokens (wgmma N = BT): wide N keeps the tensor cores efficient (a first draft of the
@@ -66,7 +68,8 @@ constexpr int kMaxAutoTokens = 240;  // auto gate/up GEMMs: up to two token tile
 // hidden through a staging tile. The down GEMM splits K over gridDim.y CTAs per weight
 // tile instead (N = 2048-4096 is only 16-32 tiles of 128 rows) and writes raw fp32
 // partial sums to a workspace [split][m][n], reduced with the scales and bias by
-// wgmma_gemm::split_k_reduce_kernel.
+// wgmma_gemm::split_k_reduce_kernel, or stages them in its ring for a cluster reduction
+// (wgmma_gemm::split_cluster_reduce).
 template <EpilogueKind EPI, int BT>
 struct SwapPlan {
   static constexpr bool kGated = EPI == EpilogueKind::kGatedToFp8;
@@ -80,6 +83,9 @@ struct SwapPlan {
   static constexpr int kTileBBytes = BT * kBK;
   static constexpr int kStageBytes = kTileABytes + kTileBBytes;
   static constexpr int kStagingBytes = kSplitK ? 0 : BT * kPitch;
+  // The down GEMM's cluster reduction stages its fp32 partial tile [BT][kRows] in the
+  // (then idle) ring; + 16 bytes per row: conflict-free writes from the accumulators.
+  static constexpr int kPartialPitch = kRows * 4 + 16;
   static constexpr int kMaxStages = 8;
   static constexpr int kBarrierBytes = 2 * kMaxStages * 8;
   static constexpr int kStages =
@@ -88,6 +94,7 @@ struct SwapPlan {
   static constexpr int kSmemBytes = kRingBytes + kStagingBytes + kBarrierBytes + 1024;
   static_assert(kStages >= 3, "shared memory too small for the ring");
   static_assert(kStageBytes % 1024 == 0, "stages keep the 1024-byte swizzle alignment");
+  static_assert(!kSplitK || BT * kPartialPitch <= kRingBytes, "the partial tile fits the ring");
 };
 
 template <EpilogueKind EPI, Activation ACT, int BT>
@@ -166,6 +173,12 @@ __global__ void __launch_bounds__(kThreads, 1)
         }
       }
     }
+    if constexpr (kDown) {
+      if (p.cluster_reduce) {  // the two cluster barriers of the consumers' reduction
+        cluster_sync();
+        cluster_sync_relaxed();
+      }
+    }
   } else {
     asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n");
     const int cw = warpgroup - 1;
@@ -211,6 +224,23 @@ __global__ void __launch_bounds__(kThreads, 1)
       const int warp = t / 32, lane = t % 32;
       const int q = lane % 4;
       if constexpr (kDown) {
+        if (p.cluster_reduce) {
+          // Into the ring as a [token][column] fp32 tile, for the cluster reduction after
+          // the loop. A down CTA runs one tile: once both warpgroups are here, every stage
+          // has been loaded and read.
+          wgmma_gemm::consumers_barrier();
+          const int col_a = cw * 64 + warp * 16 + lane / 4;
+#pragma unroll
+          for (int j = 0; j < BT / 8; ++j) {
+            float* row0 = reinterpret_cast<float*>(smem + (8 * j + 2 * q) * P::kPartialPitch);
+            float* row1 = reinterpret_cast<float*>(smem + (8 * j + 2 * q + 1) * P::kPartialPitch);
+            row0[col_a] = acc[4 * j];
+            row0[col_a + 8] = acc[4 * j + 2];
+            row1[col_a] = acc[4 * j + 1];
+            row1[col_a + 8] = acc[4 * j + 3];
+          }
+          return;
+        }
         // Raw fp32 partial sums, straight from registers: for each j a warp writes 32
         // contiguous bytes (8 output columns) of each of 4 token rows.
         float* ws = static_cast<float*>(p.out) + static_cast<int64_t>(blockIdx.y) * p.m * p.n_out;
@@ -312,6 +342,12 @@ __global__ void __launch_bounds__(kThreads, 1)
       prev_c0 = c0;
     }
     epilogue(prev_m0, prev_c0);
+    if constexpr (kDown) {
+      if (p.cluster_reduce) {
+        wgmma_gemm::split_cluster_reduce<BT, P::kRows, P::kPartialPitch>(p, smem, prev_m0, prev_c0,
+                                                                         threadIdx.x - 128);
+      }
+    }
   }
 #endif
 }
@@ -330,6 +366,45 @@ inline cudaError_t make_tma_gated_interleaved(CUtensorMap* map, const uint8_t* w
                                                                            : cudaErrorInvalidValue;
 }
 
+// Token tile: all of M rounded up to 16 (at least 64); above kMaxTokens, M split evenly
+// over the fewest tiles of at most kMaxTokens (M = 193: 2 x 112, not 192 + 1: forced at
+// M = 193-256, the 192-token tiles took 157-175 us for SwiGLU, the even ones 86-95;
+// scripts/mlp_ab.py, H200, 2026-12-03).
+inline int token_tile(int64_t m) {
+  const int64_t tiles = std::max<int64_t>(host_ceil_div(m, int64_t(kMaxTokens)), 1);
+  return static_cast<int>(std::clamp<int64_t>(
+      host_ceil_div(host_ceil_div(m, tiles), int64_t(16)) * 16, 64, kMaxTokens));
+}
+
+// Output tiles of the down GEMM: token tiles x 128-row weight tiles.
+inline int64_t down_tiles(int64_t m, int64_t n_out) {
+  return host_ceil_div(m, int64_t(token_tile(m))) *
+         host_ceil_div(n_out, int64_t(SwapPlan<EpilogueKind::kBiasToBf16, 64>::kRows));
+}
+
+// K splits of the down GEMM: as many as its tiles leave SMs for, at most 16, each at
+// least 4 K tiles.
+inline int down_splits(int64_t m, int64_t n_out, int64_t k, int sms) {
+  return wgmma_gemm::splits_to_fill(down_tiles(m, n_out), k, sms);
+}
+
+// Workspace bytes of the down GEMM: fp32 partial sums [splits][m][n_out].
+inline int64_t down_workspace_bytes(int64_t m, int64_t n_out, int64_t k, int sms) {
+  return static_cast<int64_t>(down_splits(m, n_out, k, sms)) * m * n_out * 4;
+}
+
+// Whether a down GEMM above kMaxTokens tokens fills the GPU on the swap-AB kernel with
+// its splits in clusters (at least 2 splits of every tile and 90% of the SMs busy, one
+// wave) where the wgmma down GEMM would not split K (its tiles alone would leave SMs
+// idle). GeGLU M = 577-768 (4 token tiles x 16 weight tiles x 2 splits) and SwiGLU
+// M = 257-384 (2 x 32 x 2); the wgmma tiles there: one wave of 80-96 CTAs.
+inline bool down_fills_in_clusters(int64_t m, int64_t n_out, int64_t k, int sms) {
+  const int64_t tiles = down_tiles(m, n_out);
+  const int64_t splits = std::min<int64_t>(down_splits(m, n_out, k, sms), wgmma_gemm::kMaxClusterSplits);
+  return wgmma_gemm::split_k_factor(m, n_out, k, sms) < 2 && splits >= 2 &&
+         10 * tiles * splits >= 9 * int64_t(sms);
+}
+
 // Whether a gate/up GEMM over w_rows weight rows ([2H, K] gated, [H, K] dense) fills the
 // GPU with its 128-row weight tiles (one per CTA at M <= 192). A vision tower's 4304 or
 // 6144 columns make 34 or 48 tiles: the wgmma kernel's 64-row tiles are faster there
@@ -340,9 +415,13 @@ inline bool fills_gpu(int64_t w_rows, int sms) {
 
 // Where the auto path takes the swap-AB kernels, for a GEMM of m tokens over a [w_rows, k]
 // weight (down: the down GEMM; l2_resident: the weight stays in L2 between calls).
-// M = 65..240: gate/up GEMMs whose weight tiles fill the GPU (above 192 as two token
-// tiles, see token_tile: whole MLPs at M = 193 / 208 / 224 / 240 took SwiGLU 9.3 / 8.8 /
-// 7.7 / 1.8 us less than with the wgmma tiles, GeGLU 4.3 / 2.8 / 3.3 / 0.1). M = 65..192:
+// M = 65..384 (K <= 2048: to 512): gate/up GEMMs whose weight tiles fill the GPU (above
+// 192 as two or three even token tiles, see token_tile: whole MLPs at M = 193 / 208 / 224
+// / 240 took SwiGLU 9.3 / 8.8 / 7.7 / 1.8 us less than with the wgmma tiles, GeGLU 4.3 /
+// 2.8 / 3.3 / 0.1; at M = 241-384, where the wgmma kernel's third 128-token tile is
+// mostly padding, SwiGLU 1.5-16.9 and GeGLU 0.1-11.8 us less (M = 257: 117 -> 101 and
+// 76 -> 64 us); at 385-512 GeGLU 6-22 us less, SwiGLU 8-26 us more; seventeenth
+// session). M = 65..192:
 // down GEMMs, except L2-resident ones above 160 tokens (a vision tower's: the split-K
 // wgmma tiles were up to 1.7 us faster at M = 192); above 192 the split-K wgmma tiles
 // were faster (SwiGLU up to 3.8 us, at M = 224). M = 1..64, where the wide wgmma tiles
@@ -350,13 +429,16 @@ inline bool fills_gpu(int64_t w_rows, int sms) {
 // GEMMs measured faster (gate/up with K <= 2048, down with N <= 2048 from DRAM: 1.5-2.4
 // us per MLP at M = 17..64, 2.1-2.5 at M = 8 and 16, 2.1-2.6 at M = 1, 2 and 4), SwiGLU's
 // were 1.3-2.9 us slower at M = 17..64 (scripts/mlp_ab.py, H200, benchmarks/RESULTS.md,
-// 2026-12-03, fifteenth and sixteenth sessions).
+// 2026-12-03, fifteenth and sixteenth sessions). Above 192, down GEMMs where
+// down_fills_in_clusters says so (seventeenth session).
 inline bool auto_takes(int64_t m, bool down, int64_t w_rows, int64_t k, bool l2_resident,
                        int sms) {
   if (m >= kMinSmallTokens && m < kMinTokens) {
     return down ? w_rows <= 2048 && !l2_resident : k <= 2048 && fills_gpu(w_rows, sms);
   }
-  if (m < kMinTokens || m > (down ? kMaxTokens : kMaxAutoTokens)) return false;
+  if (down && m > kMaxTokens) return !l2_resident && down_fills_in_clusters(m, w_rows, k, sms);
+  const int64_t max_tokens = down ? kMaxTokens : k <= 2048 ? kMaxAutoTokensShortK : kMaxAutoTokens;
+  if (m < kMinTokens || m > max_tokens) return false;
   return down ? m <= 160 || !l2_resident : fills_gpu(w_rows, sms);
 }
 
@@ -368,28 +450,45 @@ inline bool auto_takes(int64_t m, bool down, int64_t w_rows, int64_t k, bool l2_
 // 50 / 64. Not for gated gate/up GEMMs (not measured).
 inline bool l2_mid_takes(int64_t m) { return m >= kMinL2Tokens && m < kMinTokens; }
 
-// Token tile: all of M rounded up to 16 (at least 64); above kMaxTokens, M split evenly
-// over the fewest tiles of at most kMaxTokens (M = 193: 2 x 112, not 192 + 1: forced at
-// M = 193-256, the 192-token tiles took 157-175 us for SwiGLU, the even ones 86-95;
-// scripts/mlp_ab.py, H200, 2026-12-03).
-inline int token_tile(int64_t m) {
-  const int64_t tiles = std::max<int64_t>(host_ceil_div(m, int64_t(kMaxTokens)), 1);
-  return static_cast<int>(std::clamp<int64_t>(
-      host_ceil_div(host_ceil_div(m, tiles), int64_t(16)) * 16, 64, kMaxTokens));
+// Whether the down GEMM's K splits reduce in clusters over distributed shared memory
+// (launch_down_cluster: no workspace, no reduce kernel) rather than over a workspace and
+// a reduce kernel (launch_down). Both forced, whole MLPs (scripts/mlp_ab.py, H200,
+// benchmarks/RESULTS.md, seventeenth session), clusters minus workspace:
+// - weights from DRAM (GeGLU, N = 2048; SwiGLU, N = 4096): GeGLU +0.75 us at M = 1, within
+//   0.15 at 4-32, -0.2 at 40-64; both -0.2 to -1.2 at 65-192 (GeGLU M = 100 +0.1, SwiGLU
+//   M = 192 +0.2);
+// - L2-resident (a vision tower's, N = 1152 or 1536): 1536x6144 -0.2 to -0.9 at 40-160;
+//   1152x4304 +0.1 to +0.4 at 40-64, -0.1 to -0.2 at 65-128, +0.9 at 160.
+// So: from kMinClusterDownTokens tokens, L2-resident ones only from kMinClusterDownL2Cols
+// output columns. SFM_SWAP_DOWN_CLUSTER 0: never; 2: always; 1: by this rule.
+#ifndef SFM_SWAP_DOWN_CLUSTER
+#define SFM_SWAP_DOWN_CLUSTER 1
+#endif
+constexpr int64_t kMinClusterDownTokens = 40;
+constexpr int64_t kMinClusterDownL2Cols = 1536;
+inline bool down_in_clusters(int64_t m, int64_t n_out, bool l2_resident) {
+  if (SFM_SWAP_DOWN_CLUSTER != 1) return SFM_SWAP_DOWN_CLUSTER == 2;
+  return m >= kMinClusterDownTokens && (!l2_resident || n_out >= kMinClusterDownL2Cols);
 }
 
-// K splits of the down GEMM: as many as its 128-row weight tiles leave SMs for, at most
-// 16, each at least 4 K tiles.
-inline int down_splits(int64_t n_out, int64_t k, int sms) {
-  return wgmma_gemm::splits_to_fill(
-      host_ceil_div(n_out, int64_t(SwapPlan<EpilogueKind::kBiasToBf16, 64>::kRows)), k, sms);
+// K splits of the cluster-reduced down GEMM: down_splits', at most a portable cluster,
+// lowered until every tile's cluster fits on the GPU at once (as
+// wgmma_gemm::cluster_split_factor); 1 (one CTA per tile, no reduction) where none does.
+template <int BT>
+int down_cluster_splits(int64_t m, int64_t n_out, int64_t k, int sms) {
+  using P = SwapPlan<EpilogueKind::kBiasToBf16, BT>;
+  constexpr auto kernel = fp8_gemm_swap_kernel<EpilogueKind::kBiasToBf16, Activation::kGeluTanh, BT>;
+  const int64_t tiles = host_ceil_div(m, int64_t(BT)) * host_ceil_div(n_out, int64_t(P::kRows));
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) return 1;
+  for (int s = std::min(down_splits(m, n_out, k, sms), wgmma_gemm::kMaxClusterSplits); s >= 2; --s) {
+    if (max_active_clusters<kernel>(dev, s, kThreads, P::kSmemBytes, 0) >= tiles) return s;
+  }
+  return 1;
 }
 
-// Workspace bytes of the down GEMM: fp32 partial sums [splits][m][n_out].
-inline int64_t down_workspace_bytes(int64_t m, int64_t n_out, int64_t k, int sms) {
-  return static_cast<int64_t>(down_splits(n_out, k, sms)) * m * n_out * 4;
-}
-
+// splits: the down GEMM's K splits (gridDim.y); p.cluster_reduce: they are one cluster
+// (0: the down GEMM's workspace splits, computed here).
 template <EpilogueKind EPI, Activation ACT, int BT>
 cudaError_t launch_bt(const uint8_t* x, const uint8_t* w, const WgmmaParams& p, int sms,
                       int splits, cudaStream_t stream) {
@@ -404,6 +503,7 @@ cudaError_t launch_bt(const uint8_t* x, const uint8_t* w, const WgmmaParams& p, 
   e = allow_dynamic_smem<kernel>(P::kSmemBytes);
   if (e != cudaSuccess) return e;
   const int64_t tiles = host_ceil_div(p.m, BT) * host_ceil_div(p.n_out, P::kOutCols);
+  if (P::kSplitK && p.cluster_reduce) splits = down_cluster_splits<BT>(p.m, p.n_out, p.k, sms);
   cudaLaunchConfig_t config = {};
   // Gate/up: persistent CTAs, one per SM. Down: one CTA per weight tile and K split.
   config.gridDim = P::kSplitK ? dim3(static_cast<unsigned>(tiles), static_cast<unsigned>(splits))
@@ -411,11 +511,15 @@ cudaError_t launch_bt(const uint8_t* x, const uint8_t* w, const WgmmaParams& p, 
   config.blockDim = dim3(kThreads, 1, 1);
   config.dynamicSmemBytes = P::kSmemBytes;
   config.stream = stream;
-  cudaLaunchAttribute attr[1];
+  cudaLaunchAttribute attr[2];
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attr[0].val.programmaticStreamSerializationAllowed = 1;
+  attr[1].id = cudaLaunchAttributeClusterDimension;
+  attr[1].val.clusterDim.x = 1;
+  attr[1].val.clusterDim.y = static_cast<unsigned>(splits);
+  attr[1].val.clusterDim.z = 1;
   config.attrs = attr;
-  config.numAttrs = 1;
+  config.numAttrs = P::kSplitK && p.cluster_reduce ? 2 : 1;
   return cudaLaunchKernelEx(&config, kernel, tma_x, tma_w, p);
 }
 
@@ -446,6 +550,18 @@ cudaError_t launch(const uint8_t* x, const uint8_t* w, const WgmmaParams& p, int
   return launch_tile<EPI, ACT>(x, w, p, sms, 1, stream);
 }
 
+// Down GEMM with the K splits of each tile in one cluster, reduced over distributed
+// shared memory by the same kernel (wgmma_gemm::split_cluster_reduce): no workspace and
+// no reduce kernel.
+template <Activation ACT>
+cudaError_t launch_down_cluster(const uint8_t* x, const uint8_t* w, const WgmmaParams& p,
+                                int sms, cudaStream_t stream) {
+  if (p.m == 0 || p.n_out == 0) return cudaSuccess;
+  WgmmaParams q = p;
+  q.cluster_reduce = 1;
+  return launch_tile<EpilogueKind::kBiasToBf16, ACT>(x, w, q, sms, 0, stream);
+}
+
 // Down GEMM: K-split partial sums into ws, then wgmma_gemm::split_k_reduce_kernel.
 template <Activation ACT>
 cudaError_t launch_down(const uint8_t* x, const uint8_t* w, const WgmmaParams& p, float* ws,
@@ -454,7 +570,7 @@ cudaError_t launch_down(const uint8_t* x, const uint8_t* w, const WgmmaParams& p
   if (ws == nullptr || ws_bytes < down_workspace_bytes(p.m, p.n_out, p.k, sms)) {
     return cudaErrorInvalidValue;
   }
-  const int splits = down_splits(p.n_out, p.k, sms);
+  const int splits = down_splits(p.m, p.n_out, p.k, sms);
   WgmmaParams partial = p;
   partial.out = ws;
   cudaError_t e = launch_tile<EpilogueKind::kBiasToBf16, ACT>(x, w, partial, sms, splits, stream);

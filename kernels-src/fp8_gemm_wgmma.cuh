@@ -361,14 +361,16 @@ SFM_DEVICE void store_scaled_bf16x4(__nv_bfloat16* out, float4 v, const Epilogue
 // chunks over every rank in rank order, as split_k_reduce_kernel does, and applies the
 // scales and bias: no workspace and no second kernel. Run by the consumer threads
 // (thread = 0 .. 255); the producer warpgroup joins the two cluster barriers.
-template <class P>
+// The staged tile: kTileRows token rows of kTileCols fp32 columns, kPitch bytes apart
+// (shared with the swap-AB down GEMM's cluster reduction).
+template <int kTileRows, int kTileCols, int kPitch>
 SFM_DEVICE void split_cluster_reduce(const WgmmaParams& p, const uint8_t* staging, int m0,
                                      int c0, int thread) {
   cluster_sync();  // every rank's partial tile is staged
   const int splits = static_cast<int>(gridDim.y);
   const int rank = static_cast<int>(blockIdx.y);
-  const int rows = min(P::S::kBM, p.m - m0);
-  const int row_chunks = min(P::kOutCols, p.n_out - c0) / 4;  // n_out % 16 == 0
+  const int rows = m0 < 0 ? 0 : min(kTileRows, p.m - m0);  // m0 < 0: no tile (barriers only)
+  const int row_chunks = min(kTileCols, p.n_out - c0) / 4;  // n_out % 16 == 0
   const int chunks = rows * row_chunks;
   const int end = (rank + 1) * chunks / splits;
   const float x_scale = __ldg(p.epi.x_scale);
@@ -378,7 +380,7 @@ SFM_DEVICE void split_cluster_reduce(const WgmmaParams& p, const uint8_t* stagin
   for (int i = rank * chunks / splits + thread; i < end; i += 128 * kConsumers) {
     const int r = i / row_chunks;
     const int ch = i - r * row_chunks;
-    const uint32_t at = base + r * P::kPitch + ch * 16;
+    const uint32_t at = base + r * kPitch + ch * 16;
     float4 part[kMaxClusterSplits];  // every rank's loads in flight at once
 #pragma unroll
     for (int s = 0; s < kMaxClusterSplits; ++s) {
@@ -778,7 +780,9 @@ __global__ void __launch_bounds__(kThreads, 1)
     }
     epilogue(prev_m0, prev_c0);
     if constexpr (SPLIT) {
-      if (p.cluster_reduce) split_cluster_reduce<P>(p, smem, prev_m0, prev_c0, threadIdx.x - 128);
+      if (p.cluster_reduce) {
+        split_cluster_reduce<kBM, kOutCols, P::kPitch>(p, smem, prev_m0, prev_c0, threadIdx.x - 128);
+      }
     }
   }
   // The peer arrives on this CTA's barriers until its last stage: stay until then.

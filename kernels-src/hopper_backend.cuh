@@ -161,6 +161,9 @@ inline cudaError_t gemm2(const Gemm2Args& a, GemmPath path, cudaStream_t stream)
     return swap_gemm::launch_down<Activation::kGeluTanh>(a.op.x, a.op.w, p, a.workspace,
                                                           a.workspace_bytes, sms, stream);
   }
+  if (kernel == Kernel::kSwapABCluster) {
+    return swap_gemm::launch_down_cluster<Activation::kGeluTanh>(a.op.x, a.op.w, p, sms, stream);
+  }
   if (kernel == Kernel::kWgmmaSplitKCluster) {
     return wgmma_gemm::launch_split_k_cluster<Activation::kGeluTanh>(a.op.x, a.op.w, p, sms,
                                                                       stream);

@@ -59,10 +59,12 @@ namespace hopper {
 //   kernel streams as fast or faster (H200, M = 8..40: GeGLU equal, SwiGLU 2 us faster
 //   at M = 8 / 16), and above 16 tokens, where the wide wgmma kernel and the split-K
 //   down GEMM beat it (M = 17..32: GeGLU 40.5 -> 35.5 us, SwiGLU 59 -> 53);
-// - from 65 to 240 tokens, where swap_gemm::auto_takes says so (measured faster), and
-//   for GeGLU-sized GEMMs at every M up to 64 (ahead of both kernels above): the swap-AB
-//   kernels, every token in one wgmma N tile up to 192, two above (the down GEMM split
-//   over K, up to 192);
+// - from 65 to 384 tokens (gate/up GEMMs with K <= 2048: 512), where
+//   swap_gemm::auto_takes says so (measured faster), and for GeGLU-sized GEMMs at every M
+//   up to 64 (ahead of both kernels above): the swap-AB kernels, every token in one wgmma
+//   N tile up to 192, two or three even tiles above (the down GEMM split over K, up to
+//   192, and above where its tiles then fill the GPU); from 40 tokens its splits reduce
+//   in clusters (swap_gemm::down_in_clusters), else over a workspace and a reduce kernel;
 // - the down GEMM is split over K (wide wgmma tiles, fp32 partials, one reduce kernel)
 //   whenever its output tiles alone would leave at least half of the SMs idle; where
 //   that was measured faster (split_in_clusters) the splits of a tile reduce over
@@ -84,8 +86,16 @@ inline bool rs_preferred(int64_t m, int64_t k) {
 }
 
 enum class Kernel {
-  kWarp, kRegWgmma, kStream, kWgmma, kWgmmaSplitK, kWgmmaSplitKCluster, kSwapAB, kPortable
+  kWarp, kRegWgmma, kStream, kWgmma, kWgmmaSplitK, kWgmmaSplitKCluster, kSwapAB,
+  kSwapABCluster, kPortable
 };
+
+// The swap-AB kernel for a GEMM: for the down GEMM (n_out = N), its splits reduced in
+// clusters (swap_gemm::down_in_clusters) or over a workspace and a reduce kernel.
+inline Kernel swap_kernel(int64_t m, bool gemm2, int64_t n_out, bool l2_resident) {
+  return gemm2 && swap_gemm::down_in_clusters(m, n_out, l2_resident) ? Kernel::kSwapABCluster
+                                                                      : Kernel::kSwapAB;
+}
 
 // Whether the split down GEMM reduces in clusters (auto). Clusters hold at most 8 CTAs
 // and must all fit at once, so they often get fewer splits than the workspace path
@@ -121,9 +131,13 @@ inline Kernel pick(int64_t m, GemmPath path, bool gemm2, int64_t w_rows, int64_t
     case GemmPath::kTensorCoreSplitKCluster:
       return gemm2 ? Kernel::kWgmmaSplitKCluster : Kernel::kPortable;
     case GemmPath::kTensorCoreSwapAB: return Kernel::kSwapAB;
+    case GemmPath::kTensorCoreSwapABCluster:
+      return gemm2 ? Kernel::kSwapABCluster : Kernel::kPortable;
     case GemmPath::kAuto:
       if (w_rows * k <= kMaxWarpWeightBytes) {  // L2-resident weights
-        if (SFM_WGMMA_SWAP_AB && !gated_gemm1 && swap_gemm::l2_mid_takes(m)) return Kernel::kSwapAB;
+        if (SFM_WGMMA_SWAP_AB && !gated_gemm1 && swap_gemm::l2_mid_takes(m)) {
+          return swap_kernel(m, gemm2, w_rows, /*l2_resident=*/true);
+        }
         if (rs_ok && rs_preferred(m, k)) return Kernel::kRegWgmma;
         if (warp_ok) return Kernel::kWarp;
       }
@@ -132,7 +146,7 @@ inline Kernel pick(int64_t m, GemmPath path, bool gemm2, int64_t w_rows, int64_t
       // (there ahead of the streaming kernel too).
       if (SFM_WGMMA_SWAP_AB && swap_gemm::auto_takes(m, gemm2, w_rows, k,
                                                      w_rows * k <= kMaxWarpWeightBytes, sms)) {
-        return Kernel::kSwapAB;
+        return swap_kernel(m, gemm2, w_rows, w_rows * k <= kMaxWarpWeightBytes);
       }
       if (m <= kMaxStreamTokens && (SFM_STREAM_GATED_GEMM1 || !gated_gemm1)) {
         return Kernel::kStream;

@@ -100,7 +100,7 @@ inline bool hopper_only(GemmPath path) {
          path == GemmPath::kTensorCoreSplitK || path == GemmPath::kTensorCoreTall128 ||
          path == GemmPath::kTensorCoreTall192 || path == GemmPath::kTensorCoreTall64 ||
          path == GemmPath::kTensorCoreStream || path == GemmPath::kTensorCoreSplitKCluster ||
-         path == GemmPath::kTensorCoreSwapAB;
+         path == GemmPath::kTensorCoreSwapAB || path == GemmPath::kTensorCoreSwapABCluster;
 }
 
 inline cudaError_t gated_gemm1(const GatedGemm1Args& a, GemmPath path, cudaStream_t stream) {

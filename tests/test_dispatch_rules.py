@@ -21,7 +21,7 @@ PROGRAM = r"""
 using namespace static_fp8_mlp;
 using E = EpilogueKind;
 int main() {
-  const long ms[] = {1, 7, 8, 16, 17, 32, 39, 40, 50, 64, 65, 100, 128, 129, 160, 192, 193, 224, 240, 241, 256, 257, 384, 385, 512, 8192};
+  const long ms[] = {1, 7, 8, 16, 17, 32, 39, 40, 50, 64, 65, 100, 128, 129, 160, 192, 193, 224, 240, 241, 256, 257, 384, 385, 512, 576, 577, 640, 768, 769, 1024, 8192};
   for (long m : ms) {
     // tall rows: gated gate/up GEMM (H = 14336, 16384), dense up (4304, 6144), down (4096)
     printf("tall %ld %d %d %d %d %d\n", m,
@@ -68,12 +68,19 @@ int main() {
     };
     printf("pick_l2 %ld %d %d %d\n", m, pick_l2(false, 4304, 1152, false), pick_l2(true, 1152, 4304, false),
            pick_l2(false, 4304, 1152, true));
+    // the dense 1536x6144 MLP's down GEMM (L2-resident, 12 weight tiles)
+    printf("pick_l2_1536 %ld %d\n", m, pick_l2(true, 1536, 6144, false));
+    // swap-AB down GEMM reduced in clusters: SwiGLU, GeGLU (from DRAM), dense 1152, 1536 (L2)
+    printf("down_cluster %ld %d %d %d %d\n", m, int(swap_gemm::down_in_clusters(m, 4096, false)),
+           int(swap_gemm::down_in_clusters(m, 2048, false)),
+           int(swap_gemm::down_in_clusters(m, 1152, true)),
+           int(swap_gemm::down_in_clusters(m, 1536, true)));
     printf("pick %ld %d %d %d %d\n", m, pick(false, 28672, 4096, true), pick(true, 4096, 14336, false),
            pick(false, 32768, 2048, true), pick(true, 2048, 16384, false));
     printf("swap %ld %d %d %d %d %d %d %d\n", m, swap_gemm::token_tile(m), int(swap_gemm::fills_gpu(28672, SMS)),
            int(swap_gemm::fills_gpu(32768, SMS)), int(swap_gemm::fills_gpu(4304, SMS)),
-           int(swap_gemm::fills_gpu(6144, SMS)), swap_gemm::down_splits(4096, 14336, SMS),
-           swap_gemm::down_splits(2048, 16384, SMS));
+           int(swap_gemm::fills_gpu(6144, SMS)), swap_gemm::down_splits(m, 4096, 14336, SMS),
+           swap_gemm::down_splits(m, 2048, 16384, SMS));
   }
 }
 """
@@ -159,21 +166,35 @@ def test_swap_ab_rules(rules):
     """Every token in one tile rounded up to 16 (at least 64); beyond 192, M split evenly
     over the fewest tiles of at most 192 (193: 2 x 112, 385: 3 x 144, 8192: 43 x 192);
     gate/up 128-row tiles fill the GPU for the gated MLPs, not a vision tower's; the down
-    GEMM splits K to fill the GPU (SwiGLU 32 tiles x 4, GeGLU 16 x 8)."""
+    GEMM splits K to fill the GPU with its token tiles x weight tiles (SwiGLU 32 tiles
+    x 4, GeGLU 16 x 8 at one token tile; at 4 token tiles GeGLU 64 x 2, SwiGLU 128 x 1)."""
     assert [rules[("swap", m)][0]
             for m in (1, 64, 65, 100, 129, 192, 193, 224, 256, 384, 385, 8192)] == \
         [64, 64, 80, 112, 144, 192, 112, 112, 128, 192, 144, 192]
     assert rules[("swap", 100)][1:] == [1, 1, 0, 0, 4, 8]
+    assert rules[("swap", 384)][5:] == [2, 4]
+    assert rules[("swap", 640)][5:] == [1, 2]
+    assert rules[("swap", 1024)][5:] == [1, 1]
 
 
 def test_swap_ab_auto(rules):
     """Auto routing to the swap-AB kernels (fourteenth and fifteenth sessions,
     scripts/mlp_ab.py): SwiGLU and GeGLU at M = 65-192 (both GEMMs) and 193-240 (gate/up
     GEMMs); GeGLU also at M = 1-64 (sixteenth session: from 1, was 8); the dense MLP's
-    down GEMM (L2-resident) at M = 65-160 only, its up GEMM (34 tiles) never; nothing
-    above 240."""
-    for m in (241, 256, 8192):
+    down GEMM (L2-resident) at M = 65-160 only, its up GEMM (34 tiles) never. Seventeenth
+    session: the gated gate/up GEMMs to 384, GeGLU's (K = 2048) to 512; above 192 down
+    GEMMs from DRAM whose wgmma tiles would not split K and whose swap-AB tiles fill the
+    GPU in clusters of 2+ splits: SwiGLU's at M = 257-384, GeGLU's at 577-768."""
+    for m in (576, 769, 1024, 8192):
         assert rules[("swap_auto", m)] == [0] * 6, m
+    for m in (241, 256):
+        assert rules[("swap_auto", m)] == [1, 0, 1, 0, 0, 0], m
+    for m in (257, 384):
+        assert rules[("swap_auto", m)] == [1, 1, 1, 0, 0, 0], m
+    for m in (385, 512):
+        assert rules[("swap_auto", m)] == [0, 0, 1, 0, 0, 0], m
+    for m in (577, 640, 768):
+        assert rules[("swap_auto", m)] == [0, 0, 0, 1, 0, 0], m
     for m in (1, 7, 8, 16, 17, 64):
         assert rules[("swap_auto", m)] == [0, 0, 1, 1, 0, 0], m
     for m in (65, 100, 160):
@@ -189,19 +210,26 @@ def test_auto_kernel_per_gemm(rules):
     tiles to 64; GeGLU's on the swap-AB kernels from 1 token (sixteenth session; was 8),
     SwiGLU's from 65; above 192 the down GEMMs on the
     split-K wgmma tiles, the gate/up GEMMs on the swap-AB kernel to 240, then the wgmma
-    tiles. Kernel order: warp, reg-wgmma, stream, wgmma, split-K, split-K cluster,
-    swap-AB, portable."""
-    wgmma, stream, split_k, cluster, swap = 3, 2, 4, 5, 6
+    tiles; the swap-AB down GEMMs reduce in clusters from 40 tokens (seventeenth session).
+    Kernel order: warp, reg-wgmma, stream, wgmma, split-K, split-K cluster, swap-AB,
+    swap-AB with the down GEMM reduced in clusters, portable."""
+    wgmma, stream, split_k, cluster, swap, swap_cluster = 3, 2, 4, 5, 6, 7
     for m in (1, 7, 8, 16):
         assert rules[("pick", m)] == [wgmma, stream, swap, swap], m
-    assert rules[("pick", 17)] == [wgmma, cluster, swap, swap]
-    assert rules[("pick", 64)] == [wgmma, cluster, swap, swap]
+    for m in (17, 32, 39):
+        assert rules[("pick", m)] == [wgmma, cluster, swap, swap], m
+    for m in (40, 50, 64):
+        assert rules[("pick", m)] == [wgmma, cluster, swap, swap_cluster], m
     for m in (65, 100, 192):
-        assert rules[("pick", m)] == [swap] * 4, m
+        assert rules[("pick", m)] == [swap, swap_cluster, swap, swap_cluster], m
     for m in (193, 240):
         assert rules[("pick", m)] == [swap, split_k, swap, split_k], m
-    for m in (241, 512, 8192):
-        assert rules[("pick", m)][0] == wgmma and rules[("pick", m)][2] == wgmma, m
+    assert rules[("pick", 241)] == [swap, split_k, swap, split_k]
+    assert rules[("pick", 384)] == [swap, swap_cluster, swap, split_k]
+    assert rules[("pick", 512)] == [wgmma, wgmma, swap, split_k]
+    assert rules[("pick", 640)] == [wgmma, wgmma, wgmma, swap_cluster]
+    for m in (1024, 8192):
+        assert rules[("pick", m)] == [wgmma] * 4, m
 
 
 def test_auto_kernel_l2_resident(rules):
@@ -219,3 +247,20 @@ def test_auto_kernel_l2_resident(rules):
         assert rules[("pick_l2", m)] == [swap, swap, rs], m
     for m in (65, 100, 128):
         assert rules[("pick_l2", m)][:2] == [wgmma, swap], m
+
+
+def test_swap_ab_down_reduction(rules):
+    """The swap-AB down GEMM's K splits reduce in clusters (no workspace, no reduce kernel)
+    from 40 tokens, L2-resident ones only with N >= 1536: measured faster for SwiGLU and
+    GeGLU at M = 40-192 and the 1536x6144 MLP at 40-160, slower for GeGLU at M = 1 and the
+    1152x4304 MLP at 40-64 and 160 (seventeenth session, scripts/mlp_ab.py). The 1536x6144
+    down GEMM takes the swap-AB kernel with clusters from 40 to 160 tokens."""
+    for m in (1, 7, 8, 16, 17, 32, 39):
+        assert rules[("down_cluster", m)] == [0, 0, 0, 0], m
+    for m in (40, 50, 64, 65, 100, 128, 160, 192):
+        assert rules[("down_cluster", m)] == [1, 1, 0, 1], m
+    rs, swap_cluster = 1, 7
+    for m in (16, 32, 39):
+        assert rules[("pick_l2_1536", m)] == [rs], m
+    for m in (40, 64, 65, 100, 160):
+        assert rules[("pick_l2_1536", m)] == [swap_cluster], m

@@ -367,15 +367,36 @@ def test_auto_paths_at_mid_m(sfm, m):
         assert_close_to_reference(got, sfm.reference.fp8_gelu_mlp_bf16(*dcase.args()))
 
 
+@pytest.mark.parametrize(("shape", "m"), (((2048, 16384, 2048), 400), ((2048, 16384, 2048), 512),
+                                          ((2048, 16384, 2048), 768), ((4096, 14336, 4096), 257),
+                                          ((4096, 14336, 4096), 384)))
+def test_auto_swap_ab_above_192(sfm, shape, m):
+    """Above 192 tokens auto runs the gated gate/up GEMM on the swap-AB kernel to 384
+    tokens (K <= 2048: to 512; two or three even token tiles), and the down GEMM on it
+    with its K splits in clusters where that fills the GPU and the wgmma tiles would not
+    split K: GeGLU (N = 2048) at M = 577-768, SwiGLU (N = 4096) at 257-384 (each token
+    tile's splits one cluster). The benchmark's gated shapes, both activations."""
+    k, h, n = shape
+    gen = torch.Generator(device="cuda").manual_seed(7000 + m)
+    for activation in ("silu", "gelu_tanh"):
+        case = gated_case(m, k, h, n, activation, m % 2 == 0, generator=gen)
+        fn = sfm.fp8_swiglu_mlp_bf16 if activation == "silu" else sfm.fp8_geglu_mlp_bf16
+        got = fn(*case.args(), out=poisoned_bf16((m, n)))
+        assert_close_to_reference(got, sfm.reference.gated_mlp(*case.args(), activation))
+
+
 @pytest.mark.parametrize("m", (1, 17, 65, 100, 129, 191, 192, 193, 250, 400))
 @pytest.mark.parametrize("shape", ((4096, 2048, 512), (1152, 4304, 1152), (1040, 1536, 768)))
-def test_swap_ab_path(sfm, m, shape):
+@pytest.mark.parametrize("down_path", ("tensor_core_swap_ab", "tensor_core_swap_ab_cluster"))
+def test_swap_ab_path(sfm, m, shape, down_path):
     """The swap-AB wgmma GEMMs (weights x every token, the down GEMM split over K),
-    forced for both GEMMs. Token tiles of 64-192 rows (M = 1-192, mostly padding at
-    M <= 17), two of 112 and 128 at M = 193 and 250, three of 144 at M = 400; H = 4304
-    and 1536 leave partial weight tiles (4304: also a down-GEMM K tail inside a K tile),
-    K = 1152 and 1040 end inside a K tile."""
-    check_forced_paths(sfm, ("tensor_core_swap_ab", "tensor_core_swap_ab"), m, shape, 2600,
+    forced for both GEMMs; the down GEMM's splits reduced over a workspace and a reduce
+    kernel, or in clusters over distributed shared memory. Token tiles of 64-192 rows
+    (M = 1-192, mostly padding at M <= 17), two of 112 and 128 at M = 193 and 250, three
+    of 144 at M = 400 (one cluster per token tile and weight tile); H = 4304 and 1536
+    leave partial weight tiles (4304: also a down-GEMM K tail inside a K tile), K = 1152
+    and 1040 end inside a K tile."""
+    check_forced_paths(sfm, ("tensor_core_swap_ab", down_path), m, shape, 2600,
                        hopper_only=True)
 
 
@@ -463,12 +484,13 @@ def test_tensor_core_stream_path_refuses_x_slice_too_long_for_shared_memory(sfm)
 
 @pytest.mark.parametrize("m", (1, 33, 50, 64, 100, 256, 300))
 @pytest.mark.parametrize("shape", ((1152, 4304, 1152), (1024, 4096, 256), (2048, 16384, 2048)))
-@pytest.mark.parametrize("split_path", ("tensor_core_split_k", "tensor_core_split_k_cluster"))
+@pytest.mark.parametrize("split_path", ("tensor_core_split_k", "tensor_core_split_k_cluster",
+                                        "tensor_core_swap_ab", "tensor_core_swap_ab_cluster"))
 def test_tensor_core_split_k_down_gemm(sfm, m, shape, split_path):
     """The Hopper split-K wgmma down GEMM, forced: fp32 partials in a workspace and a
     reduce kernel with scales and bias, or the splits of a tile in one cluster reducing
     over distributed shared memory; auto picks one of them when the down GEMM has few
-    output tiles. K = 4304 ends in a partial K tile; N = 1152 in a partial 256-row tile;
+    output tiles. The same two reductions for the swap-AB down GEMM. K = 4304 ends in a partial K tile; N = 1152 in a partial 256-row tile;
     M = 100 and 300 in partial token tiles. On a 132-SM H200 the workspace path runs 3,
     5, 6, 8 and 16 splits here (not only multiples of the reduce's batch of 4), the
     cluster path 1 to 8."""

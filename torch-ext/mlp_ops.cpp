@@ -114,11 +114,12 @@ void check_launch(cudaError_t e, const char* what) {
 }
 
 sfm::GemmPath to_path(int64_t p, const char* name) {
-  TORCH_CHECK(p >= 0 && p <= 12, "static_fp8_mlp: `", name, "` must be 0 (auto), 1 (small-M), ",
+  TORCH_CHECK(p >= 0 && p <= 13, "static_fp8_mlp: `", name, "` must be 0 (auto), 1 (small-M), ",
               "2 (large-M), 3 (tensor-core TMA), 4 (weight stream), 5 (tensor-core split-K), "
               "6 (tensor-core TMA, tall 128-row tiles), 7 (tall 192-row tiles), 8 (warp "
               "stream), 9 (tensor-core stream), 10 (tall 64-row tiles), 11 (tensor-core "
-              "split-K reduced in clusters) or 12 (tensor-core swap-AB), got ", p);
+              "split-K reduced in clusters), 12 (tensor-core swap-AB) or 13 (tensor-core swap-AB, "
+              "down GEMM split-K reduced in clusters), got ", p);
   return static_cast<sfm::GemmPath>(p);
 }
 

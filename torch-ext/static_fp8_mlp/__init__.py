@@ -39,7 +39,8 @@ register_fake_impls(add_op_namespace_prefix)
 GEMM_PATHS = {"auto": 0, "small_m": 1, "large_m": 2, "tensor_core_tma": 3, "weight_stream": 4,
               "tensor_core_split_k": 5, "tensor_core_tall_128": 6, "tensor_core_tall_192": 7,
               "warp_stream": 8, "tensor_core_stream": 9, "tensor_core_tall_64": 10,
-              "tensor_core_split_k_cluster": 11, "tensor_core_swap_ab": 12}
+              "tensor_core_split_k_cluster": 11, "tensor_core_swap_ab": 12,
+              "tensor_core_swap_ab_cluster": 13}
 _ACTIVATIONS = {"silu": 0, "gelu_tanh": 1}
 
 
