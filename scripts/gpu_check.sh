@@ -14,5 +14,10 @@ export STATIC_FP8_MLP_BUILD=$PWD/$BUILD PYTHONUNBUFFERED=1
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader
   python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'devices', torch.cuda.device_count())"
 } | tee "$OUT/device.txt"
+# The registry's GPU tests import pydantic and transformers; without them the whole module
+# skips at collection, which is easy to miss in a summary line (seventeenth session).
+python3 -c "import pydantic, transformers" 2>/dev/null ||
+  echo "WARNING: pydantic or transformers missing: tests/test_registry_gpu.py will skip (install them, e.g. pip install --no-index --find-links WHEELS pydantic)" |
+  tee -a "$OUT/device.txt"
 python3 -m pytest -q -m gpu -p no:cacheprovider --junitxml="$OUT/gpu-tests.xml" "$@" 2>&1 | tee "$OUT/gpu-tests.log"
 exit "${PIPESTATUS[0]}"
