@@ -94,6 +94,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default: once per shape with M marked dynamic, plus M=1)")
     parser.add_argument("--batches", type=int, default=None,
                         help="timed replays per path, median reported (default 5; 3 with --quick)")
+    parser.add_argument("--interleave", action="store_true",
+                        help="time the paths of each row together: capture all their graphs, then "
+                             "alternate their timed replays (rotating order) instead of timing "
+                             "one path after the other")
     parser.add_argument("--warmup", type=int, default=2, help="untimed replays first (default 2)")
     parser.add_argument("--target-ms", type=float, default=10.0,
                         help="aim for graph replays of about this long (default 10)")
@@ -142,6 +146,7 @@ class Options:
     seed: int
     stem: str
     quick: bool
+    interleave: bool = False
     extra: dict = field(default_factory=dict)
 
     def settings(self) -> dict:
@@ -155,6 +160,7 @@ class Options:
             "batches": self.batches, "warmup_replays": self.warmup, "target_ms": self.target_ms,
             "max_calls": self.max_calls, "copy_mib": self.copy_mib, "gemm_n": self.gemm_n,
             "tol": self.tol, "seed": self.seed, "quick": self.quick,
+            "interleave": self.interleave,
         }
 
 
@@ -190,6 +196,7 @@ def options_from_args(args: argparse.Namespace) -> Options:
         target_ms=args.target_ms, max_calls=args.max_calls,
         copy_mib=args.copy_mib or 256, gemm_n=args.gemm_n,
         tol=args.tol, seed=args.seed, stem=args.stem, quick=args.quick,
+        interleave=args.interleave,
     )
 
 
@@ -307,18 +314,45 @@ def _weight_copies(ctx: Ctx, shape) -> int:
     return int(min(64, max(2, math.ceil(3 * ctx.l2_bytes / wb))))
 
 
+def _record(ctx: Ctx, row: dict, name: str, result) -> None:
+    """A path's Timing into the row, or the exception that stopped it into its errors."""
+    if isinstance(result, FatalCudaError):
+        raise result
+    if isinstance(result, Exception):
+        row["errors"][name] = _err(result)
+        _ensure_alive(ctx.device)
+        return
+    row["times_us"][name] = result.us
+    row["batches_us"][name] = result.batches_us
+    row["calls_per_graph"][name] = result.calls
+
+
 def _time_into(ctx: Ctx, row: dict, name: str, step) -> None:
     try:
-        t = ctx.timer.time(step)
+        result = ctx.timer.time(step)
     except FatalCudaError:
         raise
     except Exception as exc:
-        row["errors"][name] = _err(exc)
-        _ensure_alive(ctx.device)
+        result = exc
+    _record(ctx, row, name, result)
+
+
+def _time_row(ctx: Ctx, row: dict, steps: dict, order: tuple[str, ...]) -> None:
+    """Times the row's paths in `order`: one after the other, or (--interleave) together,
+    their timed replays alternating."""
+    names = [name for name in order if name in steps]
+    if not ctx.opts.interleave:
+        for name in names:
+            _time_into(ctx, row, name, steps[name])
         return
-    row["times_us"][name] = t.us
-    row["batches_us"][name] = t.batches_us
-    row["calls_per_graph"][name] = t.calls
+    try:
+        results = ctx.timer.time_interleaved({name: steps[name] for name in names})
+    except FatalCudaError:
+        raise
+    except Exception as exc:  # a replay failed: no time for any path of the row
+        results = {name: exc for name in names}
+    for name in names:
+        _record(ctx, row, name, results[name])
 
 
 def run_shape(ctx: Ctx, shape, data: dict) -> None:
@@ -426,9 +460,7 @@ def run_shape(ctx: Ctx, shape, data: dict) -> None:
             steps["ours_quant"] = ours_quant
         if row["check"]["status"] == "ERROR":
             del steps["ours"]
-        for name in ("bf16", "split", "compiled", "ours", "ours_quant"):
-            if name in steps:
-                _time_into(ctx, row, name, steps[name])
+        _time_row(ctx, row, steps, ("bf16", "split", "compiled", "ours", "ours_quant"))
         if opts.compare_paths:
             row["paths"] = compare_paths(ctx, shape, weights, batch, ref)
         data["mlp"].append(row)
@@ -551,9 +583,7 @@ def run_quant(ctx: Ctx, k: int, data: dict) -> None:
                 _ensure_alive(dev)
         if row["check"]["status"] != "ERROR":
             steps["ours"] = lambda i: sfm.channel_scale_quantize_fp8_static_bf16(x, cs, s, out=out)
-        for name in ("torch", "compiled", "ours"):
-            if name in steps:
-                _time_into(ctx, row, name, steps[name])
+        _time_row(ctx, row, steps, ("torch", "compiled", "ours"))
         data["quant"].append(row)
         _log(f"{ctx.elapsed()} quant K={k} M={m}: "
              + " | ".join(f"{bench_report.SHORT[p]} {bench_report.fmt_us(row['times_us'].get(p))}"

@@ -356,7 +356,10 @@ def _header(data) -> list[str]:
         "",
         "Method: every path is timed as CUDA-graph replays (N calls captured in one graph, "
         f"{s.get('warmup_replays', 2)} warm-up replays, median of {s.get('batches', 5)} timed "
-        "replays, CUDA events), µs per call, random data with static per-tensor scales "
+        "replays, CUDA events"
+        + ("; the paths of a row captured together and their timed replays alternated, "
+           "order rotating per replay" if s.get("interleave") else "")
+        + "), µs per call, random data with static per-tensor scales "
         "calibrated on the batch. `ours` takes the FP8 input (as the contract says); "
         "`ours+quant` also runs the input-quant endpoint on the bf16 input, like the split "
         "paths, which quantize inside. floor = max(FP8 weight bytes / copy BW, FLOPs / FP8 "

@@ -35,11 +35,20 @@ class Timing:
     calls: int  # calls captured per graph (or per timed batch on the CPU)
 
 
+def rotations(names: list[str], batches: int) -> list[list[str]]:
+    """The replay order of each timed batch when several paths are timed together: the
+    names rotated by one per batch, so that no path always runs first (clock and power
+    state drift within a run: timed one after the other, the same path moved by a few
+    percent between neighbouring rows, benchmarks/RESULTS.md)."""
+    return [names[b % len(names):] + names[:b % len(names)] for b in range(batches)] if names else []
+
+
 @dataclass
 class GraphTimer:
     """Capture `calls` invocations of step(i) in one CUDA graph, replay it `warmup`
     times, then time `batches` replays with CUDA events; µs per call = median / calls.
-    `calls` is chosen so one replay takes about `target_ms` (within [min_calls, max_calls])."""
+    `calls` is chosen so one replay takes about `target_ms` (within [min_calls, max_calls]).
+    time_interleaved() captures several steps first and alternates their timed replays."""
 
     batches: int = 5
     warmup: int = 2
@@ -48,7 +57,9 @@ class GraphTimer:
     max_calls: int = 200
     eager_calls: int = 3  # eager warm-up calls, and again eager calls timed for the estimate
 
-    def time(self, step) -> Timing:
+    def _capture(self, step) -> tuple[torch.cuda.CUDAGraph, int]:
+        """Eager warm-up, a timed eager estimate, then `calls` calls captured in one graph
+        and replayed `warmup` times."""
         cur = torch.cuda.current_stream()
         side = torch.cuda.Stream()
         side.wait_stream(cur)
@@ -67,23 +78,52 @@ class GraphTimer:
         est_ms = max(e0.elapsed_time(e1) / self.eager_calls, 1e-3)
         calls = int(min(self.max_calls, max(self.min_calls, math.ceil(self.target_ms / est_ms))))
         graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            for i in range(calls):
+                step(i)
+        for _ in range(self.warmup):
+            graph.replay()
+        torch.cuda.synchronize()
+        return graph, calls
+
+    @staticmethod
+    def _replay_us(graph: torch.cuda.CUDAGraph, calls: int) -> float:
+        e0 = torch.cuda.Event(enable_timing=True)
+        e1 = torch.cuda.Event(enable_timing=True)
+        e0.record()
+        graph.replay()
+        e1.record()
+        e1.synchronize()
+        return e0.elapsed_time(e1) * 1000.0 / calls
+
+    def time(self, step) -> Timing:
+        graph, calls = self._capture(step)
         try:
-            with torch.cuda.graph(graph):
-                for i in range(calls):
-                    step(i)
-            for _ in range(self.warmup):
-                graph.replay()
-            torch.cuda.synchronize()
-            times = []
-            for _ in range(self.batches):
-                e0.record()
-                graph.replay()
-                e1.record()
-                e1.synchronize()
-                times.append(e0.elapsed_time(e1) * 1000.0 / calls)
+            times = [self._replay_us(graph, calls) for _ in range(self.batches)]
         finally:
             del graph
         return Timing(statistics.median(times), times, calls)
+
+    def time_interleaved(self, steps: dict) -> dict:
+        """Times several steps together: each is captured in its own graph, then every
+        timed batch replays each graph once, in the order of rotations(). Returns name ->
+        Timing, or name -> the exception its capture raised (the others still run)."""
+        graphs, out = {}, {}
+        try:
+            for name, step in steps.items():
+                try:
+                    graphs[name] = self._capture(step)
+                except Exception as exc:  # noqa: BLE001 - reported per path by the caller
+                    out[name] = exc
+            times = {name: [] for name in graphs}
+            for order in rotations(list(graphs), self.batches):
+                for name in order:
+                    times[name].append(self._replay_us(*graphs[name]))
+            for name, ts in times.items():
+                out[name] = Timing(statistics.median(ts), ts, graphs[name][1])
+        finally:
+            graphs.clear()
+        return out
 
     def for_slow_calls(self) -> "GraphTimer":
         """A lighter timer for calls that take a long time (a forced path far from its
@@ -110,6 +150,27 @@ class WallTimer:
                 step(i)
             times.append((time.perf_counter() - t0) * 1e6 / self.calls)
         return Timing(statistics.median(times), times, self.calls)
+
+    def time_interleaved(self, steps: dict) -> dict:
+        """As GraphTimer.time_interleaved, timing eager calls on the wall clock."""
+        out = {}
+        for name, step in list(steps.items()):
+            try:
+                for i in range(self.warmup + 1):
+                    step(i)
+            except Exception as exc:  # noqa: BLE001 - reported per path by the caller
+                out[name] = exc
+        live = [name for name in steps if name not in out]
+        times = {name: [] for name in live}
+        for order in rotations(live, self.batches):
+            for name in order:
+                t0 = time.perf_counter()
+                for i in range(self.calls):
+                    steps[name](i)
+                times[name].append((time.perf_counter() - t0) * 1e6 / self.calls)
+        for name, ts in times.items():
+            out[name] = Timing(statistics.median(ts), ts, self.calls)
+        return out
 
     def for_slow_calls(self) -> "WallTimer":
         return dataclasses.replace(self, batches=1, warmup=0, calls=1)

@@ -403,6 +403,53 @@ def test_cpu_dry_run_end_to_end(tmp_path, capsys):
     assert (tmp_path / "bench_mlp.md").read_text() == out
 
 
+def test_rotations_vary_the_first_path():
+    pytest.importorskip("torch")
+    import bench_torch
+
+    assert bench_torch.rotations(["a", "b", "c"], 4) == [
+        ["a", "b", "c"], ["b", "c", "a"], ["c", "a", "b"], ["a", "b", "c"]]
+    assert bench_torch.rotations([], 3) == []
+
+
+def test_wall_timer_interleaves_and_reports_failures_per_path():
+    pytest.importorskip("torch")
+    import bench_torch
+
+    calls = []
+
+    def step(name):
+        return lambda i: calls.append(name)
+
+    def broken(i):
+        raise ValueError("no kernel")
+
+    timer = bench_torch.WallTimer(batches=3, warmup=0, calls=1)
+    got = timer.time_interleaved({"a": step("a"), "bad": broken, "b": step("b")})
+    assert isinstance(got["bad"], ValueError)
+    assert got["a"].calls == 1 and len(got["a"].batches_us) == 3 and len(got["b"].batches_us) == 3
+    # one warm-up call each, then the timed batches in rotating order
+    assert calls == ["a", "b", "a", "b", "b", "a", "a", "b"]
+
+
+def test_cpu_dry_run_interleaved(tmp_path, capsys):
+    pytest.importorskip("torch")
+    import bench_torch
+
+    opts = _dry_opts(tmp_path, "--interleave")
+    rc = bench_mlp.run_with(opts, fake_kernel(), "cpu", bench_torch.WallTimer(batches=2, calls=1))
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    data = json.loads((tmp_path / "bench_mlp.json").read_text())
+    assert data["meta"]["settings"]["interleave"] is True
+    for r in data["mlp"]:
+        assert set(r["times_us"]) == {"bf16", "split", "ours", "ours_quant"}, r["errors"]
+        assert all(len(v) == 2 for v in r["batches_us"].values())
+    for r in data["quant"]:
+        assert set(r["times_us"]) == {"torch", "ours"}, r["errors"]
+    assert "timed replays alternated" in (tmp_path / "bench_mlp.md").read_text()
+
+
 def test_cpu_dry_run_wrong_kernel_is_marked_fail(tmp_path, capsys):
     pytest.importorskip("torch")
     import bench_torch
@@ -494,3 +541,29 @@ def test_error_rows_render_as_error():
     assert row[6:13] == ["ERROR"] * 7
     assert row[13].startswith("**ERROR** (RuntimeError: no kernels for 9.0)") and "+quant" in row[13]
     assert bench_mlp.bench_report.failures(data)[0].startswith("gemma2b-geglu M=1 ours: ERROR")
+
+
+@pytest.mark.gpu
+def test_graph_timer_sequential_and_interleaved():
+    """GraphTimer on the GPU: one path alone, and several captured together with their
+    timed replays alternating; a path whose warm-up fails is reported, the others timed."""
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    import bench_torch
+
+    a = torch.randn(512, 512, device="cuda")
+    b = torch.empty_like(a)
+
+    def broken(i):
+        raise ValueError("no kernel")
+
+    timer = bench_torch.GraphTimer(batches=3, warmup=1, target_ms=0.2, max_calls=20)
+    alone = timer.time(lambda i: b.copy_(a))
+    assert alone.us > 0 and len(alone.batches_us) == 3 and 3 <= alone.calls <= 20
+    got = timer.time_interleaved({"copy": lambda i: b.copy_(a), "bad": broken,
+                                  "mul": lambda i: torch.mul(a, 2.0, out=b)})
+    assert isinstance(got["bad"], ValueError)
+    for name in ("copy", "mul"):
+        assert got[name].us > 0 and len(got[name].batches_us) == 3, name
+    torch.testing.assert_close(b, a * 2.0)  # the last replay was a graph of real work
