@@ -18,8 +18,15 @@ export STATIC_FP8_MLP_BUILD=$PWD/$BUILD PYTHONUNBUFFERED=1 PYTHONPATH=$PWD/cli${
 } | tee "$OUT/device.txt"
 # The registry's GPU tests import pydantic and transformers; without them the whole module
 # skips at collection, which is easy to miss in a summary line (seventeenth session).
+# Wheels from scripts/fetch_device_wheels.sh, carried in $SFM_WHEELS (default .whl/), are
+# installed into a private directory when pydantic is missing.
+WHEELS=${SFM_WHEELS:-.whl}
+if ! python3 -c "import pydantic" 2>/dev/null && compgen -G "$WHEELS/*.whl" >/dev/null; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/sfm-site "$WHEELS"/*.whl && export PYTHONPATH=/tmp/sfm-site:$PYTHONPATH
+fi
 python3 -c "import pydantic, transformers" 2>/dev/null ||
-  echo "WARNING: pydantic or transformers missing: tests/test_registry_gpu.py will skip (install them, e.g. pip install --no-index --find-links WHEELS pydantic)" |
+  echo "WARNING: pydantic or transformers missing: tests/test_registry_gpu.py will skip (bash scripts/fetch_device_wheels.sh here, carry .whl)" |
   tee -a "$OUT/device.txt"
 python3 -m pytest -q -m gpu -p no:cacheprovider --junitxml="$OUT/gpu-tests.xml" "$@" 2>&1 | tee "$OUT/gpu-tests.log"
 exit "${PIPESTATUS[0]}"
