@@ -43,6 +43,14 @@ def rotations(names: list[str], batches: int) -> list[list[str]]:
     return [names[b % len(names):] + names[:b % len(names)] for b in range(batches)] if names else []
 
 
+def _only(results: dict) -> Timing:
+    """The one path's Timing from time_interleaved, or the exception it returned, raised."""
+    (result,) = results.values()
+    if isinstance(result, BaseException):
+        raise result
+    return result
+
+
 @dataclass
 class GraphTimer:
     """Capture `calls` invocations of step(i) in one CUDA graph, replay it `warmup`
@@ -97,12 +105,7 @@ class GraphTimer:
         return e0.elapsed_time(e1) * 1000.0 / calls
 
     def time(self, step) -> Timing:
-        graph, calls = self._capture(step)
-        try:
-            times = [self._replay_us(graph, calls) for _ in range(self.batches)]
-        finally:
-            del graph
-        return Timing(statistics.median(times), times, calls)
+        return _only(self.time_interleaved({"step": step}))
 
     def time_interleaved(self, steps: dict) -> dict:
         """Times several steps together: each is captured in its own graph, then every
@@ -141,15 +144,7 @@ class WallTimer:
     calls: int = 2
 
     def time(self, step) -> Timing:
-        for i in range(self.warmup + 1):
-            step(i)
-        times = []
-        for _ in range(self.batches):
-            t0 = time.perf_counter()
-            for i in range(self.calls):
-                step(i)
-            times.append((time.perf_counter() - t0) * 1e6 / self.calls)
-        return Timing(statistics.median(times), times, self.calls)
+        return _only(self.time_interleaved({"step": step}))
 
     def time_interleaved(self, steps: dict) -> dict:
         """As GraphTimer.time_interleaved, timing eager calls on the wall clock."""

@@ -471,24 +471,9 @@ inline bool down_in_clusters(int64_t m, int64_t n_out, bool l2_resident) {
   return m >= kMinClusterDownTokens && (!l2_resident || n_out >= kMinClusterDownL2Cols);
 }
 
-// K splits of the cluster-reduced down GEMM: down_splits', at most a portable cluster,
-// lowered until every tile's cluster fits on the GPU at once (as
-// wgmma_gemm::cluster_split_factor); 1 (one CTA per tile, no reduction) where none does.
-template <int BT>
-int down_cluster_splits(int64_t m, int64_t n_out, int64_t k, int sms) {
-  using P = SwapPlan<EpilogueKind::kBiasToBf16, BT>;
-  constexpr auto kernel = fp8_gemm_swap_kernel<EpilogueKind::kBiasToBf16, Activation::kGeluTanh, BT>;
-  const int64_t tiles = host_ceil_div(m, int64_t(BT)) * host_ceil_div(n_out, int64_t(P::kRows));
-  int dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess) return 1;
-  for (int s = std::min(down_splits(m, n_out, k, sms), wgmma_gemm::kMaxClusterSplits); s >= 2; --s) {
-    if (max_active_clusters<kernel>(dev, s, kThreads, P::kSmemBytes, 0) >= tiles) return s;
-  }
-  return 1;
-}
-
-// splits: the down GEMM's K splits (gridDim.y); p.cluster_reduce: they are one cluster
-// (0: the down GEMM's workspace splits, computed here).
+// splits: the down GEMM's K splits (gridDim.y); with p.cluster_reduce they are one
+// cluster, and down_splits' as many as fit at once are computed here
+// (wgmma_gemm::fitting_cluster_splits; 1, no reduction, where none does).
 template <EpilogueKind EPI, Activation ACT, int BT>
 cudaError_t launch_bt(const uint8_t* x, const uint8_t* w, const WgmmaParams& p, int sms,
                       int splits, cudaStream_t stream) {
@@ -503,7 +488,10 @@ cudaError_t launch_bt(const uint8_t* x, const uint8_t* w, const WgmmaParams& p, 
   e = allow_dynamic_smem<kernel>(P::kSmemBytes);
   if (e != cudaSuccess) return e;
   const int64_t tiles = host_ceil_div(p.m, BT) * host_ceil_div(p.n_out, P::kOutCols);
-  if (P::kSplitK && p.cluster_reduce) splits = down_cluster_splits<BT>(p.m, p.n_out, p.k, sms);
+  if (P::kSplitK && p.cluster_reduce) {
+    splits = wgmma_gemm::fitting_cluster_splits<kernel>(down_splits(p.m, p.n_out, p.k, sms), tiles,
+                                                        P::kSmemBytes);
+  }
   cudaLaunchConfig_t config = {};
   // Gate/up: persistent CTAs, one per SM. Down: one CTA per weight tile and K split.
   config.gridDim = P::kSplitK ? dim3(static_cast<unsigned>(tiles), static_cast<unsigned>(splits))

@@ -918,20 +918,27 @@ inline int split_k_factor(int64_t m, int64_t n_out, int64_t k, int sms) {
   return splits_to_fill(split_tiles(m, n_out), k, sms);
 }
 
-// Split-K factor of the cluster-reduced down GEMM: split_k_factor's, at most a portable
-// cluster, and lowered until every tile's cluster fits on the GPU at once (GPCs do not
-// divide into clusters evenly: a second wave of clusters would double the time). 1
-// where no split fits.
+// K splits for `tiles` output tiles whose splits are one cluster each: `want`, at most a
+// portable cluster, lowered until every tile's cluster of Kernel fits on the current
+// device at once (GPCs do not divide into clusters evenly: a second wave of clusters
+// would double the time); 1 where no split fits. Shared with the swap-AB down GEMM.
+template <auto Kernel>
+int fitting_cluster_splits(int want, int64_t tiles, int smem) {
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) return 1;
+  for (int s = std::min(want, kMaxClusterSplits); s >= 2; --s) {
+    if (max_active_clusters<Kernel>(dev, s, kThreads, smem, 0) >= tiles) return s;
+  }
+  return 1;
+}
+
+// Split-K factor of the cluster-reduced down GEMM: split_k_factor's, as many as fit
+// (fitting_cluster_splits).
 template <Activation ACT>
 int cluster_split_factor(int64_t m, int64_t n_out, int64_t k, int sms) {
   constexpr auto kernel = fp8_gemm_wgmma_kernel<EpilogueKind::kBiasToBf16, ACT, true, true, 128, 1>;
-  const int64_t tiles = split_tiles(m, n_out);
-  int dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess) return 1;
-  for (int s = std::min(split_k_factor(m, n_out, k, sms), kMaxClusterSplits); s >= 2; --s) {
-    if (max_active_clusters<kernel>(dev, s, kThreads, SplitPlan::kSmemBytes, 0) >= tiles) return s;
-  }
-  return 1;
+  return fitting_cluster_splits<kernel>(split_k_factor(m, n_out, k, sms), split_tiles(m, n_out),
+                                        SplitPlan::kSmemBytes);
 }
 
 // Workspace bytes the split down GEMM needs for this problem.

@@ -35,7 +35,7 @@
 #ifndef SFM_SPLIT_IN_CLUSTERS  // auto split-K reduced in clusters: 0 never, 1 where measured faster, 2 always
 #define SFM_SPLIT_IN_CLUSTERS 1
 #endif
-#ifndef SFM_WGMMA_SWAP_AB  // auto GEMMs at M = 1..240 on the swap-AB kernel (0: never)
+#ifndef SFM_WGMMA_SWAP_AB  // auto GEMMs at M = 1..768 on the swap-AB kernel (0: never)
 #define SFM_WGMMA_SWAP_AB 1
 #endif
 
@@ -133,10 +133,11 @@ inline Kernel pick(int64_t m, GemmPath path, bool gemm2, int64_t w_rows, int64_t
     case GemmPath::kTensorCoreSwapAB: return Kernel::kSwapAB;
     case GemmPath::kTensorCoreSwapABCluster:
       return gemm2 ? Kernel::kSwapABCluster : Kernel::kPortable;
-    case GemmPath::kAuto:
-      if (w_rows * k <= kMaxWarpWeightBytes) {  // L2-resident weights
+    case GemmPath::kAuto: {
+      const bool l2_resident = w_rows * k <= kMaxWarpWeightBytes;
+      if (l2_resident) {
         if (SFM_WGMMA_SWAP_AB && !gated_gemm1 && swap_gemm::l2_mid_takes(m)) {
-          return swap_kernel(m, gemm2, w_rows, /*l2_resident=*/true);
+          return swap_kernel(m, gemm2, w_rows, l2_resident);
         }
         if (rs_ok && rs_preferred(m, k)) return Kernel::kRegWgmma;
         if (warp_ok) return Kernel::kWarp;
@@ -144,9 +145,8 @@ inline Kernel pick(int64_t m, GemmPath path, bool gemm2, int64_t w_rows, int64_t
       // The swap-AB kernel (every token in one wgmma N tile) where swap_gemm::auto_takes
       // says it measured faster: mid-sized batches, and GeGLU-sized GEMMs from 1 token
       // (there ahead of the streaming kernel too).
-      if (SFM_WGMMA_SWAP_AB && swap_gemm::auto_takes(m, gemm2, w_rows, k,
-                                                     w_rows * k <= kMaxWarpWeightBytes, sms)) {
-        return swap_kernel(m, gemm2, w_rows, w_rows * k <= kMaxWarpWeightBytes);
+      if (SFM_WGMMA_SWAP_AB && swap_gemm::auto_takes(m, gemm2, w_rows, k, l2_resident, sms)) {
+        return swap_kernel(m, gemm2, w_rows, l2_resident);
       }
       if (m <= kMaxStreamTokens && (SFM_STREAM_GATED_GEMM1 || !gated_gemm1)) {
         return Kernel::kStream;
@@ -159,6 +159,7 @@ inline Kernel pick(int64_t m, GemmPath path, bool gemm2, int64_t w_rows, int64_t
         return Kernel::kStream;
       }
       return Kernel::kWgmma;
+    }
     default: return Kernel::kPortable;
   }
 }
