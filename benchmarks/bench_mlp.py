@@ -327,32 +327,20 @@ def _record(ctx: Ctx, row: dict, name: str, result) -> None:
     row["calls_per_graph"][name] = result.calls
 
 
-def _time_into(ctx: Ctx, row: dict, name: str, step) -> None:
-    try:
-        result = ctx.timer.time(step)
-    except FatalCudaError:
-        raise
-    except Exception as exc:
-        result = exc
-    _record(ctx, row, name, result)
-
-
 def _time_row(ctx: Ctx, row: dict, steps: dict, order: tuple[str, ...]) -> None:
     """Times the row's paths in `order`: one after the other, or (--interleave) together,
     their timed replays alternating."""
     names = [name for name in order if name in steps]
-    if not ctx.opts.interleave:
-        for name in names:
-            _time_into(ctx, row, name, steps[name])
-        return
-    try:
-        results = ctx.timer.time_interleaved({name: steps[name] for name in names})
-    except FatalCudaError:
-        raise
-    except Exception as exc:  # a replay failed: no time for any path of the row
-        results = {name: exc for name in names}
-    for name in names:
-        _record(ctx, row, name, results[name])
+    groups = [names] if ctx.opts.interleave else [[name] for name in names]
+    for group in groups:
+        try:
+            results = ctx.timer.time_interleaved({name: steps[name] for name in group})
+        except FatalCudaError:
+            raise
+        except Exception as exc:  # a replay failed: no time for any path of the group
+            results = {name: exc for name in group}
+        for name in group:
+            _record(ctx, row, name, results[name])
 
 
 def run_shape(ctx: Ctx, shape, data: dict) -> None:
