@@ -94,10 +94,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default: once per shape with M marked dynamic, plus M=1)")
     parser.add_argument("--batches", type=int, default=None,
                         help="timed replays per path, median reported (default 5; 3 with --quick)")
-    parser.add_argument("--interleave", action="store_true",
-                        help="time the paths of each row together: capture all their graphs, then "
-                             "alternate their timed replays (rotating order) instead of timing "
-                             "one path after the other")
+    timing = parser.add_mutually_exclusive_group()
+    timing.add_argument("--interleave", dest="interleave", action="store_true", default=True,
+                        help="time the paths of each row together (the default): capture all "
+                             "their graphs, then alternate their timed replays, rotating the order")
+    timing.add_argument("--sequential", dest="interleave", action="store_false",
+                        help="time one path after the other instead (each path then runs in the "
+                             "clock and power state its predecessor left: see benchmarks/README.md)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed replays first (default 2)")
     parser.add_argument("--target-ms", type=float, default=10.0,
                         help="aim for graph replays of about this long (default 10)")
@@ -146,7 +149,7 @@ class Options:
     seed: int
     stem: str
     quick: bool
-    interleave: bool = False
+    interleave: bool = True
     extra: dict = field(default_factory=dict)
 
     def settings(self) -> dict:
@@ -328,8 +331,8 @@ def _record(ctx: Ctx, row: dict, name: str, result) -> None:
 
 
 def _time_row(ctx: Ctx, row: dict, steps: dict, order: tuple[str, ...]) -> None:
-    """Times the row's paths in `order`: one after the other, or (--interleave) together,
-    their timed replays alternating."""
+    """Times the row's paths in `order` together, their timed replays alternating, or (with
+    --sequential) one after the other."""
     names = [name for name in order if name in steps]
     groups = [names] if ctx.opts.interleave else [[name] for name in names]
     for group in groups:

@@ -358,7 +358,8 @@ def _header(data) -> list[str]:
         f"{s.get('warmup_replays', 2)} warm-up replays, median of {s.get('batches', 5)} timed "
         "replays, CUDA events"
         + ("; the paths of a row captured together and their timed replays alternated, "
-           "order rotating per replay" if s.get("interleave") else "")
+           "order rotating per replay" if s.get("interleave")
+           else "; the paths of a row timed one after the other (--sequential)")
         + "), µs per call, random data with static per-tensor scales "
         "calibrated on the batch. `ours` takes the FP8 input (as the contract says); "
         "`ours+quant` also runs the input-quant endpoint on the bf16 input, like the split "

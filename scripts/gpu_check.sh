@@ -10,7 +10,7 @@ OUT=${OUT:-/tmp/gpu-check}
 mkdir -p "$OUT"
 # cli/ on the path: some test modules import static_fp8_mlp_cli, which the GPU machine's
 # Python does not have installed (collection failed without it, seventeenth session).
-export STATIC_FP8_MLP_BUILD=$PWD/$BUILD PYTHONUNBUFFERED=1 PYTHONPATH=$PWD/cli${PYTHONPATH:+:$PYTHONPATH}
+export STATIC_FP8_MLP_BUILD=$PWD/$BUILD PYTHONUNBUFFERED=1 PYTHONPATH=$PWD/cli:$PWD/registry${PYTHONPATH:+:$PYTHONPATH}
 {
   date -u +%FT%TZ
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader

@@ -432,6 +432,28 @@ def test_wall_timer_interleaves_and_reports_failures_per_path():
     assert calls == ["a", "b", "a", "b", "b", "a", "a", "b"]
 
 
+def test_interleaved_timing_is_the_default():
+    assert bench_mlp.options_from_args(bench_mlp.parse_args([])).interleave is True
+    assert bench_mlp.options_from_args(bench_mlp.parse_args(["--interleave"])).interleave is True
+    assert bench_mlp.options_from_args(bench_mlp.parse_args(["--sequential"])).interleave is False
+    with pytest.raises(SystemExit):
+        bench_mlp.parse_args(["--sequential", "--interleave"])
+
+
+def test_cpu_dry_run_sequential(tmp_path, capsys):
+    pytest.importorskip("torch")
+    import bench_torch
+
+    opts = _dry_opts(tmp_path, "--sequential")
+    rc = bench_mlp.run_with(opts, fake_kernel(), "cpu", bench_torch.WallTimer(batches=2, calls=1))
+    assert rc == 0, capsys.readouterr().out
+    data = json.loads((tmp_path / "bench_mlp.json").read_text())
+    assert data["meta"]["settings"]["interleave"] is False
+    assert all(len(v) == 2 for r in data["mlp"] for v in r["batches_us"].values())
+    md = (tmp_path / "bench_mlp.md").read_text()
+    assert "one after the other (--sequential)" in md and "alternated" not in md
+
+
 def test_cpu_dry_run_interleaved(tmp_path, capsys):
     pytest.importorskip("torch")
     import bench_torch
