@@ -413,6 +413,20 @@ inline bool fills_gpu(int64_t w_rows, int sms) {
   return host_ceil_div(w_rows, int64_t(64 * kConsumers)) >= sms;
 }
 
+// Whether the swap-AB token tiles pad M less than the wgmma kernel's 128-token tiles.
+// Above 512 tokens the gate/up GEMMs whose tiles fill the GPU take the swap-AB kernel
+// where they do: there the last 128-token tile is partly padding. Forced, whole MLPs
+// (scripts/mlp_ab.py, H200, benchmarks/RESULTS.md, eighteenth session), swap-AB gate/up
+// minus the wgmma tiles: SwiGLU M = 520 / 576 / 648 / 1040 / 2064 -8.8 / -4.0 / -14.2 /
+// -32.0 / -49.9 us, GeGLU -14.2 / -12.2 / -11.6 / -22.2 / -25.6 (torch.compile had been
+// up to 14% faster than the wgmma tiles at SwiGLU M = 520-1040). At multiples of 128
+// (512-8192) the two were within the run's noise (SwiGLU M = 512 +9.8, 2048 -18.0, 8192
+// -1.1; GeGLU 1024 -17.0, 8192 -38.6, 2048 +0.1), so they stay on the wgmma tiles.
+inline bool pads_less(int64_t m) {
+  const int64_t bt = token_tile(m);
+  return host_ceil_div(m, bt) * bt < host_ceil_div(m, int64_t(128)) * 128;
+}
+
 // Where the auto path takes the swap-AB kernels, for a GEMM of m tokens over a [w_rows, k]
 // weight (down: the down GEMM; l2_resident: the weight stays in L2 between calls).
 // M = 65..384 (K <= 2048: to 512): gate/up GEMMs whose weight tiles fill the GPU (above
@@ -430,9 +444,11 @@ inline bool fills_gpu(int64_t w_rows, int sms) {
 // us per MLP at M = 17..64, 2.1-2.5 at M = 8 and 16, 2.1-2.6 at M = 1, 2 and 4), SwiGLU's
 // were 1.3-2.9 us slower at M = 17..64 (scripts/mlp_ab.py, H200, benchmarks/RESULTS.md,
 // 2026-12-03, fifteenth and sixteenth sessions). Above 192, down GEMMs where
-// down_fills_in_clusters says so (seventeenth session).
+// down_fills_in_clusters says so (seventeenth session). Above 512, gate/up GEMMs that
+// fill the GPU where pads_less says so (eighteenth session).
 inline bool auto_takes(int64_t m, bool down, int64_t w_rows, int64_t k, bool l2_resident,
                        int sms) {
+  if (!down && m > kMaxAutoTokensShortK) return fills_gpu(w_rows, sms) && pads_less(m);
   if (m >= kMinSmallTokens && m < kMinTokens) {
     return down ? w_rows <= 2048 && !l2_resident : k <= 2048 && fills_gpu(w_rows, sms);
   }

@@ -21,7 +21,7 @@ PROGRAM = r"""
 using namespace static_fp8_mlp;
 using E = EpilogueKind;
 int main() {
-  const long ms[] = {1, 7, 8, 16, 17, 32, 39, 40, 50, 64, 65, 100, 128, 129, 160, 192, 193, 224, 240, 241, 256, 257, 384, 385, 512, 576, 577, 640, 768, 769, 1024, 8192};
+  const long ms[] = {1, 7, 8, 16, 17, 32, 39, 40, 50, 64, 65, 100, 128, 129, 160, 192, 193, 224, 240, 241, 256, 257, 384, 385, 512, 520, 576, 577, 640, 648, 768, 769, 1024, 1040, 2064, 8192};
   for (long m : ms) {
     // tall rows: gated gate/up GEMM (H = 14336, 16384), dense up (4304, 6144), down (4096)
     printf("tall %ld %d %d %d %d %d\n", m,
@@ -184,8 +184,13 @@ def test_swap_ab_auto(rules):
     down GEMM (L2-resident) at M = 65-160 only, its up GEMM (34 tiles) never. Seventeenth
     session: the gated gate/up GEMMs to 384, GeGLU's (K = 2048) to 512; above 192 down
     GEMMs from DRAM whose wgmma tiles would not split K and whose swap-AB tiles fill the
-    GPU in clusters of 2+ splits: SwiGLU's at M = 257-384, GeGLU's at 577-768."""
-    for m in (576, 769, 1024, 8192):
+    GPU in clusters of 2+ splits: SwiGLU's at M = 257-384, GeGLU's at 577-768.
+    Eighteenth session: above 512 the gated gate/up GEMMs where the swap-AB token tiles
+    pad M less than 128-token tiles (576 = 3 x 192 against 640; 769 = 5 x 160 against
+    896; not 577 or 640, 4 x 160 = 640 either way, nor 768, 1024 = 6 x 176 > 1024, 8192)."""
+    for m in (576, 769):
+        assert rules[("swap_auto", m)] == [1, 0, 1, 0, 0, 0], m
+    for m in (1024, 8192):
         assert rules[("swap_auto", m)] == [0] * 6, m
     for m in (241, 256):
         assert rules[("swap_auto", m)] == [1, 0, 1, 0, 0, 0], m
@@ -195,6 +200,8 @@ def test_swap_ab_auto(rules):
         assert rules[("swap_auto", m)] == [0, 0, 1, 0, 0, 0], m
     for m in (577, 640, 768):
         assert rules[("swap_auto", m)] == [0, 0, 0, 1, 0, 0], m
+    for m in (520, 648, 1040, 2064):  # measured faster (eighteenth session)
+        assert rules[("swap_auto", m)][0::2] == [1, 1, 0], m
     for m in (1, 7, 8, 16, 17, 64):
         assert rules[("swap_auto", m)] == [0, 0, 1, 1, 0, 0], m
     for m in (65, 100, 160):
@@ -210,7 +217,9 @@ def test_auto_kernel_per_gemm(rules):
     tiles to 64; GeGLU's on the swap-AB kernels from 1 token (sixteenth session; was 8),
     SwiGLU's from 65; above 192 the down GEMMs on the
     split-K wgmma tiles, the gate/up GEMMs on the swap-AB kernel to 240, then the wgmma
-    tiles; the swap-AB down GEMMs reduce in clusters from 40 tokens (seventeenth session).
+    tiles; the swap-AB down GEMMs reduce in clusters from 40 tokens (seventeenth session);
+    above 512 the gate/up GEMMs on the swap-AB kernel where its tiles pad M less
+    (eighteenth session: M = 576, 769, 1040, not 640, 1024 or 8192).
     Kernel order: warp, reg-wgmma, stream, wgmma, split-K, split-K cluster, swap-AB,
     swap-AB with the down GEMM reduced in clusters, portable."""
     wgmma, stream, split_k, cluster, swap, swap_cluster = 3, 2, 4, 5, 6, 7
@@ -230,6 +239,8 @@ def test_auto_kernel_per_gemm(rules):
     assert rules[("pick", 640)] == [wgmma, wgmma, wgmma, swap_cluster]
     for m in (1024, 8192):
         assert rules[("pick", m)] == [wgmma] * 4, m
+    assert rules[("pick", 576)] == [swap, wgmma, swap, wgmma]
+    assert rules[("pick", 1040)] == [swap, wgmma, swap, wgmma]
 
 
 def test_auto_kernel_l2_resident(rules):

@@ -369,13 +369,16 @@ def test_auto_paths_at_mid_m(sfm, m):
 
 @pytest.mark.parametrize(("shape", "m"), (((2048, 16384, 2048), 400), ((2048, 16384, 2048), 512),
                                           ((2048, 16384, 2048), 768), ((4096, 14336, 4096), 257),
-                                          ((4096, 14336, 4096), 384)))
+                                          ((4096, 14336, 4096), 384), ((4096, 14336, 4096), 521),
+                                          ((2048, 16384, 2048), 1041)))
 def test_auto_swap_ab_above_192(sfm, shape, m):
     """Above 192 tokens auto runs the gated gate/up GEMM on the swap-AB kernel to 384
     tokens (K <= 2048: to 512; two or three even token tiles), and the down GEMM on it
     with its K splits in clusters where that fills the GPU and the wgmma tiles would not
     split K: GeGLU (N = 2048) at M = 577-768, SwiGLU (N = 4096) at 257-384 (each token
-    tile's splits one cluster). The benchmark's gated shapes, both activations."""
+    tile's splits one cluster). Above 512 the gate/up GEMM where the swap-AB tiles pad
+    less (M = 521: 3 x 176; 1041: 6 x 176), the down GEMM on the wgmma tiles. The
+    benchmark's gated shapes, both activations."""
     k, h, n = shape
     gen = torch.Generator(device="cuda").manual_seed(7000 + m)
     for activation in ("silu", "gelu_tanh"):
