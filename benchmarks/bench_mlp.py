@@ -4,9 +4,11 @@
 For each MLP shape and M, in one process and run: BF16 `F.linear` (cuBLAS), the static
 FP8 split path in torch ops, the same under torch.compile, ours (FP8 input, as in the
 contract) and ours including the input-quant endpoint; then the input quant alone on the
-same K values. Every path is timed as CUDA-graph replays; the floor comes from the copy
-bandwidth and FP8 GEMM rate measured in the same run; our output is checked against the
-contract reference before each (shape, M) is timed, and a row that fails shows FAIL.
+same K values. Every path is timed as CUDA-graph replays, a row's paths interleaved
+(their timed replays alternate; --sequential: one path after the other); the floor
+comes from the copy bandwidth and FP8 GEMM rate measured in the same run; our output is
+checked against the contract reference before each (shape, M) is timed, and a row that
+fails shows FAIL.
 
     python3 benchmarks/bench_mlp.py --build .gpu-build --out $OUT/bench
     python3 benchmarks/bench_mlp.py --replot $OUT/bench/bench_mlp.json
