@@ -52,6 +52,7 @@ using wgmma_gemm::WgmmaParams;
 #endif
 constexpr int kMinSmallTokens = 1;  // auto: GeGLU-sized GEMMs from here (auto_takes)
 constexpr int kMinTokens = 65;       // auto: the others from here
+constexpr int64_t kMinClusterDownTokens = 40;  // the down GEMM's splits in clusters from here
 #ifndef SFM_SWAP_MIN_L2_TOKENS  // auto: L2-resident GEMMs (not gate/up) from here to 64
 #define SFM_SWAP_MIN_L2_TOKENS 40
 #endif
@@ -445,12 +446,16 @@ inline bool pads_less(int64_t m) {
 // were 1.3-2.9 us slower at M = 17..64 (scripts/mlp_ab.py, H200, benchmarks/RESULTS.md,
 // 2026-12-03, fifteenth and sixteenth sessions). Above 192, down GEMMs where
 // down_fills_in_clusters says so (seventeenth session). Above 512, gate/up GEMMs that
-// fill the GPU where pads_less says so (eighteenth session).
+// fill the GPU where pads_less says so (eighteenth session). From 40 tokens also the
+// down GEMMs with N <= 4096 (SwiGLU's), reduced in clusters: forced against the split-K
+// cluster wgmma tiles, SwiGLU M = 32 / 50 -0.5 / -1.1 us (M = 1 / 8 / 16: -0.4 / +0.0 /
+// +0.7, so not below 40; eighteenth session, results/swiglu_decode_swap_ab_*).
 inline bool auto_takes(int64_t m, bool down, int64_t w_rows, int64_t k, bool l2_resident,
                        int sms) {
   if (!down && m > kMaxAutoTokensShortK) return fills_gpu(w_rows, sms) && pads_less(m);
   if (m >= kMinSmallTokens && m < kMinTokens) {
-    return down ? w_rows <= 2048 && !l2_resident : k <= 2048 && fills_gpu(w_rows, sms);
+    if (!down) return k <= 2048 && fills_gpu(w_rows, sms);
+    return !l2_resident && (w_rows <= 2048 || (w_rows <= 4096 && m >= kMinClusterDownTokens));
   }
   if (down && m > kMaxTokens) return !l2_resident && down_fills_in_clusters(m, w_rows, k, sms);
   const int64_t max_tokens = down ? kMaxTokens : k <= 2048 ? kMaxAutoTokensShortK : kMaxAutoTokens;
@@ -480,7 +485,6 @@ inline bool l2_mid_takes(int64_t m) { return m >= kMinL2Tokens && m < kMinTokens
 #ifndef SFM_SWAP_DOWN_CLUSTER
 #define SFM_SWAP_DOWN_CLUSTER 1
 #endif
-constexpr int64_t kMinClusterDownTokens = 40;
 constexpr int64_t kMinClusterDownL2Cols = 1536;
 inline bool down_in_clusters(int64_t m, int64_t n_out, bool l2_resident) {
   if (SFM_SWAP_DOWN_CLUSTER != 1) return SFM_SWAP_DOWN_CLUSTER == 2;

@@ -202,8 +202,10 @@ def test_swap_ab_auto(rules):
         assert rules[("swap_auto", m)] == [0, 0, 0, 1, 0, 0], m
     for m in (520, 648, 1040, 2064):  # measured faster (eighteenth session)
         assert rules[("swap_auto", m)][0::2] == [1, 1, 0], m
-    for m in (1, 7, 8, 16, 17, 64):
+    for m in (1, 7, 8, 16, 17, 39):
         assert rules[("swap_auto", m)] == [0, 0, 1, 1, 0, 0], m
+    for m in (40, 50, 64):  # SwiGLU's down GEMM too, in clusters (eighteenth session)
+        assert rules[("swap_auto", m)] == [0, 1, 1, 1, 0, 0], m
     for m in (65, 100, 160):
         assert rules[("swap_auto", m)] == [1, 1, 1, 1, 0, 1], m
     assert rules[("swap_auto", 192)] == [1, 1, 1, 1, 0, 0]
@@ -214,7 +216,8 @@ def test_swap_ab_auto(rules):
 def test_auto_kernel_per_gemm(rules):
     """hopper::pick on the gated MLPs (auto): SwiGLU's gate/up GEMM on the wide wgmma
     tiles and its down GEMM on the streaming kernel up to 16 tokens, on the split-K cluster
-    tiles to 64; GeGLU's on the swap-AB kernels from 1 token (sixteenth session; was 8),
+    tiles to 39 (from 40 on the swap-AB kernel in clusters: eighteenth session); GeGLU's
+    on the swap-AB kernels from 1 token (sixteenth session; was 8),
     SwiGLU's from 65; above 192 the down GEMMs on the
     split-K wgmma tiles, the gate/up GEMMs on the swap-AB kernel to 240, then the wgmma
     tiles; the swap-AB down GEMMs reduce in clusters from 40 tokens (seventeenth session);
@@ -228,7 +231,7 @@ def test_auto_kernel_per_gemm(rules):
     for m in (17, 32, 39):
         assert rules[("pick", m)] == [wgmma, cluster, swap, swap], m
     for m in (40, 50, 64):
-        assert rules[("pick", m)] == [wgmma, cluster, swap, swap_cluster], m
+        assert rules[("pick", m)] == [wgmma, swap_cluster, swap, swap_cluster], m
     for m in (65, 100, 192):
         assert rules[("pick", m)] == [swap, swap_cluster, swap, swap_cluster], m
     for m in (193, 240):

@@ -388,6 +388,19 @@ def test_auto_swap_ab_above_192(sfm, shape, m):
         assert_close_to_reference(got, sfm.reference.gated_mlp(*case.args(), activation))
 
 
+@pytest.mark.parametrize("m", (39, 41, 64))
+def test_auto_swap_ab_down_n4096(sfm, m):
+    """From 40 tokens the down GEMM with N = 4096 (SwiGLU's) takes the swap-AB kernel with
+    its K splits in clusters, below on the split-K wgmma tiles: both sides of the edge,
+    the benchmark's SwiGLU shape, both activations."""
+    gen = torch.Generator(device="cuda").manual_seed(8100 + m)
+    for activation in ("silu", "gelu_tanh"):
+        case = gated_case(m, 4096, 14336, 4096, activation, m % 2 == 1, generator=gen)
+        fn = sfm.fp8_swiglu_mlp_bf16 if activation == "silu" else sfm.fp8_geglu_mlp_bf16
+        got = fn(*case.args(), out=poisoned_bf16((m, 4096)))
+        assert_close_to_reference(got, sfm.reference.gated_mlp(*case.args(), activation))
+
+
 @pytest.mark.parametrize("m", (1, 17, 65, 100, 129, 191, 192, 193, 250, 400))
 @pytest.mark.parametrize("shape", ((4096, 2048, 512), (1152, 4304, 1152), (1040, 1536, 768)))
 @pytest.mark.parametrize("down_path", ("tensor_core_swap_ab", "tensor_core_swap_ab_cluster"))
