@@ -60,11 +60,13 @@ namespace hopper {
 //   at M = 8 / 16), and above 16 tokens, where the wide wgmma kernel and the split-K
 //   down GEMM beat it (M = 17..32: GeGLU 40.5 -> 35.5 us, SwiGLU 59 -> 53);
 // - from 65 to 384 tokens (gate/up GEMMs with K <= 2048: 512), where
-//   swap_gemm::auto_takes says so (measured faster), and for GeGLU-sized GEMMs at every M
-//   up to 64 (ahead of both kernels above): the swap-AB kernels, every token in one wgmma
-//   N tile up to 192, two or three even tiles above (the down GEMM split over K, up to
-//   192, and above where its tiles then fill the GPU); from 40 tokens its splits reduce
-//   in clusters (swap_gemm::down_in_clusters), else over a workspace and a reduce kernel;
+//   swap_gemm::auto_takes says so (measured faster), for GeGLU-sized GEMMs at every M
+//   up to 64 and SwiGLU-sized down GEMMs from 40 (ahead of both kernels above), and for
+//   gate/up GEMMs above 512 where their token tiles pad less: the swap-AB kernels,
+//   every token in one wgmma N tile up to 192, even tiles above (the down GEMM split
+//   over K, up to 192, and above where its tiles then fill the GPU); from 40 tokens its
+//   splits reduce in clusters (swap_gemm::down_in_clusters), else over a workspace and a
+//   reduce kernel;
 // - the down GEMM is split over K (wide wgmma tiles, fp32 partials, one reduce kernel)
 //   whenever its output tiles alone would leave at least half of the SMs idle; where
 //   that was measured faster (split_in_clusters) the splits of a tile reduce over
