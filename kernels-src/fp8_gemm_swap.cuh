@@ -425,7 +425,8 @@ inline bool fills_gpu(int64_t w_rows, int sms) {
 // -1.1; GeGLU 1024 -17.0, 8192 -38.6, 2048 +0.1), so they stay on the wgmma tiles.
 inline bool pads_less(int64_t m) {
   const int64_t bt = token_tile(m);
-  return host_ceil_div(m, bt) * bt < host_ceil_div(m, int64_t(128)) * 128;
+  const int64_t tall = wgmma_gemm::Shape<false, 128>::kBM;  // the wgmma kernel's token tile
+  return host_ceil_div(m, bt) * bt < host_ceil_div(m, tall) * tall;
 }
 
 // Where the auto path takes the swap-AB kernels, for a GEMM of m tokens over a [w_rows, k]
