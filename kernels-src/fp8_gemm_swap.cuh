@@ -584,7 +584,7 @@ cudaError_t launch_down(const uint8_t* x, const uint8_t* w, const WgmmaParams& p
   partial.out = ws;
   cudaError_t e = launch_tile<EpilogueKind::kBiasToBf16, ACT>(x, w, partial, sms, splits, stream);
   if (e != cudaSuccess) return e;
-  return wgmma_gemm::reduce_splits(ws, splits, p, stream);
+  return wgmma_gemm::reduce_splits(ws, splits, p, /*programmatic=*/true, stream);
 }
 
 }  // namespace swap_gemm

@@ -857,8 +857,17 @@ constexpr int kMaxSplits = 16;   // split_k_factor's cap
 constexpr int kReduceBatch = 4;  // split partials loaded at once by the reduce
 
 // out[m, n] = bf16(sum over splits of ws[split][m][n] * scale(n) + bias(n)), 4 per thread.
+// PROGRAMMATIC: launched as a programmatic dependent launch (see reduce_splits), it waits
+// here for the GEMM's partial sums, then lets the next kernel (the next layer's gate/up
+// GEMM) set up in turn.
+template <bool PROGRAMMATIC>
 __global__ void split_k_reduce_kernel(const float* __restrict__ ws, int splits, int64_t mn,
                                       int n_out, EpilogueParams epi, __nv_bfloat16* out) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  if constexpr (PROGRAMMATIC) {
+    asm volatile("griddepcontrol.wait;\n griddepcontrol.launch_dependents;\n" ::: "memory");
+  }
+#endif
   const int64_t i = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) * 4;
   if (i >= mn) return;
   // The splits' loads go out kReduceBatch at a time before their adds: a few L2 round
@@ -888,13 +897,32 @@ __global__ void split_k_reduce_kernel(const float* __restrict__ ws, int splits, 
 
 // Adds the `splits` fp32 partial sums in ws ([split][m][n_out]) in split order, applies
 // p's scales and bias and writes bf16 to p.out (shared with the swap-AB down GEMM).
+// `programmatic`: a programmatic dependent launch, scheduled while the GEMM before it runs
+// and letting the kernel after it set up early. Behind the swap-AB down GEMM that took
+// 0.75-1.0 us off the 1152x4304 MLP at M = 50-64 and 0.4 at 128 (about half of it from
+// the early trigger); behind the persistent split-K wgmma GEMM the early trigger cost
+// SwiGLU M = 200 6.3 us (without it: no change), so that one stays a plain launch
+// (H200, scripts/mlp_ab.py, benchmarks/RESULTS.md, nineteenth session).
 inline cudaError_t reduce_splits(const float* ws, int splits, const WgmmaParams& p,
-                                 cudaStream_t stream) {
+                                 bool programmatic, cudaStream_t stream) {
   const int64_t mn = p.m * static_cast<int64_t>(p.n_out);
   const int64_t threads = mn / 4;
-  split_k_reduce_kernel<<<static_cast<unsigned>((threads + 255) / 256), 256, 0, stream>>>(
-      ws, splits, mn, p.n_out, p.epi, static_cast<__nv_bfloat16*>(p.out));
-  return cudaGetLastError();
+  cudaLaunchConfig_t config = {};
+  config.gridDim = dim3(static_cast<unsigned>((threads + 255) / 256), 1, 1);
+  config.blockDim = dim3(256, 1, 1);
+  config.stream = stream;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  config.attrs = attr;
+  config.numAttrs = programmatic ? 1 : 0;
+  const auto* partials = static_cast<const float*>(ws);
+  auto* out = static_cast<__nv_bfloat16*>(p.out);
+  const int n_out = static_cast<int>(p.n_out);
+  return programmatic ? cudaLaunchKernelEx(&config, split_k_reduce_kernel<true>, partials, splits,
+                                           mn, n_out, p.epi, out)
+                      : cudaLaunchKernelEx(&config, split_k_reduce_kernel<false>, partials, splits,
+                                           mn, n_out, p.epi, out);
 }
 
 // Split-K factor of the wide down GEMM: fill the GPU, keep >= 4 K tiles per split.
@@ -960,7 +988,7 @@ cudaError_t launch_split_k(const uint8_t* x, const uint8_t* w, const WgmmaParams
   cudaError_t e = launch_shape<EpilogueKind::kBiasToBf16, ACT, /*WIDE=*/true, /*SPLIT=*/true>(
       x, w, partial, sms, stream, splits);
   if (e != cudaSuccess) return e;
-  return reduce_splits(ws, splits, p, stream);
+  return reduce_splits(ws, splits, p, /*programmatic=*/false, stream);
 }
 
 // The down GEMM split over K with the splits of each tile in one cluster, reduced over

@@ -16,12 +16,15 @@ namespace static_fp8_mlp {
 namespace {
 namespace input_quant {
 
-// Lets a programmatic dependent launch that follows (our gate/up GEMM at small M) start
-// setting up on the multiprocessors this kernel leaves free; it waits for this kernel's
-// completion (griddepcontrol.wait) before reading the quantised input.
-SFM_DEVICE void allow_dependent_launch() {
+// Programmatic dependent launch on both sides (sm_90+). This kernel is launched with the
+// programmatic-serialization attribute, so its CTAs are scheduled while the previous
+// kernel (the layer that wrote the input) finishes; griddepcontrol.wait then holds every
+// read until that kernel is complete and its writes are visible. launch_dependents lets
+// the kernel after it (our gate/up GEMM at small M) start setting up likewise; that one
+// waits for this kernel's completion before reading the quantised input.
+SFM_DEVICE void chain_programmatic_launches() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;\n griddepcontrol.wait;\n" ::: "memory");
 #endif
 }
 
@@ -196,7 +199,7 @@ __global__ void __launch_bounds__(kThreads)
                         const uint16_t* __restrict__ channel_scale,
                         const float* __restrict__ scale_ptr, uint8_t* __restrict__ out,
                         uint32_t chunks_per_row, Index total_chunks) {
-  allow_dependent_launch();
+  chain_programmatic_launches();  // before any read
   const Index stride = static_cast<Index>(gridDim.x) * kThreads;
   Index base = static_cast<Index>(blockIdx.x) * kThreads * kChunksPerThread + threadIdx.x;
   for (; base < total_chunks; base += stride * kChunksPerThread) {
@@ -241,7 +244,7 @@ __global__ void __launch_bounds__(kRowThreads)
                          const uint16_t* __restrict__ channel_scale,
                          const float* __restrict__ scale_ptr, uint8_t* __restrict__ out,
                          uint32_t chunks_per_row) {
-  allow_dependent_launch();
+  chain_programmatic_launches();  // before any read
   const uint32_t col = blockIdx.x * kRowThreads + threadIdx.x;
   if (col >= chunks_per_row) return;
   const uint32_t row = blockIdx.y;
@@ -258,7 +261,7 @@ __global__ void __launch_bounds__(kThreads)
                            const uint16_t* __restrict__ channel_scale,
                            const float* __restrict__ scale_ptr, uint8_t* __restrict__ out,
                            int64_t k, uint64_t total) {
-  allow_dependent_launch();
+  chain_programmatic_launches();  // before any read
   const float scale = __ldg(scale_ptr);
   const Bracket bracket = make_bracket(scale);
   for (uint64_t i = static_cast<uint64_t>(blockIdx.x) * kThreads + threadIdx.x; i < total;
@@ -275,13 +278,30 @@ inline bool aligned(const void* p, uintptr_t bytes) {
   return (reinterpret_cast<uintptr_t>(p) % bytes) == 0;
 }
 
+// Launches `kernel` on `stream`, as a programmatic dependent launch where the device has
+// them (sm_90+; the kernels wait for their predecessor before reading anything).
+template <typename... Params, typename... Args>
+cudaError_t launch_chained(void (*kernel)(Params...), dim3 grid, int threads, bool pdl,
+                           cudaStream_t stream, Args... args) {
+  cudaLaunchConfig_t config = {};
+  config.gridDim = grid;
+  config.blockDim = dim3(static_cast<unsigned>(threads), 1, 1);
+  config.stream = stream;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  config.attrs = attr;
+  config.numAttrs = pdl ? 1 : 0;
+  return cudaLaunchKernelEx(&config, kernel, static_cast<Params>(args)...);
+}
+
 inline cudaError_t launch(const InputQuantArgs& a, cudaStream_t stream) {
   if (a.m == 0 || a.k == 0) return cudaSuccess;
-  const int device_sms = [] {
-    int dev = 0;
-    cudaGetDevice(&dev);
-    return sm_count(dev);
-  }();
+  int dev = 0;
+  cudaError_t e = cudaGetDevice(&dev);
+  if (e != cudaSuccess) return e;
+  const int device_sms = sm_count(dev);
+  const bool pdl = device_arch(dev).major >= 9;
   const bool vec = a.k % kElemsPerChunk == 0 && a.row_stride % kElemsPerChunk == 0 &&
                    aligned(a.input, 16) && aligned(a.channel_scale, 16) && aligned(a.out, 8);
   if (vec) {
@@ -293,31 +313,30 @@ inline cudaError_t launch(const InputQuantArgs& a, cudaStream_t stream) {
     const uint64_t one_wave = static_cast<uint64_t>(device_sms) * kThreads * kChunksPerThread;
     if (total <= one_wave && a.m <= 65535) {  // small: a thread per chunk, a grid row per row
       const dim3 grid((chunks_per_row + kRowThreads - 1) / kRowThreads, static_cast<unsigned>(a.m));
-      quantize_rows_kernel<<<grid, kRowThreads, 0, stream>>>(in, a.row_stride, cs, a.scale, a.out,
-                                                             chunks_per_row);
-      return cudaGetLastError();
+      return launch_chained(quantize_rows_kernel, grid, kRowThreads, pdl, stream, in, a.row_stride,
+                            cs, a.scale, a.out, chunks_per_row);
     }
     const uint64_t per_block = static_cast<uint64_t>(kThreads) * kChunksPerThread;
     const uint64_t want = (total + per_block - 1) / per_block;
     const unsigned grid = static_cast<unsigned>(want < cap ? want : cap);
     // 32-bit indices while base + stride * kChunksPerThread cannot overflow.
     if (total + static_cast<uint64_t>(grid) * kThreads * kChunksPerThread < (1ull << 32)) {
-      quantize_vec_kernel<uint32_t><<<grid, kThreads, 0, stream>>>(
-          in, a.row_stride, cs, a.scale, a.out, chunks_per_row, static_cast<uint32_t>(total));
-    } else {
-      quantize_vec_kernel<uint64_t><<<grid, kThreads, 0, stream>>>(
-          in, a.row_stride, cs, a.scale, a.out, chunks_per_row, total);
+      return launch_chained(quantize_vec_kernel<uint32_t>, dim3(grid), kThreads, pdl, stream, in,
+                            a.row_stride, cs, a.scale, a.out, chunks_per_row,
+                            static_cast<uint32_t>(total));
     }
+    return launch_chained(quantize_vec_kernel<uint64_t>, dim3(grid), kThreads, pdl, stream, in,
+                          a.row_stride, cs, a.scale, a.out, chunks_per_row, total);
   } else {
     const uint64_t total = static_cast<uint64_t>(a.m) * a.k;
     const uint64_t want = (total + kThreads - 1) / kThreads;
     const uint64_t cap = static_cast<uint64_t>(device_sms) * 16;
     const unsigned grid = static_cast<unsigned>(want < cap ? want : cap);
-    quantize_scalar_kernel<<<grid, kThreads, 0, stream>>>(
-        static_cast<const uint16_t*>(a.input), a.row_stride,
-        static_cast<const uint16_t*>(a.channel_scale), a.scale, a.out, a.k, total);
+    return launch_chained(quantize_scalar_kernel, dim3(grid), kThreads, pdl, stream,
+                          static_cast<const uint16_t*>(a.input), a.row_stride,
+                          static_cast<const uint16_t*>(a.channel_scale), a.scale, a.out, a.k,
+                          total);
   }
-  return cudaGetLastError();
 }
 
 }  // namespace input_quant

@@ -250,6 +250,54 @@ def test_input_quant_strided_inputs(sfm, layout):
     assert torch.equal(got.view(torch.uint8).cpu(), ref_quant(x.cpu(), cs.cpu(), s.cpu()))
 
 
+@pytest.mark.parametrize("m", (1, 50, 700))
+@pytest.mark.parametrize("in_graph", (False, True))
+def test_input_quant_reads_the_previous_kernels_output(sfm, m, in_graph):
+    """Input quant is a programmatic dependent launch: it may be scheduled while the
+    kernel before it runs, and must wait for it before reading. Here that kernel is our
+    own MLP's down GEMM, which lets its dependents start early, and it writes the very
+    input quant reads (a layer's output into the next layer's quant). Five layers
+    back to back into one reused buffer, no synchronisation in between; a quant that
+    read early would see poison or the previous layer's output. The three M take the
+    one-chunk-per-thread, vector and scalar kernels (M = 700 quantises y[:, 1:]: 2 bytes
+    off alignment)."""
+    gen = torch.Generator(device="cuda").manual_seed(5 + m)
+    cases = [dense_case(m, 512, 1536, 1024, False, generator=gen) for _ in range(5)]
+    y = torch.empty(m, 1024, dtype=torch.bfloat16, device="cuda")
+    quant_in = (lambda t: t[:, 1:]) if m == 700 else (lambda t: t)
+    k = quant_in(y).shape[1]
+    cs = (torch.rand(k, device="cuda", generator=gen) + 0.5).to(torch.bfloat16)
+    s = torch.tensor(0.37, device="cuda")
+    outs = [torch.empty(m, k, dtype=FP8, device="cuda") for _ in cases]
+
+    def layers():
+        for c, o in zip(cases, outs):
+            y.fill_(float("nan"))
+            sfm.fp8_gelu_mlp_bf16(*c.args(), out=y)
+            sfm.channel_scale_quantize_fp8_static_bf16(quant_in(y), cs, s, out=o)
+
+    if in_graph:
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            layers()  # warm-up outside the capture
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            layers()
+        for o in outs:
+            o.view(torch.uint8).fill_(0x7F)
+        graph.replay()
+    else:
+        layers()
+    for c, o in zip(cases, outs):
+        expected = sfm.reference.fp8_gelu_mlp_bf16(*c.args())
+        got_y = sfm.fp8_gelu_mlp_bf16(*c.args())  # deterministic: the same bytes as in layers()
+        assert_close_to_reference(got_y, expected)
+        expected_q = ref_quant(quant_in(got_y).cpu(), cs.cpu(), s.cpu())
+        assert torch.equal(o.view(torch.uint8).cpu(), expected_q)
+
+
 # --------------------------------------------------------------------------- MLPs
 
 
