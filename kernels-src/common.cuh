@@ -59,6 +59,25 @@ cudaError_t allow_dynamic_smem(int bytes) {
   return e;
 }
 
+// Launches `kernel` (no dynamic shared memory) on `stream`; with `programmatic`, as a
+// programmatic dependent launch (sm_90+): its CTAs may then be scheduled while the
+// kernel before it runs, so `kernel` must run griddepcontrol.wait before reading
+// anything that kernel wrote, or writing anything it reads.
+template <typename... Params, typename... Args>
+cudaError_t launch_maybe_programmatic(void (*kernel)(Params...), dim3 grid, dim3 block,
+                                      bool programmatic, cudaStream_t stream, Args... args) {
+  cudaLaunchConfig_t config = {};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.stream = stream;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  config.attrs = attr;
+  config.numAttrs = programmatic ? 1 : 0;
+  return cudaLaunchKernelEx(&config, kernel, static_cast<Params>(args)...);
+}
+
 // Clusters of `cluster` CTAs of `Kernel` (`threads` threads and `smem` bytes of dynamic
 // shared memory each) that fit on device `dev`, the current one, at once. GPCs do not
 // divide evenly into clusters: 30 clusters of 4 on a 132-SM H200, not 33. A persistent

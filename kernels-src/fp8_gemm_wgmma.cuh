@@ -907,22 +907,15 @@ inline cudaError_t reduce_splits(const float* ws, int splits, const WgmmaParams&
                                  bool programmatic, cudaStream_t stream) {
   const int64_t mn = p.m * static_cast<int64_t>(p.n_out);
   const int64_t threads = mn / 4;
-  cudaLaunchConfig_t config = {};
-  config.gridDim = dim3(static_cast<unsigned>((threads + 255) / 256), 1, 1);
-  config.blockDim = dim3(256, 1, 1);
-  config.stream = stream;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
-  config.attrs = attr;
-  config.numAttrs = programmatic ? 1 : 0;
+  const dim3 grid(static_cast<unsigned>((threads + 255) / 256), 1, 1);
   const auto* partials = static_cast<const float*>(ws);
   auto* out = static_cast<__nv_bfloat16*>(p.out);
   const int n_out = static_cast<int>(p.n_out);
-  return programmatic ? cudaLaunchKernelEx(&config, split_k_reduce_kernel<true>, partials, splits,
-                                           mn, n_out, p.epi, out)
-                      : cudaLaunchKernelEx(&config, split_k_reduce_kernel<false>, partials, splits,
-                                           mn, n_out, p.epi, out);
+  return programmatic
+             ? launch_maybe_programmatic(split_k_reduce_kernel<true>, grid, dim3(256), true, stream,
+                                         partials, splits, mn, n_out, p.epi, out)
+             : launch_maybe_programmatic(split_k_reduce_kernel<false>, grid, dim3(256), false,
+                                         stream, partials, splits, mn, n_out, p.epi, out);
 }
 
 // Split-K factor of the wide down GEMM: fill the GPU, keep >= 4 K tiles per split.

@@ -278,29 +278,13 @@ inline bool aligned(const void* p, uintptr_t bytes) {
   return (reinterpret_cast<uintptr_t>(p) % bytes) == 0;
 }
 
-// Launches `kernel` on `stream`, as a programmatic dependent launch where the device has
-// them (sm_90+; the kernels wait for their predecessor before reading anything).
-template <typename... Params, typename... Args>
-cudaError_t launch_chained(void (*kernel)(Params...), dim3 grid, int threads, bool pdl,
-                           cudaStream_t stream, Args... args) {
-  cudaLaunchConfig_t config = {};
-  config.gridDim = grid;
-  config.blockDim = dim3(static_cast<unsigned>(threads), 1, 1);
-  config.stream = stream;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
-  config.attrs = attr;
-  config.numAttrs = pdl ? 1 : 0;
-  return cudaLaunchKernelEx(&config, kernel, static_cast<Params>(args)...);
-}
-
 inline cudaError_t launch(const InputQuantArgs& a, cudaStream_t stream) {
   if (a.m == 0 || a.k == 0) return cudaSuccess;
   int dev = 0;
   cudaError_t e = cudaGetDevice(&dev);
   if (e != cudaSuccess) return e;
   const int device_sms = sm_count(dev);
+  // Every kernel here waits before reading (chain_programmatic_launches): sm_90+ only.
   const bool pdl = device_arch(dev).major >= 9;
   const bool vec = a.k % kElemsPerChunk == 0 && a.row_stride % kElemsPerChunk == 0 &&
                    aligned(a.input, 16) && aligned(a.channel_scale, 16) && aligned(a.out, 8);
@@ -313,29 +297,30 @@ inline cudaError_t launch(const InputQuantArgs& a, cudaStream_t stream) {
     const uint64_t one_wave = static_cast<uint64_t>(device_sms) * kThreads * kChunksPerThread;
     if (total <= one_wave && a.m <= 65535) {  // small: a thread per chunk, a grid row per row
       const dim3 grid((chunks_per_row + kRowThreads - 1) / kRowThreads, static_cast<unsigned>(a.m));
-      return launch_chained(quantize_rows_kernel, grid, kRowThreads, pdl, stream, in, a.row_stride,
-                            cs, a.scale, a.out, chunks_per_row);
+      return launch_maybe_programmatic(quantize_rows_kernel, grid, dim3(kRowThreads), pdl, stream,
+                                       in, a.row_stride, cs, a.scale, a.out, chunks_per_row);
     }
     const uint64_t per_block = static_cast<uint64_t>(kThreads) * kChunksPerThread;
     const uint64_t want = (total + per_block - 1) / per_block;
     const unsigned grid = static_cast<unsigned>(want < cap ? want : cap);
     // 32-bit indices while base + stride * kChunksPerThread cannot overflow.
     if (total + static_cast<uint64_t>(grid) * kThreads * kChunksPerThread < (1ull << 32)) {
-      return launch_chained(quantize_vec_kernel<uint32_t>, dim3(grid), kThreads, pdl, stream, in,
-                            a.row_stride, cs, a.scale, a.out, chunks_per_row,
-                            static_cast<uint32_t>(total));
+      return launch_maybe_programmatic(quantize_vec_kernel<uint32_t>, dim3(grid), dim3(kThreads),
+                                       pdl, stream, in, a.row_stride, cs, a.scale, a.out,
+                                       chunks_per_row, static_cast<uint32_t>(total));
     }
-    return launch_chained(quantize_vec_kernel<uint64_t>, dim3(grid), kThreads, pdl, stream, in,
-                          a.row_stride, cs, a.scale, a.out, chunks_per_row, total);
+    return launch_maybe_programmatic(quantize_vec_kernel<uint64_t>, dim3(grid), dim3(kThreads),
+                                     pdl, stream, in, a.row_stride, cs, a.scale, a.out,
+                                     chunks_per_row, total);
   } else {
     const uint64_t total = static_cast<uint64_t>(a.m) * a.k;
     const uint64_t want = (total + kThreads - 1) / kThreads;
     const uint64_t cap = static_cast<uint64_t>(device_sms) * 16;
     const unsigned grid = static_cast<unsigned>(want < cap ? want : cap);
-    return launch_chained(quantize_scalar_kernel, dim3(grid), kThreads, pdl, stream,
-                          static_cast<const uint16_t*>(a.input), a.row_stride,
-                          static_cast<const uint16_t*>(a.channel_scale), a.scale, a.out, a.k,
-                          total);
+    return launch_maybe_programmatic(quantize_scalar_kernel, dim3(grid), dim3(kThreads), pdl,
+                                     stream, static_cast<const uint16_t*>(a.input), a.row_stride,
+                                     static_cast<const uint16_t*>(a.channel_scale), a.scale, a.out,
+                                     a.k, total);
   }
 }
 
