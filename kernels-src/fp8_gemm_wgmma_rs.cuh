@@ -18,6 +18,11 @@
 //   all ranks in rank order (deterministic) and runs the fused epilogue on it.
 // - Precision: wgmma's FP8 accumulation keeps fewer mantissa bits than fp32, so every
 //   kPromoteSteps steps its sum is added into fp32 registers (as in fp8_gemm_wgmma.cuh).
+// - Before griddepcontrol.wait, everything that does not depend on the previous kernel:
+//   the weights, loaded and transposed, and the epilogue's scales and bias. After it,
+//   one round trip for x, the wgmmas, the cluster reduction. 32-token CTAs take at most
+//   168 registers, so that 3 fit per SM and both GEMMs of an MLP are resident at once.
+//   (scripts/phase_trace.py shows these phases per CTA; RESULTS.md, twentieth session.)
 //
 // The A fragment of m64nNk32 for 8-bit types gives lane (g, t) of warp w rows 16 w + g
 // (registers 0, 2) and 16 w + g + 8 (registers 1, 3), k = 4 t .. 4 t + 3 (registers 0,
@@ -32,6 +37,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "backend_registry.h"
 #include "common.cuh"
@@ -39,12 +45,16 @@
 #include "fp8_gemm_mma.cuh"    // cp_async_16
 #include "fp8_gemm_wgmma.cuh"  // wgmma_fence/commit/wait, smem_desc, SFM_WGMMA_ACC*
 #include "mlp_epilogues.cuh"
+#include "phase_trace.cuh"
 
 #ifndef SFM_RS_PROMOTE_STEPS  // 64-byte K steps accumulated by wgmma before the fp32 add
 #define SFM_RS_PROMOTE_STEPS 4
 #endif
 #ifndef SFM_RS_FILL_CTAS_PER_SM  // the K split grows while all CTAs fit at this many per SM
 #define SFM_RS_FILL_CTAS_PER_SM 2
+#endif
+#ifndef SFM_RS_THREE_PER_SM_TOKENS  // CTAs of up to this many tokens fit 3 per SM (<= 168 registers)
+#define SFM_RS_THREE_PER_SM_TOKENS 32
 #endif
 #ifndef SFM_RS_CHUNK_STEPS  // K steps whose weights a thread holds at once
 #define SFM_RS_CHUNK_STEPS 12
@@ -152,6 +162,49 @@ SFM_DEVICE uint4 load_weights_raw(const uint8_t* p) {
   return v;
 }
 
+// 4 and 2 bytes of the epilogue's operands, coherent for the same reason, kept as raw
+// bits until the epilogue (a conversion right after the load waited for it there).
+SFM_DEVICE uint32_t load_u32_raw(const void* p) {
+  uint32_t v;
+  asm volatile("ld.global.u32 %0, [%1];\n" : "=r"(v) : "l"(p));
+  return v;
+}
+SFM_DEVICE uint32_t load_u16_raw(const void* p) {
+  unsigned short v;
+  asm volatile("ld.global.u16 %0, [%1];\n" : "=h"(v) : "l"(p));
+  return v;
+}
+
+// f(integral_constant<I>), ..., f(integral_constant<N - 1>): register arrays indexed by
+// the constant.
+template <int I, int N, typename F>
+SFM_DEVICE void static_for(F&& f) {
+  if constexpr (I < N) {
+    f(std::integral_constant<int, I>{});
+    static_for<I + 1, N>(f);
+  }
+}
+
+// f(integral_constant<min(len, L)>) for len >= 1.
+template <int L, typename F>
+SFM_DEVICE void with_static_len(int len, F&& f) {
+  if constexpr (L == 1) {
+    f(std::integral_constant<int, 1>{});
+  } else if (len >= L) {
+    f(std::integral_constant<int, L>{});
+  } else {
+    with_static_len<L - 1>(len, f);
+  }
+}
+
+// Keeps the compiler from moving or copying an accumulator across wgmma instructions
+// (which made ptxas wait for every wgmma: C7517).
+template <int N>
+SFM_DEVICE void fence_accumulators(float (&r)[N]) {
+#pragma unroll
+  for (int i = 0; i < N; ++i) asm volatile("" : "+f"(r[i])::"memory");
+}
+
 // Shared memory of a CTA with a slice of `steps` K steps: x in 128-byte K columns
 // (reused for the partial tile), plus slack to align it to a 1024-byte swizzle atom.
 __host__ __device__ inline int smem_bytes(int ntok, int steps) {
@@ -161,10 +214,13 @@ __host__ __device__ inline int smem_bytes(int ntok, int steps) {
 // CTA (x, y): row block x >> log2_cluster, K slice x & (cluster - 1), tokens
 // [NTOK y, NTOK y + NTOK).
 template <EpilogueKind EPI, Activation ACT, int NTOK>
-__global__ void __launch_bounds__(kThreads, 1) rs_gemm_kernel(const RsParams p) {
+__global__ void __launch_bounds__(kThreads, NTOK <= SFM_RS_THREE_PER_SM_TOKENS ? 3 : 1)
+    rs_gemm_kernel(const RsParams p) {
   constexpr bool kGated = EPI == EpilogueKind::kGatedToFp8;
   constexpr int kAcc = NTOK / 2;
   extern __shared__ __align__(128) uint8_t smem_raw[];
+  SFM_TRACE_DECLARE;
+  SFM_TRACE_POINT(0);
   uint8_t* smem = smem_raw + ((1024 - (smem_u32(smem_raw) & 1023)) & 1023);
 
   const int warp = threadIdx.x >> 5;
@@ -222,9 +278,47 @@ __global__ void __launch_bounds__(kThreads, 1) rs_gemm_kernel(const RsParams p) 
   };
   // Weights never depend on the previous kernel: fetch them before waiting for it.
   load_chunk(st_begin);
-  // One statement, so that ptxas schedules nothing between them (it had put register
-  // copies of the first weight loads there, which waited for the data).
-  asm volatile("griddepcontrol.wait;\n griddepcontrol.launch_dependents;\n" ::: "memory");
+  // Nor do the epilogue's per-column operands (scales, bias: parameters, like the
+  // weights). Loaded after x, they had cost a second round trip after the wait.
+  // Reduction layout (below): this thread sums columns `quad` of the tile.
+  constexpr int kQuads = kGated ? 8 : 16;  // 4-column groups of the tile's outputs
+  const int quad = threadIdx.x & (kQuads - 1);
+  const int col0 = (kGated ? block * 32 : block * kRows) + 4 * quad;  // first output column
+  constexpr int kSums = kGated ? 2 : 1;
+  const bool has_bias = !kGated && p.epi.bias != nullptr;
+  uint32_t col_w_bits[4][kSums];
+  uint32_t bias_bits[4];
+#pragma unroll
+  for (int c = 0; c < 4; ++c) {
+    const int col = min(col0 + c, p.n_out - 1);
+#pragma unroll
+    for (int s = 0; s < kSums; ++s) {
+      const int64_t row = static_cast<int64_t>(s) * p.n_out + col;
+      col_w_bits[c][s] = load_u32_raw(p.epi.w_scale + (p.epi.w_scale_per_row ? row : 0));
+    }
+    // Without a bias: any valid address (the value is not used); no predicated load.
+    bias_bits[c] = load_u16_raw(has_bias ? static_cast<const void*>(p.epi.bias + col)
+                                         : static_cast<const void*>(p.epi.x_scale));
+  }
+  const uint32_t x_scale_bits = load_u32_raw(p.epi.x_scale);
+  const uint32_t hidden_bits =
+      EPI == EpilogueKind::kBiasToBf16 ? 0u : load_u32_raw(p.epi.hidden_scale);
+  // The weights are usually in long before the previous kernel ends: transpose them
+  // while waiting for it, not after (where the shuffles delayed the copy of x). ptxas
+  // moves arithmetic across griddepcontrol.wait freely; a wait predicated on every
+  // transposed word keeps all of the transposes ahead of it.
+  transpose_chunk();  // waits for the weights
+  uint32_t transposed = 0;
+#pragma unroll
+  for (int c = 0; c < kChunkSteps; ++c)
+#pragma unroll
+    for (int kk = 0; kk < 2; ++kk) transposed ^= wv[c][kk].x ^ wv[c][kk].y ^ wv[c][kk].z ^ wv[c][kk].w;
+  SFM_TRACE_POINT(1, transposed);
+  asm volatile(
+      "{\n .reg .pred p;\n setp.ne.u32 p, %0, 0;\n @p griddepcontrol.wait;\n"
+      " @!p griddepcontrol.wait;\n}\n griddepcontrol.launch_dependents;\n" ::"r"(transposed)
+      : "memory");
+  SFM_TRACE_POINT(2);
 
   // x[tokens, slice] into shared memory in the 128-byte swizzle layout wgmma reads:
   // K column kc (128 bytes, two steps) of token n is the row kc NTOK 128 + n 128, its
@@ -250,64 +344,57 @@ __global__ void __launch_bounds__(kThreads, 1) rs_gemm_kernel(const RsParams p) 
     mma_gemm::cp_async_commit();
   }
 
-  // The epilogue's per-column operands, loaded now so their round trips overlap the
-  // mainloop. Reduction layout (below): this thread sums columns `quad` of the tile.
-  constexpr int kQuads = kGated ? 8 : 16;  // 4-column groups of the tile's outputs
-  const int quad = threadIdx.x & (kQuads - 1);
-  const int col0 = (kGated ? block * 32 : block * kRows) + 4 * quad;  // first output column
-  constexpr int kSums = kGated ? 2 : 1;
-  float col_w[4][kSums];
-  float col_bias[4];
-#pragma unroll
-  for (int c = 0; c < 4; ++c) {
-    const int col = min(col0 + c, p.n_out - 1);
-#pragma unroll
-    for (int s = 0; s < kSums; ++s) {
-      col_w[c][s] = weight_scale(p.epi, static_cast<int64_t>(s) * p.n_out + col);
-    }
-    col_bias[c] = !kGated && p.epi.bias != nullptr ? __bfloat162float(p.epi.bias[col]) : 0.0f;
-  }
-  const float x_scale = __ldg(p.epi.x_scale);
-  const float inv_hidden = EPI == EpilogueKind::kBiasToBf16 ? 1.0f : inverse_hidden_scale(p.epi);
-  transpose_chunk();  // waits for the weights
   mma_gemm::cp_async_wait<0>();
   // Generic-proxy writes, read by wgmma through the async proxy.
   asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
   __syncthreads();  // x is in shared memory
+  SFM_TRACE_POINT(3);
 
   float acc[kAcc];
   float part[kAcc];
 #pragma unroll
   for (int i = 0; i < kAcc; ++i) acc[i] = part[i] = 0.0f;
+  // Promotion group g of a chunk (chunk steps kPromoteSteps g ..), LEN steps of it, as
+  // straight-line code: no branch while a wgmma is in flight (with one, ptxas waited
+  // for every step's wgmmas, C7517).
+  auto promotion_group = [&](auto len, auto g, int sl0) {
+    constexpr int kLen = decltype(len)::value;
+    constexpr int kFirst = decltype(g)::value * kPromoteSteps;
+    fence_accumulators(part);
+    wgmma_fence();  // A registers written since the last wgmma
+#pragma unroll
+    for (int j = 0; j < kLen; ++j) {
+#pragma unroll
+      for (int kk = 0; kk < 2; ++kk) {
+        const uint4 w = wv[kFirst + j][kk];
+        const uint32_t a[4] = {w.x, w.y, w.z, w.w};
+        const int sl = sl0 + kFirst + j;  // step within the slice
+        const uint8_t* at = smem + (sl >> 1) * NTOK * 128 + (sl & 1) * 64 + kk * 32;
+        wgmma_rs<NTOK>(part, a, wgmma_gemm::smem_desc(at), j == 0 && kk == 0 ? 0 : 1);
+      }
+    }
+    wgmma_commit();
+    wgmma_wait<0>();
+    fence_accumulators(part);
+#pragma unroll
+    for (int i = 0; i < kAcc; ++i) acc[i] += part[i];
+  };
 #pragma unroll 1
   for (int st0 = st_begin; st0 < st_end; st0 += kChunkSteps) {
     if (st0 != st_begin) {
       load_chunk(st0);
       transpose_chunk();
     }
-#pragma unroll
-    for (int c = 0; c < kChunkSteps; ++c) {
-      if (st0 + c >= st_end) break;
-      const bool group_start = (st0 + c - st_begin) % kPromoteSteps == 0;
-      wgmma_fence();  // A registers written since the last wgmma
-#pragma unroll
-      for (int kk = 0; kk < 2; ++kk) {
-        const uint32_t a[4] = {wv[c][kk].x, wv[c][kk].y, wv[c][kk].z, wv[c][kk].w};
-        const int sl = st0 + c - st_begin;
-        const uint8_t* at = smem + (sl >> 1) * NTOK * 128 + (sl & 1) * 64 + kk * 32;
-        wgmma_rs<NTOK>(part, a, wgmma_gemm::smem_desc(at), group_start && kk == 0 ? 0 : 1);
+    const int chunk_steps = min(kChunkSteps, st_end - st0);
+    static_for<0, kChunkSteps / kPromoteSteps>([&](auto g) {
+      const int len = chunk_steps - decltype(g)::value * kPromoteSteps;
+      if (len > 0) {
+        with_static_len<kPromoteSteps>(len, [&](auto l) { promotion_group(l, g, st0 - st_begin); });
       }
-      const bool group_end = (st0 + c + 1 - st_begin) % kPromoteSteps == 0 ||
-                             st0 + c + 1 == st_end || c + 1 == kChunkSteps;
-      if (group_end) {
-        wgmma_commit();
-        wgmma_wait<0>();
-#pragma unroll
-        for (int i = 0; i < kAcc; ++i) acc[i] += part[i];
-      }
-    }
+    });
   }
 
+  SFM_TRACE_POINT(4, __float_as_uint(acc[kAcc - 1]));
   // Park this slice's tile as [token][row] fp32 (over x, which every wgmma has read).
   __syncthreads();
   float* red = reinterpret_cast<float*>(smem);
@@ -323,22 +410,36 @@ __global__ void __launch_bounds__(kThreads, 1) rs_gemm_kernel(const RsParams p) 
   } else {
     __syncthreads();
   }
+  SFM_TRACE_POINT(5);
 
-  // CTA `rank` reduces tokens [rank NTOK / cluster, ...) of the tile over every rank, in
-  // rank order, and stores them. Dense: 4 tile rows (= output columns) per thread;
-  // gated: gate rows 16 w + 4 i .. and their up rows + 8 (hidden units 8 w + 4 i ..).
+  // CTA `rank` reduces tokens [rank S, rank S + S) of the tile over every rank, in rank
+  // order, and stores them; S = the tile's real tokens over the cluster, rounded up (a
+  // share of NTOK instead left the last ranks idle at small M while the first did two
+  // tokens per thread). Dense: 4 tile rows (= output columns) per thread; gated: gate
+  // rows 16 w + 4 i .. and their up rows + 8 (hidden units 8 w + 4 i ..).
   // A token's loads from all ranks are in flight at once; the loop over tokens stays
   // rolled (an unrolled epilogue overflowed the instruction cache).
   {
+    const float x_scale = __uint_as_float(x_scale_bits);
+    const float inv_hidden =
+        EPI == EpilogueKind::kBiasToBf16 ? 1.0f : __frcp_rn(__uint_as_float(hidden_bits));
+    float col_w[4][kSums];
+    float col_bias[4];
+#pragma unroll
+    for (int c = 0; c < 4; ++c) {
+#pragma unroll
+      for (int s = 0; s < kSums; ++s) col_w[c][s] = __uint_as_float(col_w_bits[c][s]);
+      col_bias[c] = has_bias ? __uint_as_float(bias_bits[c] << 16) : 0.0f;
+    }
     constexpr int kTokStride = kThreads / kQuads;
     // No loads for columns past n_out: every value loaded from a peer is used before
     // the final (relaxed) cluster barrier, so no load is in flight when the peer exits.
-    const int tok_end = col0 < p.n_out ? min(((rank + 1) * NTOK) >> p.log2_cluster, m_here) : 0;
+    const int share = (m_here + cluster - 1) >> p.log2_cluster;
+    const int tok_end = col0 < p.n_out ? min((rank + 1) * share, m_here) : 0;
     const int row0 = kGated ? (quad >> 1) * 16 + (quad & 1) * 4 : quad * 4;
     const uint32_t red_base = smem_u32(red);
 #pragma unroll 1
-    for (int tok = ((rank * NTOK) >> p.log2_cluster) + threadIdx.x / kQuads; tok < tok_end;
-         tok += kTokStride) {
+    for (int tok = rank * share + threadIdx.x / kQuads; tok < tok_end; tok += kTokStride) {
       float4 got[kMaxCluster][kSums];
 #pragma unroll
       for (int r = 0; r < kMaxCluster; ++r) {
@@ -393,7 +494,10 @@ __global__ void __launch_bounds__(kThreads, 1) rs_gemm_kernel(const RsParams p) 
       }
     }
   }
+  SFM_TRACE_POINT(6);
   if (cluster > 1) cluster_sync_relaxed();  // peers read this CTA's tile until here
+  SFM_TRACE_POINT(7);
+  SFM_TRACE_COMMIT(100 + static_cast<int>(EPI));
 }
 
 // Tokens per CTA (the wgmma N) for m tokens; more tokens than 128: grid.y.
@@ -478,6 +582,7 @@ struct Launch {
                          cudaStream_t stream) {
     const Plan plan = make_plan(EPI, m, k, n_out, dev);
     if (!plan.fits) return cudaErrorInvalidValue;
+    SFM_TRACE_BIND();
     auto p = register_stream_params<RsParams>(x, w, m, k, n_out, kStepBytes, out, epi);
     p.log2_cluster = host_log2_pow2(plan.cluster);
     const int64_t blocks = row_blocks(EPI, n_out);

@@ -1,0 +1,114 @@
+"""The phase-trace probe (kernels-src/phase_trace.cuh, scripts/phase_trace.py) on the CPU:
+the script's record layout matches the header's, its parsing and per-call summary on
+synthetic records, and the hooks compile with and without SFM_PHASE_TRACE (skips
+without nvcc)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT / "scripts"))
+import phase_trace  # noqa: E402
+
+HEADER = (REPO_ROOT / "kernels-src" / "phase_trace.cuh").read_text()
+
+
+def header_constant(name: str) -> int:
+    return int(re.search(rf"constexpr int {name} = (\d+);", HEADER).group(1))
+
+
+def test_record_layout_matches_the_header():
+    points = header_constant("kTracePoints")
+    assert phase_trace.POINTS == points
+    assert phase_trace.WORDS == 2 + 2 * points
+    assert all(len(names) == points for names in phase_trace.POINT_NAMES.values())
+
+
+def record(tag: int, bx: int, sm: int, t0: int, step: int = 100) -> list[int]:
+    ns = [t0 + step * i for i in range(phase_trace.POINTS)]
+    words = [tag, (sm << 48) | bx]
+    for i, t in enumerate(ns):
+        words += [t, 2 * t + i]  # clock64: any increasing value
+    return words
+
+
+def buffer_of(records: list[list[int]]) -> torch.Tensor:
+    buf = torch.zeros(phase_trace.WORDS * (len(records) + 1), dtype=torch.int64)
+    buf[0] = len(records)
+    for i, r in enumerate(records):
+        buf[phase_trace.WORDS * (i + 1): phase_trace.WORDS * (i + 2)] = torch.tensor(r)
+    return buf
+
+
+def test_parse_split_and_summarize_synthetic_calls():
+    """Two kernels of 3 CTAs each, 4 calls, period 10 us; the second kernel's CTAs enter
+    2 us after the first's. Records arrive out of order, as the atomic counter gives them."""
+    reps, period = 4, 10_000
+    recs = []
+    for c in range(reps):
+        for b in range(3):
+            recs.append(record(101, b, sm=b, t0=c * period + 10 * b))
+            recs.append(record(102, b, sm=10 + b, t0=c * period + 2_000 + 10 * b))
+    recs.reverse()
+    parsed = phase_trace.read_records(buffer_of(recs))
+    assert len(parsed) == 2 * 3 * reps
+    assert {r["tag"] for r in parsed} == {101, 102}
+    assert {r["sm"] for r in parsed if r["tag"] == 102} == {10, 11, 12}
+    calls = phase_trace.split_calls(parsed, reps)
+    assert all(len(launch) == 3 for launches in calls.values() for launch in launches)
+    s = phase_trace.summarize(calls, reps)
+    assert s["period_ns"] == period
+    gemm2 = s["gemm2"]
+    assert gemm2["ctas"] == 3 and gemm2["distinct_sms"] == 3
+    entry = gemm2["points"][0]
+    assert (entry["first"], entry["median"], entry["last"]) == (2_000, 2_010, 2_020)
+    assert gemm2["points"][-1]["last"] == 2_020 + 100 * (phase_trace.POINTS - 1)
+    assert phase_trace.timer_resolution(parsed) == 100
+
+
+def test_split_refuses_records_that_are_not_whole_launches():
+    recs = phase_trace.read_records(buffer_of([record(101, b, 0, 10 * b) for b in range(5)]))
+    with pytest.raises(SystemExit, match="do not split"):
+        phase_trace.split_calls(recs, 2)
+
+
+KERNEL = r"""
+#include "common.cuh"
+#include "phase_trace.cuh"
+__global__ void traced(int* out) {
+  SFM_TRACE_DECLARE;
+  SFM_TRACE_POINT(0);
+  out[threadIdx.x] = threadIdx.x;
+  SFM_TRACE_POINT(1, static_cast<uint32_t>(out[0]));
+  SFM_TRACE_COMMIT(7);
+}
+void launch(int* out) {
+  SFM_TRACE_BIND();
+  traced<<<1, 32>>>(out);
+}
+"""
+
+
+@pytest.mark.parametrize("traced", (False, True))
+def test_hooks_compile(tmp_path, traced):
+    from static_fp8_mlp_cli import nvcc
+    from static_fp8_mlp_cli.errors import CliError
+
+    try:
+        compiler = nvcc.find_nvcc()
+    except CliError as exc:
+        pytest.skip(f"no nvcc: {exc}")
+    src = tmp_path / "traced.cu"
+    src.write_text(KERNEL)
+    cmd = [str(compiler), "-std=c++17", "-arch=sm_90a", "-I", str(REPO_ROOT / "kernels-src"),
+           "-c", str(src), "-o", str(tmp_path / "traced.o")]
+    if traced:
+        cmd.insert(1, "-DSFM_PHASE_TRACE=1")
+    subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=300)
