@@ -24,6 +24,7 @@
 #pragma once
 
 #include "fp8_gemm_wgmma.cuh"
+#include "phase_trace.cuh"
 
 namespace static_fp8_mlp {
 namespace {
@@ -108,6 +109,11 @@ __global__ void __launch_bounds__(kThreads, 1)
   constexpr bool kGated = P::kGated;
   constexpr bool kDown = P::kSplitK;
   extern __shared__ uint8_t smem_raw[];
+  // Phase trace (probe builds only): the producer thread 0 and the first consumer thread
+  // 128 each stamp and commit a record (tags 210 + EPI and 200 + EPI).
+  SFM_TRACE_DECLARE;
+  SFM_TRACE_POINT_BY(0, 0);
+  SFM_TRACE_POINT_BY(128, 0);
   uint8_t* smem = smem_raw + ((1024u - (smem_u32(smem_raw) & 1023u)) & 1023u);
   uint8_t* staging = smem + P::kRingBytes;
   uint64_t* full = reinterpret_cast<uint64_t*>(staging + P::kStagingBytes);
@@ -162,7 +168,9 @@ __global__ void __launch_bounds__(kThreads, 1)
         tile_origin(blockIdx.x, m0, c0);
         early = kDown ? min(kStages, k_tiles) : 0;
         for (int kt = 0; kt < early; ++kt) load_stage(kt, kt, m0, c0, true, false);
+        SFM_TRACE_POINT_BY(0, 1);
         if constexpr (kDown) asm volatile("griddepcontrol.wait;\n" ::: "memory");
+        SFM_TRACE_POINT_BY(0, 2);
         for (int kt = 0; kt < early; ++kt) load_stage(kt, kt, m0, c0, false, true);
       }
       int it = 0;
@@ -173,6 +181,7 @@ __global__ void __launch_bounds__(kThreads, 1)
           if (it >= early) load_stage(it, kt, m0, c0, true, true);
         }
       }
+      SFM_TRACE_POINT_BY(0, 3);
     }
     if constexpr (kDown) {
       if (p.cluster_reduce) {  // the two cluster barriers of the consumers' reduction
@@ -180,8 +189,11 @@ __global__ void __launch_bounds__(kThreads, 1)
         cluster_sync_relaxed();
       }
     }
+    SFM_TRACE_POINT_BY(0, 7);
+    SFM_TRACE_COMMIT_BY(0, 210 + static_cast<int>(EPI));
   } else {
     asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n");
+    SFM_TRACE_POINT_BY(128, 1);
     const int cw = warpgroup - 1;
     const int t = threadIdx.x % 128;
     const RowScales row_scale = make_row_scales(p.epi);
@@ -327,6 +339,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       tile_origin(tile, m0, c0);
       const int first = min(P::kPromoteTiles, k_tiles);
       issue_group(it, 0, first);
+      SFM_TRACE_POINT_BY(128, 2);  // (the last tile's, in a persistent CTA)
       epilogue(prev_m0, prev_c0);
 #pragma unroll
       for (int i = 0; i < BT / 2; ++i) acc[i] = 0.0f;
@@ -342,13 +355,17 @@ __global__ void __launch_bounds__(kThreads, 1)
       prev_m0 = m0;
       prev_c0 = c0;
     }
+    SFM_TRACE_POINT_BY(128, 3, __float_as_uint(acc[0]));
     epilogue(prev_m0, prev_c0);
+    SFM_TRACE_POINT_BY(128, 4);
     if constexpr (kDown) {
       if (p.cluster_reduce) {
         wgmma_gemm::split_cluster_reduce<BT, P::kRows, P::kPartialPitch>(p, smem, prev_m0, prev_c0,
                                                                          threadIdx.x - 128);
       }
     }
+    SFM_TRACE_POINT_BY(128, 7);
+    SFM_TRACE_COMMIT_BY(128, 200 + static_cast<int>(EPI));
   }
 #endif
 }
@@ -499,6 +516,7 @@ template <EpilogueKind EPI, Activation ACT, int BT>
 cudaError_t launch_bt(const uint8_t* x, const uint8_t* w, const WgmmaParams& p, int sms,
                       int splits, cudaStream_t stream) {
   using P = SwapPlan<EPI, BT>;
+  SFM_TRACE_BIND();
   CUtensorMap tma_x, tma_w;
   cudaError_t e = make_tma(&tma_x, x, p.m, p.k, BT, kBK);
   if (e != cudaSuccess) return e;

@@ -78,13 +78,18 @@ inline void bind_from_env() {
 // of dynamic shared memory the register-sourced wgmma kernel asks for, and its launch
 // failed); in a kernel held to 168 registers (3 CTAs per SM) they spill to local memory.
 #define SFM_TRACE_DECLARE ::static_fp8_mlp::phase_trace::Stamps sfm_trace_stamps{}
-#define SFM_TRACE_POINT(i, ...) \
-  if (threadIdx.x == 0) ::static_fp8_mlp::phase_trace::stamp(sfm_trace_stamps, i, ##__VA_ARGS__)
-#define SFM_TRACE_COMMIT(tag) \
-  if (threadIdx.x == 0) ::static_fp8_mlp::phase_trace::commit(sfm_trace_stamps, tag)
+// Stamped and committed by thread `t` of the CTA (thread 0 in the plain forms).
+#define SFM_TRACE_POINT_BY(t, i, ...) \
+  if (threadIdx.x == (t)) ::static_fp8_mlp::phase_trace::stamp(sfm_trace_stamps, i, ##__VA_ARGS__)
+#define SFM_TRACE_COMMIT_BY(t, tag) \
+  if (threadIdx.x == (t)) ::static_fp8_mlp::phase_trace::commit(sfm_trace_stamps, tag)
+#define SFM_TRACE_POINT(i, ...) SFM_TRACE_POINT_BY(0, i, ##__VA_ARGS__)
+#define SFM_TRACE_COMMIT(tag) SFM_TRACE_COMMIT_BY(0, tag)
 #define SFM_TRACE_BIND() ::static_fp8_mlp::phase_trace::bind_from_env()
 #else
 #define SFM_TRACE_DECLARE
+#define SFM_TRACE_POINT_BY(t, i, ...)
+#define SFM_TRACE_COMMIT_BY(t, tag)
 #define SFM_TRACE_POINT(i, ...)
 #define SFM_TRACE_COMMIT(tag)
 #define SFM_TRACE_BIND()

@@ -5,9 +5,14 @@ SFM_PHASE_TRACE defined (kernels-src/phase_trace.cuh):
     python3 scripts/phase_trace.py .gpu-tune/trace/torch211-cxx11-cu130-x86_64-linux \
         --kind gelu --m 16,32 [--path auto] [--reps 20] [--json OUT]       # GPU machine
 
-Only the register-sourced wgmma kernel (fp8_gemm_wgmma_rs.cuh: dense MLPs at M = 9-39,
-or forced with --path tensor_core_stream) has trace points so far; other kernels leave
-no records.
+Two kernels have trace points: the register-sourced wgmma kernel (fp8_gemm_wgmma_rs.cuh:
+dense MLPs at M = 9-39, or forced with --path tensor_core_stream) and the swap-AB kernel
+(fp8_gemm_swap.cuh: GeGLU from M = 1, dense from 40, most GEMMs at M = 65-192; its
+producer and first consumer thread each leave a record, and its "first stages in" and
+"mainloop" are the last tile's in a persistent CTA; these points were added at the end of
+the twentieth session and have compiled, but not yet run on a GPU: check the first
+trace against the kernel's graph time before trusting it). Other kernels leave no
+records.
 
 Captures REPS calls of the MLP in one CUDA graph, replays it with tracing on, and for the
 calls in the middle (the steady state: the neighbours' kernels overlap as in the
@@ -40,12 +45,21 @@ from perf_probe import capture_graph, graph_time_us, probe_mlp  # noqa: E402
 WORDS = 18  # kTraceWords in phase_trace.cuh
 POINTS = 8
 CAPACITY = 1 << 18  # records
-# What each traced point means, per kernel tag (100 + EpilogueKind: the rs kernel).
+# What each traced point means, per kernel tag: 100 + EpilogueKind the register-sourced
+# wgmma kernel (thread 0); 200 + / 210 + EpilogueKind the swap-AB kernel's first consumer
+# thread (128) / its producer thread (0), one record each per CTA. "-": not stamped.
 POINT_NAMES = {
     "rs": ["entry", "weights in", "wait done", "x in", "mainloop", "tiles parked",
            "epilogue", "exit"],
+    "swap consumer": ["entry", "registers set", "first stages in", "mainloop", "epilogue",
+                      "-", "-", "exit"],
+    "swap producer": ["entry", "early weights issued", "wait done", "loads issued", "-", "-",
+                      "-", "exit"],
 }
-TAG_NAMES = {100: ("rs", "gated gemm1"), 101: ("rs", "dense gemm1"), 102: ("rs", "gemm2")}
+GEMMS = {0: "gated gemm1", 1: "dense gemm1", 2: "gemm2"}
+TAG_NAMES = {**{100 + e: ("rs", g) for e, g in GEMMS.items()},
+             **{200 + e: ("swap consumer", f"{g} (swap, consumer)") for e, g in GEMMS.items()},
+             **{210 + e: ("swap producer", f"{g} (swap, producer)") for e, g in GEMMS.items()}}
 
 
 def read_records(buf: torch.Tensor) -> list[dict]:
