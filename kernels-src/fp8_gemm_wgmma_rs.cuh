@@ -293,8 +293,8 @@ __global__ void __launch_bounds__(kThreads, NTOK <= SFM_RS_THREE_PER_SM_TOKENS ?
     const int col = min(col0 + c, p.n_out - 1);
 #pragma unroll
     for (int s = 0; s < kSums; ++s) {
-      const int64_t row = static_cast<int64_t>(s) * p.n_out + col;
-      col_w_bits[c][s] = load_u32_raw(p.epi.w_scale + (p.epi.w_scale_per_row ? row : 0));
+      col_w_bits[c][s] =
+          load_u32_raw(weight_scale_ptr(p.epi, static_cast<int64_t>(s) * p.n_out + col));
     }
     // Without a bias: any valid address (the value is not used); no predicated load.
     bias_bits[c] = load_u16_raw(has_bias ? static_cast<const void*>(p.epi.bias + col)

@@ -81,10 +81,13 @@ SFM_DEVICE float inverse_hidden_scale(const EpilogueParams& p) {
   return __frcp_rn(__ldg(p.hidden_scale));
 }
 
-// The dequantisation multiplier of weight row `row` (per row, or the per-tensor one).
-// Epilogues that load it early multiply by the activation scale later.
+// Where the dequantisation multiplier of weight row `row` is (per row, or the per-tensor
+// one), and its value. Epilogues that load it early multiply by the activation scale later.
+SFM_DEVICE const float* weight_scale_ptr(const EpilogueParams& p, int64_t row) {
+  return p.w_scale + (p.w_scale_per_row ? row : 0);
+}
 SFM_DEVICE float weight_scale(const EpilogueParams& p, int64_t row) {
-  return __ldg(p.w_scale + (p.w_scale_per_row ? row : 0));
+  return __ldg(weight_scale_ptr(p, row));
 }
 
 // weight_scale times the activation scale: the full dequantisation multiplier.
