@@ -161,7 +161,10 @@ __global__ void __launch_bounds__(kThreads, 1)
         if (b) tma_load_2d(a_tile + P::kTileABytes, &tma_x, &full[s], (kt_first + kt) * kBK, m0);
       };
       // The down GEMM is a programmatic dependent launch: the weights of its first stages
-      // load before it waits for the gate/up GEMM's hidden state.
+      // load before it waits for the gate/up GEMM's hidden state. (The gate/up GEMM's
+      // first weight stages before its own wait, by its producer alone, were slower:
+      // +1.0 / +1.2 / +1.6 us for 1536x6144 at M = 50 and SwiGLU / GeGLU at M = 128;
+      // H200, benchmarks/RESULTS.md, twenty-first session.)
       int early = 0;
       if (static_cast<int>(blockIdx.x) < tiles) {
         int m0, c0;
@@ -232,7 +235,39 @@ __global__ void __launch_bounds__(kThreads, 1)
     // Accumulator layout (m64 x BT, fp32): thread t holds weight rows r and r + 8, r =
     // 16 * warp + lane / 4, for tokens 8j + 2 (lane % 4) + {0, 1}: acc[4j + {0, 1}] row r,
     // acc[4j + {2, 3}] row r + 8.
-    auto epilogue = [&](int m0, int c0) {
+    // The epilogue's per-column multipliers and bias (gate/up GEMMs). The dense GEMM's
+    // load when the tile starts, so that their round trip hides under its mainloop:
+    // loaded at the epilogue, they had made its epilogue 1.4 us long at M = 50 (phase
+    // trace, H200, twenty-first session). The gated GEMM's load at the epilogue: early,
+    // its persistent CTAs were slower (GeGLU / SwiGLU M = 200 +1.2 / +3.2 us), and with
+    // per-tensor scales there is nothing to load.
+    constexpr bool kEarlyParams = !kGated && !kDown;
+    struct ColumnParams {
+      float sa = 0.f, sb = 0.f, bias_a = 0.f, bias_b = 0.f;
+    };
+    auto column_params = [&](int c0) {
+      ColumnParams cp;
+      if constexpr (!kDown) {
+        const int warp = t / 32, lane = t % 32;
+        const int col_a = kGated ? cw * 32 + warp * 8 + lane / 4 : cw * 64 + warp * 16 + lane / 4;
+        const int gcol_a = min(c0 + col_a, p.n_out - 1);  // loads need no guard; stores do
+        const int gcol_b = min(c0 + col_a + 8, p.n_out - 1);
+        if constexpr (kGated) {
+          cp.sa = row_scale(gcol_a);
+          cp.sb = row_scale(static_cast<int64_t>(p.n_out) + gcol_a);
+        } else {
+          cp.sa = row_scale(gcol_a);
+          cp.sb = row_scale(gcol_b);
+          if (p.epi.bias != nullptr) {
+            cp.bias_a = __bfloat162float(p.epi.bias[gcol_a]);
+            cp.bias_b = __bfloat162float(p.epi.bias[gcol_b]);
+          }
+        }
+      }
+      return cp;
+    };
+
+    auto epilogue = [&](int m0, int c0, const ColumnParams& early_params) {
       if (m0 < 0) return;
       const int warp = t / 32, lane = t % 32;
       const int q = lane % 4;
@@ -280,22 +315,15 @@ __global__ void __launch_bounds__(kThreads, 1)
       // r + 8); otherwise two columns (rows r and r + 8).
       const int col_a = kGated ? cw * 32 + warp * 8 + lane / 4 : cw * 64 + warp * 16 + lane / 4;
       const int col_b = col_a + 8;  // not gated
-      const int gcol_a = min(c0 + col_a, p.n_out - 1);  // loads need no guard; stores do
-      const int gcol_b = min(c0 + col_b, p.n_out - 1);
-      float sa, sb, bias_a = 0.f, bias_b = 0.f;
-      if constexpr (kGated) {
-        sa = row_scale(gcol_a);
-        sb = row_scale(static_cast<int64_t>(p.n_out) + gcol_a);
-      } else {
-        sa = row_scale(gcol_a);
-        sb = row_scale(gcol_b);
-        if (p.epi.bias != nullptr) {
-          bias_a = __bfloat162float(p.epi.bias[gcol_a]);
-          bias_b = __bfloat162float(p.epi.bias[gcol_b]);
-        }
-      }
+      const ColumnParams cp = kEarlyParams ? early_params : column_params(c0);
+      const float sa = cp.sa, sb = cp.sb, bias_a = cp.bias_a, bias_b = cp.bias_b;
 #pragma unroll
       for (int j = 0; j < BT / 8; ++j) {
+        // In a 64-token tile (M <= 64), token groups past M are padding (M = 1: 7 of 8):
+        // no math; the stores below skip their staging rows. Not in larger tiles, where
+        // M leaves under 16 tokens of padding and the branches cost more than they save
+        // (GeGLU / SwiGLU M = 128 +0.3 us).
+        if (BT == 64 && m0 + 8 * j >= p.m) break;
         uint8_t* row0 = staging + (8 * j + 2 * q) * P::kPitch;
         uint8_t* row1 = row0 + P::kPitch;
         if constexpr (kGated) {
@@ -334,13 +362,15 @@ __global__ void __launch_bounds__(kThreads, 1)
 
     int it = 0;
     int prev_m0 = -1, prev_c0 = 0;
+    ColumnParams prev_params;
     for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x, it += k_tiles) {
       int m0, c0;
       tile_origin(tile, m0, c0);
+      const ColumnParams params = kEarlyParams ? column_params(c0) : ColumnParams{};
       const int first = min(P::kPromoteTiles, k_tiles);
       issue_group(it, 0, first);
       SFM_TRACE_POINT_BY(128, 2);  // (the last tile's, in a persistent CTA)
-      epilogue(prev_m0, prev_c0);
+      epilogue(prev_m0, prev_c0, prev_params);
 #pragma unroll
       for (int i = 0; i < BT / 2; ++i) acc[i] = 0.0f;
       finish_group(it, 0, first);
@@ -354,9 +384,10 @@ __global__ void __launch_bounds__(kThreads, 1)
       }
       prev_m0 = m0;
       prev_c0 = c0;
+      prev_params = params;
     }
     SFM_TRACE_POINT_BY(128, 3, __float_as_uint(acc[0]));
-    epilogue(prev_m0, prev_c0);
+    epilogue(prev_m0, prev_c0, prev_params);
     SFM_TRACE_POINT_BY(128, 4);
     if constexpr (kDown) {
       if (p.cluster_reduce) {
