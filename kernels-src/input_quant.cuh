@@ -52,8 +52,9 @@ SFM_DEVICE float bf16_hi(uint32_t w) { return __uint_as_float(w & 0xffff0000u); 
 // scale, the bracket more than 2^-21 away). FP8 rounding is monotone, so when lo and hi
 // give the same FP8 byte, t gives that byte too; that covers NaN (GPU arithmetic
 // yields the positive canonical NaN, as the reference's does), infinities and zeros.
-// Otherwise (an FP8 rounding boundary inside the bracket: about one chunk in 10^4) the
-// chunk takes the IEEE division. So does every element when the scale is not a normal
+// Otherwise (an FP8 rounding boundary inside the bracket: about one chunk in 10^4 on
+// generic data, but 3% of the benchmark's K = 1536, M = 128 chunks, where many v / scale
+// fall exactly on rounding midpoints) the chunk takes the IEEE division. So does every element when the scale is not a normal
 // float with a normal reciprocal, where y could be far from 1 / scale.
 struct Bracket {
   float lo, hi;  // 1 / scale * (1 -+ 2^-20)
@@ -87,6 +88,17 @@ SFM_DEVICE void channel_products(int4 in, int4 cs, float (&v)[kElemsPerChunk]) {
   }
 }
 
+// The bracket's FP8 bytes of four products (element 0 in the low byte); `agree` says whether
+// the two bracket products gave the same bytes, i.e. whether these are rn(v / scale)'s.
+SFM_DEVICE uint32_t bracket_quad(const float* v, const Bracket& b, bool& agree) {
+  const uint32_t lo = cvt_quad(__fmul_rn(v[0], b.lo), __fmul_rn(v[1], b.lo),
+                               __fmul_rn(v[2], b.lo), __fmul_rn(v[3], b.lo));
+  const uint32_t hi = cvt_quad(__fmul_rn(v[0], b.hi), __fmul_rn(v[1], b.hi),
+                               __fmul_rn(v[2], b.hi), __fmul_rn(v[3], b.hi));
+  agree = b.usable && lo == hi;
+  return lo;
+}
+
 // Eight bf16 inputs and channel scales -> eight FP8 bytes. The fallback (v -> bytes: the
 // IEEE divisions here) sits behind one rarely taken branch per chunk (per element, the
 // compiler would predicate it into the common path).
@@ -94,19 +106,12 @@ template <typename Fallback>
 SFM_DEVICE Vec8 quantize_chunk_with(int4 in, int4 cs, const Bracket& b, Fallback fallback) {
   float v[kElemsPerChunk];
   channel_products(in, cs, v);
-  Vec8 lo, hi;
+  Vec8 q;
+  bool agree[2];
 #pragma unroll
-  for (int w = 0; w < 2; ++w) {
-    const float* vw = v + 4 * w;
-    lo.w[w] = cvt_quad(__fmul_rn(vw[0], b.lo), __fmul_rn(vw[1], b.lo), __fmul_rn(vw[2], b.lo),
-                       __fmul_rn(vw[3], b.lo));
-    hi.w[w] = cvt_quad(__fmul_rn(vw[0], b.hi), __fmul_rn(vw[1], b.hi), __fmul_rn(vw[2], b.hi),
-                       __fmul_rn(vw[3], b.hi));
-  }
-  if (__builtin_expect(!b.usable || lo.w[0] != hi.w[0] || lo.w[1] != hi.w[1], 0)) {
-    lo = fallback(v);
-  }
-  return lo;
+  for (int w = 0; w < 2; ++w) q.w[w] = bracket_quad(v + 4 * w, b, agree[w]);
+  if (__builtin_expect(!agree[0] || !agree[1], 0)) q = fallback(v);
+  return q;
 }
 
 SFM_DEVICE Vec8 quantize_chunk(int4 in, int4 cs, float scale, const Bracket& b) {
@@ -163,29 +168,37 @@ SFM_DEVICE float quotient_rn(float v, float scale, float y) {
   return select(v != 0.0f && fabsf(t) < __int_as_float(0x7f800000), t, q0);
 }
 
-// rn(v / scale) of eight products, as FP8 bytes, without a branch per element.
-SFM_DEVICE Vec8 exact_bytes(const float (&v)[kElemsPerChunk], float scale, const Reciprocal& r) {
-  float t[kElemsPerChunk];
+// rn(v / scale) of four products, as FP8 bytes, without a branch per element.
+SFM_DEVICE uint32_t exact_quad(const float* v, float scale, const Reciprocal& r) {
+  float t[4];
   if (r.usable) {
 #pragma unroll
-    for (int e = 0; e < kElemsPerChunk; ++e) t[e] = quotient_rn(v[e], scale, r.y);
+    for (int e = 0; e < 4; ++e) t[e] = quotient_rn(v[e], scale, r.y);
   } else {
 #pragma unroll
-    for (int e = 0; e < kElemsPerChunk; ++e) t[e] = __fdiv_rn(v[e], scale);
+    for (int e = 0; e < 4; ++e) t[e] = __fdiv_rn(v[e], scale);
   }
-  Vec8 out;
-#pragma unroll
-  for (int w = 0; w < 2; ++w) out.w[w] = q_quad(t[4 * w], t[4 * w + 1], t[4 * w + 2], t[4 * w + 3]);
-  return out;
+  return q_quad(t[0], t[1], t[2], t[3]);
 }
 
-// The small-M kernel's chunk: the bracket, with the exact quotient as its fallback.
+// The small-M kernel's chunk: the bracket, with the exact quotient as the fallback of each
+// half (four elements) on its own. A failing element usually has no failing neighbour, and
+// at these sizes the fallback's instructions set the call's time: one per chunk made the
+// benchmark's K = 1536, M = 128 input (805 failing chunks in 24576) 0.55 us slower than
+// clean data; one per half, 0.35 us. Finer (per pair or per element) was slower on clean
+// data by 0.05-0.3 us (benchmarks/RESULTS.md, twenty-second session).
 SFM_DEVICE Vec8 quantize_chunk_small_m(int4 in, int4 cs, float scale) {
-  const Reciprocal r = make_reciprocal(scale);
-  return quantize_chunk_with(in, cs, make_bracket(scale),
-                             [scale, r](const float (&v)[kElemsPerChunk]) {
-                               return exact_bytes(v, scale, r);
-                             });
+  const Bracket b = make_bracket(scale);
+  float v[kElemsPerChunk];
+  channel_products(in, cs, v);
+  Vec8 q;
+#pragma unroll
+  for (int w = 0; w < 2; ++w) {
+    bool agree;
+    q.w[w] = bracket_quad(v + 4 * w, b, agree);
+    if (__builtin_expect(!agree, 0)) q.w[w] = exact_quad(v + 4 * w, scale, make_reciprocal(scale));
+  }
+  return q;
 }
 
 // Requires K % 8 == 0, row_stride % 8 == 0 and 16-byte aligned input/channel_scale,
