@@ -187,19 +187,21 @@ def test_swap_ab_auto(rules):
     GPU in clusters of 2+ splits: SwiGLU's at M = 257-384, GeGLU's at 577-768.
     Eighteenth session: above 512 the gated gate/up GEMMs where the swap-AB token tiles
     pad M less than 128-token tiles (576 = 3 x 192 against 640; 769 = 5 x 160 against
-    896; not 577 or 640, 4 x 160 = 640 either way, nor 768, 1024 = 6 x 176 > 1024, 8192)."""
+    896; not 577 or 640, 4 x 160 = 640 either way, nor 768, 1024 = 6 x 176 > 1024, 8192).
+    Twenty-second session: the dense 1152x4304 MLP's down GEMM (L2-resident, 1152
+    columns) at every M from 65 to 896 (was 65-160), not at 1024."""
     for m in (576, 769):
-        assert rules[("swap_auto", m)] == [1, 0, 1, 0, 0, 0], m
+        assert rules[("swap_auto", m)] == [1, 0, 1, 0, 0, 1], m
     for m in (1024, 8192):
         assert rules[("swap_auto", m)] == [0] * 6, m
     for m in (241, 256):
-        assert rules[("swap_auto", m)] == [1, 0, 1, 0, 0, 0], m
+        assert rules[("swap_auto", m)] == [1, 0, 1, 0, 0, 1], m
     for m in (257, 384):
-        assert rules[("swap_auto", m)] == [1, 1, 1, 0, 0, 0], m
+        assert rules[("swap_auto", m)] == [1, 1, 1, 0, 0, 1], m
     for m in (385, 512):
-        assert rules[("swap_auto", m)] == [0, 0, 1, 0, 0, 0], m
+        assert rules[("swap_auto", m)] == [0, 0, 1, 0, 0, 1], m
     for m in (577, 640, 768):
-        assert rules[("swap_auto", m)] == [0, 0, 0, 1, 0, 0], m
+        assert rules[("swap_auto", m)] == [0, 0, 0, 1, 0, 1], m
     for m in (520, 648, 1040, 2064):  # measured faster (eighteenth session)
         assert rules[("swap_auto", m)][0::2] == [1, 1, 0], m
     for m in (1, 7, 8, 16, 17, 39):
@@ -208,9 +210,9 @@ def test_swap_ab_auto(rules):
         assert rules[("swap_auto", m)] == [0, 1, 1, 1, 0, 0], m
     for m in (65, 100, 160):
         assert rules[("swap_auto", m)] == [1, 1, 1, 1, 0, 1], m
-    assert rules[("swap_auto", 192)] == [1, 1, 1, 1, 0, 0]
+    assert rules[("swap_auto", 192)] == [1, 1, 1, 1, 0, 1]
     for m in (193, 224, 240):
-        assert rules[("swap_auto", m)] == [1, 0, 1, 0, 0, 0], m
+        assert rules[("swap_auto", m)] == [1, 0, 1, 0, 0, 1], m
 
 
 def test_auto_kernel_per_gemm(rules):
@@ -251,7 +253,9 @@ def test_auto_kernel_l2_resident(rules):
     tokens, the register-sourced wgmma kernel from 9; from 40 to 64 the dense up and down
     GEMMs on the swap-AB kernel (sixteenth session), a gated gate/up GEMM staying on the
     register-sourced one; above 64 the dense up GEMM on the wgmma tiles and the down GEMM
-    on the swap-AB kernel to 160. Kernel order as in test_auto_kernel_per_gemm."""
+    on the swap-AB kernel to 896 tokens (1152 columns; was 160 before the twenty-second
+    session), the 1536-column one not above 160. Kernel order as in
+    test_auto_kernel_per_gemm."""
     warp, rs, wgmma, swap = 0, 1, 3, 6
     for m in (1, 7, 8):
         assert rules[("pick_l2", m)] == [warp, warp, warp], m
@@ -261,6 +265,12 @@ def test_auto_kernel_l2_resident(rules):
         assert rules[("pick_l2", m)] == [swap, swap, rs], m
     for m in (65, 100, 128):
         assert rules[("pick_l2", m)][:2] == [wgmma, swap], m
+    for m in (129, 160, 192, 193, 512, 768, 769):
+        assert rules[("pick_l2", m)][1] == swap, m
+    for m in (1024, 8192):
+        assert rules[("pick_l2", m)][1] != swap, m
+    for m in (193, 512, 768):
+        assert rules[("pick_l2_1536", m)][0] not in (swap, 7), m
 
 
 def test_swap_ab_down_reduction(rules):
