@@ -494,23 +494,25 @@ inline bool pads_less(int64_t m) {
 // us per MLP at M = 17..64, 2.1-2.5 at M = 8 and 16, 2.1-2.6 at M = 1, 2 and 4), SwiGLU's
 // were 1.3-2.9 us slower at M = 17..64 (scripts/mlp_ab.py, H200, benchmarks/RESULTS.md,
 // 2026-12-03, fifteenth and sixteenth sessions). Above 192, down GEMMs where
-// down_fills_in_clusters says so (seventeenth session), and narrow L2-resident ones to 896
-// tokens (narrow_l2_down_takes). Above 512, gate/up GEMMs that
+// down_fills_in_clusters says so (seventeenth session), and narrow L2-resident ones with
+// unaligned K to 896 tokens (narrow_l2_down_takes). Above 512, gate/up GEMMs that
 // fill the GPU where pads_less says so (eighteenth session). From 40 tokens also the
 // down GEMMs with N <= 4096 (SwiGLU's), reduced in clusters: forced against the split-K
 // cluster wgmma tiles, SwiGLU M = 32 / 50 -0.5 / -1.1 us (M = 1 / 8 / 16: -0.4 / +0.0 /
 // +0.7, so not below 40; eighteenth session, results/swiglu_decode_swap_ab_*).
-// An L2-resident down GEMM with at most kMaxNarrowL2DownCols output columns (a 1152-wide
-// vision tower: 9 tiles of 128 columns, which the wgmma split-K tiles spread thinly) takes
-// the swap-AB kernel up to kMaxNarrowL2DownTokens tokens. Forced against auto, 1152x4304
-// MLP (scripts/mlp_ab.py, H200, twenty-second session): -0.3 to -5.4 us at every M
-// measured from 161 to 896 (M = 200 18.3 -> 16.3, 512 27.1 -> 24.6, 768 36.4 -> 31.0),
-// +3.3 at 1024. The 1536x6144 MLP's (12 column tiles) was mixed there (-0.6 to +3.9 us
-// at M = 256-768), so it keeps the rule below.
+// An L2-resident down GEMM with at most kMaxNarrowL2DownCols output columns whose K is
+// not a whole number of 128-byte K tiles (SigLIP's 1152x4304: K = 4304, every weight row
+// straddling L2 lines) takes the swap-AB kernel up to kMaxNarrowL2DownTokens tokens.
+// Forced against auto, whole MLPs (scripts/mlp_ab.py, H200, twenty-second session):
+// 1152x4304 -0.3 to -5.4 us at every M measured from 161 to 896 (M = 200 18.3 -> 16.3,
+// 512 27.1 -> 24.6, 768 36.4 -> 31.0) but 384 (+0.7), +3.3 at 1024. The aligned towers
+// measured were slower or mixed there: 768x3072 +0.4 to +2.0 us at M = 161-896 (-0.9 at
+// 256), 1536x6144 -0.6 to +3.9 at 256-768. K alignment is the one property that
+// separates them here; a single unaligned shape was measured.
 constexpr int64_t kMaxNarrowL2DownCols = 1152;
 constexpr int64_t kMaxNarrowL2DownTokens = 896;
-inline bool narrow_l2_down_takes(int64_t m, int64_t n_out) {
-  return n_out <= kMaxNarrowL2DownCols && m <= kMaxNarrowL2DownTokens;
+inline bool narrow_l2_down_takes(int64_t m, int64_t n_out, int64_t k) {
+  return n_out <= kMaxNarrowL2DownCols && k % kBK != 0 && m <= kMaxNarrowL2DownTokens;
 }
 
 inline bool auto_takes(int64_t m, bool down, int64_t w_rows, int64_t k, bool l2_resident,
@@ -520,7 +522,7 @@ inline bool auto_takes(int64_t m, bool down, int64_t w_rows, int64_t k, bool l2_
     if (!down) return k <= 2048 && fills_gpu(w_rows, sms);
     return !l2_resident && (w_rows <= 2048 || (w_rows <= 4096 && m >= kMinClusterDownTokens));
   }
-  if (down && l2_resident && m >= kMinTokens && narrow_l2_down_takes(m, w_rows)) return true;
+  if (down && l2_resident && m >= kMinTokens && narrow_l2_down_takes(m, w_rows, k)) return true;
   if (down && m > kMaxTokens) return !l2_resident && down_fills_in_clusters(m, w_rows, k, sms);
   const int64_t max_tokens = down ? kMaxTokens : k <= 2048 ? kMaxAutoTokensShortK : kMaxAutoTokens;
   if (m < kMinTokens || m > max_tokens) return false;

@@ -28,7 +28,9 @@ COMPILE_US = {  # torch.compile static split path, BASELINES.md
 SHAPES = {"geglu": (2048, 16384, 2048), "swiglu": (4096, 14336, 4096), "gelu": (1152, 4304, 1152),
           "gelu2": (1536, 6144, 1536),
           # off the benchmark grid: GEMM1 K rows not whole 128-byte lines, and its aligned twin
-          "gelu_k4304": (4304, 1152, 4304), "gelu_k4352": (4352, 1152, 4352)}
+          "gelu_k4304": (4304, 1152, 4304), "gelu_k4352": (4352, 1152, 4352),
+          # a ViT-B/SigLIP-base-sized tower: a narrower down GEMM (768 columns)
+          "gelu_768": (768, 3072, 768)}
 
 
 def capture_graph(fn, reps=20) -> torch.cuda.CUDAGraph:
