@@ -54,8 +54,9 @@ SFM_DEVICE float bf16_hi(uint32_t w) { return __uint_as_float(w & 0xffff0000u); 
 // yields the positive canonical NaN, as the reference's does), infinities and zeros.
 // Otherwise (an FP8 rounding boundary inside the bracket: about one chunk in 10^4 on
 // generic data, but 3% of the benchmark's K = 1536, M = 128 chunks, where many v / scale
-// fall exactly on rounding midpoints) the chunk takes the IEEE division. So does every element when the scale is not a normal
-// float with a normal reciprocal, where y could be far from 1 / scale.
+// fall exactly on rounding midpoints) the chunk takes the IEEE division. So does every
+// element when the scale is not a normal float with a normal reciprocal, where y could be
+// far from 1 / scale.
 struct Bracket {
   float lo, hi;  // 1 / scale * (1 -+ 2^-20)
   bool usable;   // |scale| in [2^-126, 2^126]
