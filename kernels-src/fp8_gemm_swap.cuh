@@ -20,7 +20,9 @@
 // gridDim.y CTAs per tile, each writing raw fp32 partial sums to a workspace for a reduce
 // kernel, or (down_in_clusters) the splits of a tile are one cluster and reduce over
 // distributed shared memory; a programmatic dependent launch that prefetches its first
-// weight stages before waiting for the hidden state.
+// weight stages before waiting for the hidden state and, where its weights stream from
+// DRAM, lets the next kernel launch as it starts (triggers_next): the next MLP's gated
+// gate/up GEMM at one token tile then loads its own first weight stages early.
 #pragma once
 
 #include "fp8_gemm_wgmma.cuh"
@@ -50,6 +52,11 @@ using wgmma_gemm::WgmmaParams;
 #endif
 #ifndef SFM_SWAP_SMALL_PROMOTE_TILES
 #define SFM_SWAP_SMALL_PROMOTE_TILES 1
+#endif
+// Gated gate/up GEMMs up to this many tokens (one token tile) load their first weight
+// stages before they wait for the previous kernel (see the kernel); 0: never.
+#ifndef SFM_SWAP_EARLY_GATED_TOKENS
+#define SFM_SWAP_EARLY_GATED_TOKENS 64
 #endif
 constexpr int kMinSmallTokens = 1;  // auto: GeGLU-sized GEMMs from here (auto_takes)
 constexpr int kMinTokens = 65;       // auto: the others from here
@@ -133,9 +140,44 @@ __global__ void __launch_bounds__(kThreads, 1)
       kDown ? static_cast<int>((blockIdx.y + 1) * k_tiles_all / gridDim.y) - kt_first : k_tiles_all;
   const int warpgroup = threadIdx.x / 128;
 
-  if (threadIdx.x == 0) init_ring(full, empty, kStages, kConsumers, &tma_x, &tma_w);
+  // Weight stages loaded before the wait for the previous kernel (weights are constant;
+  // only x and the outputs depend on it): the down GEMM's first stages, and a gated
+  // gate/up GEMM's at one token tile of up to SFM_SWAP_EARLY_GATED_TOKENS, which pays
+  // where the kernel before it let it launch early (triggers_next, with the numbers).
+  // Not for the other gate/up GEMMs: at M = 128 (GeGLU, SwiGLU) and for the dense
+  // 1536x6144 at M = 50 they were 1.0-1.9 us slower (twenty-first session): weights in
+  // flight seem to delay the completion of the kernel this one waits for.
+  const bool gated_early = kGated && p.m <= SFM_SWAP_EARLY_GATED_TOKENS;
+  const int early =
+      (kDown || gated_early) && static_cast<int>(blockIdx.x) < tiles ? min(kStages, k_tiles) : 0;
+  // The weights of stages [0, early) of this CTA's first tile (one thread).
+  auto load_early_weights = [&] {
+    const int c0 = (blockIdx.x / t_tiles) * P::kOutCols;
+    for (int kt = 0; kt < early; ++kt) {
+      mbar_expect_tx(&full[kt], P::kStageBytes);  // the stage's x follows after the wait
+      if constexpr (kGated) {
+        tma_load_4d(smem + kt * P::kStageBytes, &tma_w, &full[kt], (kt_first + kt) * kBK, 0, 0,
+                    c0 / 8);
+      } else {
+        tma_load_2d(smem + kt * P::kStageBytes, &tma_w, &full[kt], (kt_first + kt) * kBK, c0);
+      }
+      if (kt == 0) {
+        SFM_TRACE_POINT_BY(0, 5);
+      }
+    }
+  };
+  if (threadIdx.x == 0) {
+    init_ring(full, empty, kStages, kConsumers, &tma_x, &tma_w);
+    SFM_TRACE_POINT_BY(0, 4);
+    if constexpr (!kDown) load_early_weights();  // every thread waits below
+  }
   __syncthreads();
-  if constexpr (!kDown) {
+  if constexpr (kDown) {
+    // The next kernel (the reduce kernel, or the next MLP's gate/up GEMM) may launch now
+    // (triggers_next): its CTAs then take SMs as this grid's leave; its own wait still
+    // waits for this grid to complete.
+    if (p.trigger_next) asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+  } else {
     // A programmatic dependent launch after the input quant; then let the down GEMM launch.
     asm volatile("griddepcontrol.wait;\n" ::: "memory");
     asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
@@ -161,20 +203,17 @@ __global__ void __launch_bounds__(kThreads, 1)
         if (b) tma_load_2d(a_tile + P::kTileABytes, &tma_x, &full[s], (kt_first + kt) * kBK, m0);
       };
       // The down GEMM is a programmatic dependent launch: the weights of its first stages
-      // load before it waits for the gate/up GEMM's hidden state. (The gate/up GEMM's
-      // first weight stages before its own wait, by its producer alone, were slower:
-      // +1.0 / +1.2 / +1.6 us for 1536x6144 at M = 50 and SwiGLU / GeGLU at M = 128;
-      // H200, benchmarks/RESULTS.md, twenty-first session.)
-      int early = 0;
+      // load before it waits for the gate/up GEMM's hidden state (the gate/up GEMM's, if
+      // any, were issued before its kernel-wide wait above); then the x of those stages.
       if (static_cast<int>(blockIdx.x) < tiles) {
         int m0, c0;
         tile_origin(blockIdx.x, m0, c0);
-        early = kDown ? min(kStages, k_tiles) : 0;
-        for (int kt = 0; kt < early; ++kt) load_stage(kt, kt, m0, c0, true, false);
+        if constexpr (kDown) load_early_weights();
         SFM_TRACE_POINT_BY(0, 1);
         if constexpr (kDown) asm volatile("griddepcontrol.wait;\n" ::: "memory");
         SFM_TRACE_POINT_BY(0, 2);
         for (int kt = 0; kt < early; ++kt) load_stage(kt, kt, m0, c0, false, true);
+        SFM_TRACE_POINT_BY(0, 6);
       }
       int it = 0;
       for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
@@ -537,6 +576,22 @@ inline bool auto_takes(int64_t m, bool down, int64_t w_rows, int64_t k, bool l2_
 // 50 / 64. Not for gated gate/up GEMMs (not measured).
 inline bool l2_mid_takes(int64_t m) { return m >= kMinL2Tokens && m < kMinTokens; }
 
+// Whether the down GEMM (and behind it the reduce kernel, reduced over a workspace) lets
+// the next kernel launch as it starts rather than when its work is done
+// (p.trigger_next): for down weights streamed from DRAM, reduced over the workspace or
+// in clusters with at most kMaxTriggerClusterCols output columns. The next MLP's gate/up
+// GEMM then loads its first weight stages (SFM_SWAP_EARLY_GATED_TOKENS) while the down
+// GEMM and the reduce finish. Whole MLPs, both together against neither (H200,
+// scripts/mlp_ab.py, benchmarks/RESULTS.md, twenty-third session): GeGLU M = 1 / 8 / 16
+// -2.5 / -2.4 / -0.9 us, 32 +0.1, 50 / 64 -1.5 / -1.3, 65-128 -0.6 to -1.1 (before the
+// clusters from 16 tokens, below). Not for SwiGLU's down GEMM in clusters (N = 4096:
+// M = 50 +2.1 us, its next gate/up GEMM being the wgmma kernel) nor for L2-resident
+// ones (the dense 1152x4304 at M = 160 +2.1 us, 1536x6144 at M = 50 +0.5).
+constexpr int64_t kMaxTriggerClusterCols = 2048;
+inline bool triggers_next(int64_t n_out, bool in_clusters, bool l2_resident) {
+  return !l2_resident && (!in_clusters || n_out <= kMaxTriggerClusterCols);
+}
+
 // Whether the down GEMM's K splits reduce in clusters over distributed shared memory
 // (launch_down_cluster: no workspace, no reduce kernel) rather than over a workspace and
 // a reduce kernel (launch_down). Both forced, whole MLPs (scripts/mlp_ab.py, H200,
@@ -547,13 +602,19 @@ inline bool l2_mid_takes(int64_t m) { return m >= kMinL2Tokens && m < kMinTokens
 // - L2-resident (a vision tower's, N = 1152 or 1536): 1536x6144 -0.2 to -0.9 at 40-160;
 //   1152x4304 +0.1 to +0.4 at 40-64, -0.1 to -0.2 at 65-128, +0.9 at 160.
 // So: from kMinClusterDownTokens tokens, L2-resident ones only from kMinClusterDownL2Cols
-// output columns. SFM_SWAP_DOWN_CLUSTER 0: never; 2: always; 1: by this rule.
+// output columns; and since both let the next kernel launch early (triggers_next), down
+// GEMMs from DRAM with N <= kMaxTriggerClusterCols from kMinClusterTriggerTokens (GeGLU,
+// twenty-third session: clusters minus workspace -1.0 / -1.8 / -1.7 / -1.6 us at M = 16 /
+// 24 / 32 / 39, +0.9 / +1.0 at M = 1 / 8). SFM_SWAP_DOWN_CLUSTER 0: never; 2: always; 1:
+// by this rule.
 #ifndef SFM_SWAP_DOWN_CLUSTER
 #define SFM_SWAP_DOWN_CLUSTER 1
 #endif
 constexpr int64_t kMinClusterDownL2Cols = 1536;
+constexpr int64_t kMinClusterTriggerTokens = 16;
 inline bool down_in_clusters(int64_t m, int64_t n_out, bool l2_resident) {
   if (SFM_SWAP_DOWN_CLUSTER != 1) return SFM_SWAP_DOWN_CLUSTER == 2;
+  if (!l2_resident && n_out <= kMaxTriggerClusterCols) return m >= kMinClusterTriggerTokens;
   return m >= kMinClusterDownTokens && (!l2_resident || n_out >= kMinClusterDownL2Cols);
 }
 

@@ -329,6 +329,9 @@ struct WgmmaParams {
   void* out;
   EpilogueParams epi;
   int cluster_reduce = 0;  // split-K: the splits of a tile are one cluster (see below)
+  // The swap-AB down GEMM and its reduce kernel let the next kernel launch as they start
+  // (swap_gemm::triggers_next), not once their work is done.
+  int trigger_next = 0;
 };
 
 constexpr int kMaxClusterSplits = 8;  // portable cluster size
@@ -859,13 +862,19 @@ constexpr int kReduceBatch = 4;  // split partials loaded at once by the reduce
 // out[m, n] = bf16(sum over splits of ws[split][m][n] * scale(n) + bias(n)), 4 per thread.
 // PROGRAMMATIC: launched as a programmatic dependent launch (see reduce_splits), it waits
 // here for the GEMM's partial sums, then lets the next kernel (the next layer's gate/up
-// GEMM) set up in turn.
+// GEMM) set up in turn; with trigger_first it lets that kernel launch before it waits
+// (swap_gemm::triggers_next).
 template <bool PROGRAMMATIC>
 __global__ void split_k_reduce_kernel(const float* __restrict__ ws, int splits, int64_t mn,
-                                      int n_out, EpilogueParams epi, __nv_bfloat16* out) {
+                                      int n_out, EpilogueParams epi, __nv_bfloat16* out,
+                                      int trigger_first) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   if constexpr (PROGRAMMATIC) {
-    asm volatile("griddepcontrol.wait;\n griddepcontrol.launch_dependents;\n" ::: "memory");
+    if (trigger_first) {
+      asm volatile("griddepcontrol.launch_dependents;\n griddepcontrol.wait;\n" ::: "memory");
+    } else {
+      asm volatile("griddepcontrol.wait;\n griddepcontrol.launch_dependents;\n" ::: "memory");
+    }
   }
 #endif
   const int64_t i = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) * 4;
@@ -913,9 +922,9 @@ inline cudaError_t reduce_splits(const float* ws, int splits, const WgmmaParams&
   const int n_out = static_cast<int>(p.n_out);
   return programmatic
              ? launch_maybe_programmatic(split_k_reduce_kernel<true>, grid, dim3(256), true, stream,
-                                         partials, splits, mn, n_out, p.epi, out)
+                                         partials, splits, mn, n_out, p.epi, out, p.trigger_next)
              : launch_maybe_programmatic(split_k_reduce_kernel<false>, grid, dim3(256), false,
-                                         stream, partials, splits, mn, n_out, p.epi, out);
+                                         stream, partials, splits, mn, n_out, p.epi, out, 0);
 }
 
 // Split-K factor of the wide down GEMM: fill the GPU, keep >= 4 K tiles per split.

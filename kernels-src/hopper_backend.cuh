@@ -156,7 +156,11 @@ inline cudaError_t gemm2(const Gemm2Args& a, GemmPath path, cudaStream_t stream)
     return hopper::stream<EpilogueKind::kBiasToBf16, Activation::kGeluTanh, SFM_STREAM_DENSE_WIDTHS>(
         a.op, a.op.n, a.out, a.bias, nullptr, stream);
   }
-  const auto p = make_params(a.op, a.op.n, a.out, a.bias, nullptr);
+  auto p = make_params(a.op, a.op.n, a.out, a.bias, nullptr);
+  if (kernel == Kernel::kSwapAB || kernel == Kernel::kSwapABCluster) {
+    p.trigger_next = swap_gemm::triggers_next(a.op.n, kernel == Kernel::kSwapABCluster,
+                                              a.op.n * a.op.k <= kMaxWarpWeightBytes);
+  }
   if (kernel == Kernel::kSwapAB) {
     return swap_gemm::launch_down<Activation::kGeluTanh>(a.op.x, a.op.w, p, a.workspace,
                                                           a.workspace_bytes, sms, stream);

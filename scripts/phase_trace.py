@@ -53,8 +53,8 @@ POINT_NAMES = {
            "epilogue", "exit"],
     "swap consumer": ["entry", "registers set", "first stages in", "mainloop", "epilogue",
                       "-", "-", "exit"],
-    "swap producer": ["entry", "early weights issued", "wait done", "loads issued", "-", "-",
-                      "-", "exit"],
+    "swap producer": ["entry", "early weights issued", "wait done", "loads issued",
+                      "ring ready", "first weights issued", "x of early stages issued", "exit"],
 }
 GEMMS = {0: "gated gemm1", 1: "dense gemm1", 2: "gemm2"}
 TAG_NAMES = {**{100 + e: ("rs", g) for e, g in GEMMS.items()},

@@ -77,6 +77,13 @@ int main() {
            int(swap_gemm::down_in_clusters(m, 2048, false)),
            int(swap_gemm::down_in_clusters(m, 1152, true)),
            int(swap_gemm::down_in_clusters(m, 1536, true)));
+    // whether the swap-AB down GEMM lets the next kernel launch as it starts, with the
+    // reduction down_in_clusters picks: SwiGLU, GeGLU (from DRAM), dense 1152, 1536 (L2)
+    const auto trig = [&](long n, long k, bool l2) {
+      return int(swap_gemm::triggers_next(n, swap_gemm::down_in_clusters(m, n, l2), l2));
+    };
+    printf("trigger %ld %d %d %d %d\n", m, trig(4096, 14336, false), trig(2048, 16384, false),
+           trig(1152, 4304, true), trig(1536, 6144, true));
     printf("pick %ld %d %d %d %d\n", m, pick(false, 28672, 4096, true), pick(true, 4096, 14336, false),
            pick(false, 32768, 2048, true), pick(true, 2048, 16384, false));
     printf("swap %ld %d %d %d %d %d %d %d\n", m, swap_gemm::token_tile(m), int(swap_gemm::fills_gpu(28672, SMS)),
@@ -224,16 +231,18 @@ def test_auto_kernel_per_gemm(rules):
     on the swap-AB kernels from 1 token (sixteenth session; was 8),
     SwiGLU's from 65; above 192 the down GEMMs on the
     split-K wgmma tiles, the gate/up GEMMs on the swap-AB kernel to 240, then the wgmma
-    tiles; the swap-AB down GEMMs reduce in clusters from 40 tokens (seventeenth session);
+    tiles; the swap-AB down GEMMs reduce in clusters from 40 tokens (seventeenth session),
+    GeGLU's from 16 (twenty-third session);
     above 512 the gate/up GEMMs on the swap-AB kernel where its tiles pad M less
     (eighteenth session: M = 576, 769, 1040, not 640, 1024 or 8192).
     Kernel order: warp, reg-wgmma, stream, wgmma, split-K, split-K cluster, swap-AB,
     swap-AB with the down GEMM reduced in clusters, portable."""
     wgmma, stream, split_k, cluster, swap, swap_cluster = 3, 2, 4, 5, 6, 7
-    for m in (1, 7, 8, 16):
+    for m in (1, 7, 8):
         assert rules[("pick", m)] == [wgmma, stream, swap, swap], m
+    assert rules[("pick", 16)] == [wgmma, stream, swap, swap_cluster]
     for m in (17, 32, 39):
-        assert rules[("pick", m)] == [wgmma, cluster, swap, swap], m
+        assert rules[("pick", m)] == [wgmma, cluster, swap, swap_cluster], m
     for m in (40, 50, 64):
         assert rules[("pick", m)] == [wgmma, swap_cluster, swap, swap_cluster], m
     for m in (65, 100, 192):
@@ -281,10 +290,14 @@ def test_swap_ab_down_reduction(rules):
     """The swap-AB down GEMM's K splits reduce in clusters (no workspace, no reduce kernel)
     from 40 tokens, L2-resident ones only with N >= 1536: measured faster for SwiGLU and
     GeGLU at M = 40-192 and the 1536x6144 MLP at 40-160, slower for GeGLU at M = 1 and the
-    1152x4304 MLP at 40-64 and 160 (seventeenth session, scripts/mlp_ab.py). The 1536x6144
+    1152x4304 MLP at 40-64 and 160 (seventeenth session, scripts/mlp_ab.py); GeGLU-sized
+    ones (N <= 2048 from DRAM, letting the next kernel launch early) from 16 tokens
+    (twenty-third session: -1.0 to -1.8 us at M = 16-39, +0.9 at 1 and 8). The 1536x6144
     down GEMM takes the swap-AB kernel with clusters from 40 to 160 tokens."""
-    for m in (1, 7, 8, 16, 17, 32, 39):
+    for m in (1, 7, 8):
         assert rules[("down_cluster", m)] == [0, 0, 0, 0], m
+    for m in (16, 17, 32, 39):
+        assert rules[("down_cluster", m)] == [0, 1, 0, 0], m
     for m in (40, 50, 64, 65, 100, 128, 160, 192):
         assert rules[("down_cluster", m)] == [1, 1, 0, 1], m
     rs, swap_cluster = 1, 7
@@ -292,3 +305,16 @@ def test_swap_ab_down_reduction(rules):
         assert rules[("pick_l2_1536", m)] == [rs], m
     for m in (40, 64, 65, 100, 160):
         assert rules[("pick_l2_1536", m)] == [swap_cluster], m
+
+
+def test_swap_ab_down_triggers_next(rules):
+    """The swap-AB down GEMM (and its reduce kernel) let the next kernel launch as they
+    start only for down weights from DRAM: GeGLU's at every M (workspace or clusters, N =
+    2048); SwiGLU's only over the workspace (a forced path: auto puts it on the swap-AB
+    kernel from 40 tokens, in clusters, where triggering measured 2.1 us slower at M =
+    50); never the L2-resident vision towers' (1152x4304 +2.1 us at M = 160);
+    twenty-third session, scripts/mlp_ab.py."""
+    for m in (1, 16, 39):
+        assert rules[("trigger", m)] == [1, 1, 0, 0], m
+    for m in (40, 64, 65, 128, 192):
+        assert rules[("trigger", m)] == [0, 1, 0, 0], m
