@@ -183,6 +183,13 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
     // CTA per SM, all of ours resident) and prefetch their weights.
     asm volatile("griddepcontrol.wait;\n" ::: "memory");
     asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+  } else {
+    // GEMM2 lets the next kernel launch now (its own wait still waits for this grid): the
+    // next MLP's gated gate/up GEMM then loads its first weight stages while this one
+    // finishes (wgmma_gemm, SFM_WGMMA_EARLY_GATED_TOKENS). Both together, SwiGLU M = 1 /
+    // 8 / 16 -0.6 / -0.5 / -0.5 us (H200, scripts/mlp_ab.py, benchmarks/RESULTS.md,
+    // twenty-third session).
+    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
   }
 
   // Tile t: token tile t % t_tiles of weight tile t / t_tiles (CTAs working at the same

@@ -584,10 +584,11 @@ inline bool l2_mid_takes(int64_t m) { return m >= kMinL2Tokens && m < kMinTokens
 // GEMM and the reduce finish. Whole MLPs, both together against neither (H200,
 // scripts/mlp_ab.py, benchmarks/RESULTS.md, twenty-third session): GeGLU M = 1 / 8 / 16
 // -2.5 / -2.4 / -0.9 us, 32 +0.1, 50 / 64 -1.5 / -1.3, 65-128 -0.6 to -1.1 (before the
-// clusters from 16 tokens, below). Not for SwiGLU's down GEMM in clusters (N = 4096:
-// M = 50 +2.1 us, its next gate/up GEMM being the wgmma kernel) nor for L2-resident
-// ones (the dense 1152x4304 at M = 160 +2.1 us, 1536x6144 at M = 50 +0.5).
-constexpr int64_t kMaxTriggerClusterCols = 2048;
+// clusters from 16 tokens, below); SwiGLU (N = 4096) M = 40 / 50 / 64 -0.1 / -0.5 / -0.7
+// once its next gate/up GEMM (the wgmma kernel) loaded early too (before that, M = 50
+// +2.1). Not for L2-resident ones (the dense 1152x4304 at M = 160 +2.1 us, 1536x6144 at
+// M = 50 +0.5).
+constexpr int64_t kMaxTriggerClusterCols = 4096;
 inline bool triggers_next(int64_t n_out, bool in_clusters, bool l2_resident) {
   return !l2_resident && (!in_clusters || n_out <= kMaxTriggerClusterCols);
 }
@@ -603,7 +604,7 @@ inline bool triggers_next(int64_t n_out, bool in_clusters, bool l2_resident) {
 //   1152x4304 +0.1 to +0.4 at 40-64, -0.1 to -0.2 at 65-128, +0.9 at 160.
 // So: from kMinClusterDownTokens tokens, L2-resident ones only from kMinClusterDownL2Cols
 // output columns; and since both let the next kernel launch early (triggers_next), down
-// GEMMs from DRAM with N <= kMaxTriggerClusterCols from kMinClusterTriggerTokens (GeGLU,
+// GEMMs from DRAM with N <= kMaxEarlyClusterCols from kMinClusterTriggerTokens (GeGLU,
 // twenty-third session: clusters minus workspace -1.0 / -1.8 / -1.7 / -1.6 us at M = 16 /
 // 24 / 32 / 39, +0.9 / +1.0 at M = 1 / 8). SFM_SWAP_DOWN_CLUSTER 0: never; 2: always; 1:
 // by this rule.
@@ -612,9 +613,10 @@ inline bool triggers_next(int64_t n_out, bool in_clusters, bool l2_resident) {
 #endif
 constexpr int64_t kMinClusterDownL2Cols = 1536;
 constexpr int64_t kMinClusterTriggerTokens = 16;
+constexpr int64_t kMaxEarlyClusterCols = 2048;
 inline bool down_in_clusters(int64_t m, int64_t n_out, bool l2_resident) {
   if (SFM_SWAP_DOWN_CLUSTER != 1) return SFM_SWAP_DOWN_CLUSTER == 2;
-  if (!l2_resident && n_out <= kMaxTriggerClusterCols) return m >= kMinClusterTriggerTokens;
+  if (!l2_resident && n_out <= kMaxEarlyClusterCols) return m >= kMinClusterTriggerTokens;
   return m >= kMinClusterDownTokens && (!l2_resident || n_out >= kMinClusterDownL2Cols);
 }
 

@@ -73,10 +73,17 @@ static_assert(SFM_WGMMA_FIRST_GROUP_TILES >= SFM_WGMMA_PROMOTE_TILES, "issue_gro
 #define SFM_WGMMA_CLUSTER 2
 #endif
 
+// Gated gate/up GEMMs up to this many tokens (CTAs without a cluster) load their first
+// weight stages before they wait for the previous kernel; 0: never. Down GEMMs up to
+// kMaxTriggerTokens let the next kernel launch as they start.
+#ifndef SFM_WGMMA_EARLY_GATED_TOKENS
+#define SFM_WGMMA_EARLY_GATED_TOKENS 64
+#endif
 #ifndef SFM_WGMMA_PDL  // 1: both GEMMs are programmatic dependent launches (small M)
 #define SFM_WGMMA_PDL 1
 #endif
 constexpr int kMaxPdlTokens = 512;
+constexpr int kMaxTriggerTokens = 64;
 
 // Two CTA shapes. Tall (large batches): 128 tokens (64 per consumer warpgroup) x BN
 // shared weight rows. Wide (batches up to kMaxWideTokens): 64 tokens shared by both
@@ -475,7 +482,35 @@ __global__ void __launch_bounds__(kThreads, 1)
       SPLIT ? static_cast<int>((blockIdx.y + 1) * k_tiles_all / gridDim.y) - kt_first
             : k_tiles_all;
 
-  if (threadIdx.x == 0) init_ring(full, empty, kStages, kConsumers * CLUSTER, &tma_x, &tma_w);
+  // Weight stages loaded before the wait for the previous kernel (weights are constant;
+  // only x and the outputs depend on it): the down GEMM's first stages (kGemm2Pdl, in
+  // the producer), and a gated gate/up GEMM's without a cluster at up to
+  // SFM_WGMMA_EARLY_GATED_TOKENS tokens (here, before the kernel-wide wait), which pays
+  // where the kernel before it let it launch early: with the down GEMMs' early triggers
+  // (below, fp8_gemm_stream.cuh, swap_gemm::triggers_next) SwiGLU M = 1-16 -0.5 to -0.6
+  // us, 50 / 64 -0.5 / -0.7; alone +0.2 to +0.5 (H200, scripts/mlp_ab.py,
+  // benchmarks/RESULTS.md, twenty-third session).
+  const bool gated_early = kGated && CLUSTER == 1 && p.m <= SFM_WGMMA_EARLY_GATED_TOKENS;
+  const int early = (kGemm2Pdl || gated_early) && first_tile < tiles ? min(kStages, k_tiles) : 0;
+  if (threadIdx.x == 0) {
+    init_ring(full, empty, kStages, kConsumers * CLUSTER, &tma_x, &tma_w);
+    if (gated_early && early > 0) {
+      int m0, c0;
+      tile_origin(first_tile, m0, c0);
+      for (int kt = 0; kt < early; ++kt) {  // load_stage's B half, for CLUSTER == 1
+        uint8_t* b_tile = smem + kt * kStageBytes + kTileABytes;
+        mbar_expect_tx(&full[kt], kStageBytes);  // the stage's x follows after the wait
+#pragma unroll
+        for (int g = 0; g < (WIDE ? 2 : 1); ++g) {
+          uint8_t* b_wg = b_tile + g * kBN * kBK;
+          const int cg = c0 + g * kWgCols;
+          const int k0 = (kt_first + kt) * kBK;
+          tma_load_2d(b_wg, &tma_w, &full[kt], k0, cg);                            // gate
+          tma_load_2d(b_wg + kBN * kBK / 2, &tma_w, &full[kt], k0, p.n_out + cg);  // up
+        }
+      }
+    }
+  }
   // The peer's multicast loads signal this CTA's barriers: initialised first.
   if constexpr (CLUSTER > 1) {
     cluster_sync();
@@ -489,6 +524,10 @@ __global__ void __launch_bounds__(kThreads, 1)
     // and prefetch their weights (see the producer). Only after the wait: whatever the
     // previous kernel wrote (weights included) is visible to both.
     asm volatile("griddepcontrol.wait;\n" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+  } else if (p.m <= kMaxTriggerTokens) {
+    // A decode-sized down GEMM lets the next kernel launch now (see gated_early above);
+    // that kernel's own wait still waits for this grid to complete.
     asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
   }
 
@@ -542,13 +581,13 @@ __global__ void __launch_bounds__(kThreads, 1)
       // The down GEMM is a programmatic dependent launch: it fetches the weights of its
       // first stages, then waits for the gate/up GEMM (griddepcontrol.wait) before the
       // first load of its activations, the FP8 hidden state.
-      int early = 0;
       if (first_tile < tiles) {
         int m0, c0;
         tile_origin(first_tile, m0, c0);
-        early = kGemm2Pdl ? min(kStages, k_tiles) : 0;
-        for (int kt = 0; kt < early; ++kt) load_stage(kt, kt, m0, c0, false, true);
-        if constexpr (kGemm2Pdl) asm volatile("griddepcontrol.wait;\n" ::: "memory");
+        if constexpr (kGemm2Pdl) {
+          for (int kt = 0; kt < early; ++kt) load_stage(kt, kt, m0, c0, false, true);
+          asm volatile("griddepcontrol.wait;\n" ::: "memory");
+        }
         for (int kt = 0; kt < early; ++kt) load_stage(kt, kt, m0, c0, true, false);
       }
       int it = 0;
