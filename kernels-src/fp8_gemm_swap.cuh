@@ -586,8 +586,9 @@ inline bool l2_mid_takes(int64_t m) { return m >= kMinL2Tokens && m < kMinTokens
 // -2.5 / -2.4 / -0.9 us, 32 +0.1, 50 / 64 -1.5 / -1.3, 65-128 -0.6 to -1.1 (before the
 // clusters from 16 tokens, below); SwiGLU (N = 4096) M = 40 / 50 / 64 -0.1 / -0.5 / -0.7
 // once its next gate/up GEMM (the wgmma kernel) loaded early too (before that, M = 50
-// +2.1). Not for L2-resident ones (the dense 1152x4304 at M = 160 +2.1 us, 1536x6144 at
-// M = 50 +0.5).
+// +2.1); above 192 tokens (SwiGLU M = 257-384, GeGLU 600-768) within -0.4 to +0.8 us of
+// 100-125. Not for L2-resident ones (the dense 1152x4304 at M = 160 +2.1 us, 1536x6144
+// at M = 50 +0.5).
 constexpr int64_t kMaxTriggerClusterCols = 4096;
 inline bool triggers_next(int64_t n_out, bool in_clusters, bool l2_resident) {
   return !l2_resident && (!in_clusters || n_out <= kMaxTriggerClusterCols);
