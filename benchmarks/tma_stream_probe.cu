@@ -23,31 +23,12 @@
 #include <vector>
 
 #include "probe_check.h"
+#include "probe_ring.h"
 
 constexpr int kStageBytes = 32 * 1024;
 constexpr int kStages = 6;
 constexpr int kConsumerWarps = 4;
 
-__device__ __forceinline__ uint32_t smem_u32(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-__device__ __forceinline__ void mbar_init(uint64_t* b, uint32_t n) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(smem_u32(b)), "r"(n));
-}
-__device__ __forceinline__ void mbar_expect_tx(uint64_t* b, uint32_t bytes) {
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_u32(b)),
-               "r"(bytes) : "memory");
-}
-__device__ __forceinline__ void mbar_arrive(uint64_t* b) {
-  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(smem_u32(b)) : "memory");
-}
-__device__ __forceinline__ void mbar_wait(uint64_t* b, uint32_t parity) {
-  asm volatile(
-      "{\n.reg .pred p;\nW_%=:\n"
-      "mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n@!p bra W_%=;\n}\n" ::"r"(
-          smem_u32(b)),
-      "r"(parity) : "memory");
-}
 __device__ __forceinline__ void tma3(void* dst, const CUtensorMap* m, uint64_t* b, int c0, int c1,
                                      int c2) {
   asm volatile(
@@ -60,12 +41,6 @@ __device__ __forceinline__ void tma2(void* dst, const CUtensorMap* m, uint64_t* 
       "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, "
       "{%3, %4}], [%2];" ::"r"(smem_u32(dst)),
       "l"(m), "r"(smem_u32(b)), "r"(c0), "r"(c1) : "memory");
-}
-__device__ __forceinline__ void bulk1d(void* dst, const void* src, uint32_t bytes, uint64_t* b) {
-  asm volatile(
-      "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(
-          smem_u32(dst)),
-      "l"(src), "r"(bytes), "r"(smem_u32(b)) : "memory");
 }
 
 // Stage s of the whole matrix (stages ordered as the GEMM walks them: 64-row tiles, K
