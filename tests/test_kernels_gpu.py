@@ -250,6 +250,59 @@ def test_input_quant_strided_inputs(sfm, layout):
     assert torch.equal(got.view(torch.uint8).cpu(), ref_quant(x.cpu(), cs.cpu(), s.cpu()))
 
 
+@pytest.mark.parametrize("m", (1, 16, 50))
+@pytest.mark.parametrize("in_graph", (False, True))
+def test_gated_layers_hand_off_through_input_quant(sfm, m, in_graph):
+    """The decode hand-offs (twenty-third session): a down GEMM whose weights stream from
+    DRAM, and its reduce kernel, let the next kernel launch as they start, and the next
+    gated gate/up GEMM loads its weights before its wait. Four GeGLU layers at the
+    benchmark's decode shape (K = N = 2048, H = 16384: the swap-AB path, workspace at
+    M = 1, clusters at 16 and 50) chained through the input quant, each layer's FP8 input
+    the quantised output of the layer before, the bf16 output in one reused buffer
+    poisoned before each layer, no synchronisation: a kernel that read its activations
+    before the one it waits for completed would see poison or another layer's data."""
+    gen = torch.Generator(device="cuda").manual_seed(23 + m)
+    k = n = 2048
+    cases = [gated_case(m, k, 16384, n, "gelu_tanh", False, generator=gen) for _ in range(4)]
+    cs = (torch.rand(n, device="cuda", generator=gen) + 0.5).to(torch.bfloat16)
+    s = torch.tensor(1 / 64, device="cuda")
+    y = torch.empty(m, n, dtype=torch.bfloat16, device="cuda")
+    xs = [cases[0].input.clone()] + [torch.empty(m, k, dtype=FP8, device="cuda") for _ in cases]
+
+    def layer_args(i):  # a layer's input scale is the quant scale of the layer before
+        c = cases[i]
+        return (xs[i], c.gate_up_weight, c.down_weight, c.input_scale if i == 0 else s,
+                c.gate_up_weight_scale, c.hidden_scale, c.down_weight_scale)
+
+    def layers():
+        for i in range(len(cases)):
+            y.fill_(float("nan"))
+            sfm.fp8_geglu_mlp_bf16(*layer_args(i), out=y)
+            sfm.channel_scale_quantize_fp8_static_bf16(y, cs, s, out=xs[i + 1])
+
+    if in_graph:
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            layers()  # warm-up outside the capture
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            layers()
+        for x in xs[1:]:
+            x.view(torch.uint8).fill_(0x7F)
+        graph.replay()
+    else:
+        layers()
+    torch.cuda.synchronize()
+    for i in range(len(cases)):
+        args = layer_args(i)
+        got_y = sfm.fp8_geglu_mlp_bf16(*args)  # deterministic: the bytes layers() produced
+        assert_close_to_reference(got_y, sfm.reference.gated_mlp(*args, "gelu_tanh"))
+        expected_q = ref_quant(got_y.cpu(), cs.cpu(), s.cpu())
+        assert torch.equal(xs[i + 1].view(torch.uint8).cpu(), expected_q), i
+
+
 @pytest.mark.parametrize("m", (1, 50, 700))
 @pytest.mark.parametrize("in_graph", (False, True))
 def test_input_quant_reads_the_previous_kernels_output(sfm, m, in_graph):
