@@ -250,6 +250,25 @@ def test_input_quant_strided_inputs(sfm, layout):
     assert torch.equal(got.view(torch.uint8).cpu(), ref_quant(x.cpu(), cs.cpu(), s.cpu()))
 
 
+def run_layers(layers, fp8_outputs, in_graph: bool):
+    """Runs `layers()` eagerly, or captures it in a CUDA graph (after a warm-up on a side
+    stream), poisons its FP8 outputs and replays the graph once."""
+    if not in_graph:
+        layers()
+        return
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        layers()  # warm-up outside the capture
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        layers()
+    for o in fp8_outputs:
+        o.view(torch.uint8).fill_(0x7F)
+    graph.replay()
+
+
 @pytest.mark.parametrize("m", (1, 16, 50))
 @pytest.mark.parametrize("in_graph", (False, True))
 def test_gated_layers_hand_off_through_input_quant(sfm, m, in_graph):
@@ -280,20 +299,7 @@ def test_gated_layers_hand_off_through_input_quant(sfm, m, in_graph):
             sfm.fp8_geglu_mlp_bf16(*layer_args(i), out=y)
             sfm.channel_scale_quantize_fp8_static_bf16(y, cs, s, out=xs[i + 1])
 
-    if in_graph:
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            layers()  # warm-up outside the capture
-        torch.cuda.current_stream().wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            layers()
-        for x in xs[1:]:
-            x.view(torch.uint8).fill_(0x7F)
-        graph.replay()
-    else:
-        layers()
+    run_layers(layers, xs[1:], in_graph)
     torch.cuda.synchronize()
     for i in range(len(cases)):
         args = layer_args(i)
@@ -329,20 +335,7 @@ def test_input_quant_reads_the_previous_kernels_output(sfm, m, in_graph):
             sfm.fp8_gelu_mlp_bf16(*c.args(), out=y)
             sfm.channel_scale_quantize_fp8_static_bf16(quant_in(y), cs, s, out=o)
 
-    if in_graph:
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            layers()  # warm-up outside the capture
-        torch.cuda.current_stream().wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            layers()
-        for o in outs:
-            o.view(torch.uint8).fill_(0x7F)
-        graph.replay()
-    else:
-        layers()
+    run_layers(layers, outs, in_graph)
     for c, o in zip(cases, outs):
         expected = sfm.reference.fp8_gelu_mlp_bf16(*c.args())
         got_y = sfm.fp8_gelu_mlp_bf16(*c.args())  # deterministic: the same bytes as in layers()
