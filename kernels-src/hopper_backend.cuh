@@ -159,7 +159,7 @@ inline cudaError_t gemm2(const Gemm2Args& a, GemmPath path, cudaStream_t stream)
   auto p = make_params(a.op, a.op.n, a.out, a.bias, nullptr);
   if (kernel == Kernel::kSwapAB || kernel == Kernel::kSwapABCluster) {
     p.trigger_next = swap_gemm::triggers_next(a.op.n, kernel == Kernel::kSwapABCluster,
-                                              a.op.n * a.op.k <= kMaxWarpWeightBytes);
+                                              l2_resident_weights(a.op.n, a.op.k));
   }
   if (kernel == Kernel::kSwapAB) {
     return swap_gemm::launch_down<Activation::kGeluTanh>(a.op.x, a.op.w, p, a.workspace,

@@ -81,6 +81,11 @@ namespace hopper {
 constexpr int64_t kMaxStreamTokens = SFM_MAX_STREAM_TOKENS;
 constexpr int64_t kMaxWarpTokens = SFM_MAX_WARP_TOKENS;
 constexpr int64_t kMaxWarpWeightBytes = int64_t(SFM_MAX_WARP_WEIGHT_MB) << 20;
+// Whether a [w_rows, k] FP8 weight counts as L2-resident between calls (the dispatcher's
+// bound: kMaxWarpWeightBytes).
+inline bool l2_resident_weights(int64_t w_rows, int64_t k) {
+  return w_rows * k <= kMaxWarpWeightBytes;
+}
 constexpr int64_t kMaxStreamGemm2Tokens = 128;
 constexpr int64_t kMaxRsTokens = SFM_MAX_RS_TOKENS;
 inline bool rs_preferred(int64_t m, int64_t k) {
@@ -110,8 +115,7 @@ inline Kernel swap_kernel(int64_t m, bool gemm2, int64_t n_out, bool l2_resident
 // at 128).
 inline bool split_in_clusters(int64_t m, int64_t n_out, int64_t k) {
   if (SFM_SPLIT_IN_CLUSTERS != 1) return SFM_SPLIT_IN_CLUSTERS == 2;
-  // kMaxWarpWeightBytes: the dispatcher's bound for L2-resident weights (see pick).
-  return m <= wgmma_gemm::kMaxWideTokens || n_out * k <= kMaxWarpWeightBytes;
+  return m <= wgmma_gemm::kMaxWideTokens || l2_resident_weights(n_out, k);
 }
 
 // w_rows and k: the weight matrix ([w_rows, k]; for the down GEMM w_rows = N); warp_ok:
@@ -136,7 +140,7 @@ inline Kernel pick(int64_t m, GemmPath path, bool gemm2, int64_t w_rows, int64_t
     case GemmPath::kTensorCoreSwapABCluster:
       return gemm2 ? Kernel::kSwapABCluster : Kernel::kPortable;
     case GemmPath::kAuto: {
-      const bool l2_resident = w_rows * k <= kMaxWarpWeightBytes;
+      const bool l2_resident = l2_resident_weights(w_rows, k);
       if (l2_resident) {
         if (SFM_WGMMA_SWAP_AB && !gated_gemm1 && swap_gemm::l2_mid_takes(m)) {
           return swap_kernel(m, gemm2, w_rows, l2_resident);
