@@ -32,6 +32,7 @@
 #include <cstdlib>
 #include <vector>
 
+#include "../kernels-src/common.cuh"
 #include "probe_check.h"
 #include "probe_ring.h"
 
@@ -158,19 +159,11 @@ __global__ void __launch_bounds__(kThreads, 1)
   if (acc == 0x7fffffff) *sink = acc;
 }
 
+// A probe kernel: one CTA per SM (`grid`), the ring's shared memory.
 template <typename... Params, typename... Args>
 void launch(void (*kernel)(Params...), int grid, bool programmatic, cudaStream_t s, Args... args) {
-  cudaLaunchConfig_t config = {};
-  config.gridDim = dim3(grid);
-  config.blockDim = dim3(kThreads);
-  config.dynamicSmemBytes = kSmemBytes;
-  config.stream = s;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
-  config.attrs = attr;
-  config.numAttrs = programmatic ? 1 : 0;
-  CHECK(cudaLaunchKernelEx(&config, kernel, static_cast<Params>(args)...));
+  CHECK(static_fp8_mlp::launch_maybe_programmatic_smem(kernel, dim3(grid), dim3(kThreads),
+                                                       kSmemBytes, programmatic, s, args...));
 }
 
 int main(int argc, char** argv) {
@@ -203,6 +196,9 @@ int main(int argc, char** argv) {
                          "one kernel, grid barrier between A and B",
                          "one kernel streaming A and B as one buffer",
                          "two plain launches"};
+  cudaEvent_t t0, t1;
+  CHECK(cudaEventCreate(&t0));
+  CHECK(cudaEventCreate(&t1));
   for (int mode = 0; mode < 5; ++mode) {
     cudaGraph_t graph;
     cudaGraphExec_t exec;
@@ -228,18 +224,10 @@ int main(int argc, char** argv) {
     }
     CHECK(cudaStreamEndCapture(s, &graph));
     CHECK(cudaGraphInstantiate(&exec, graph, 0));
-    cudaEvent_t t0, t1;
-    CHECK(cudaEventCreate(&t0));
-    CHECK(cudaEventCreate(&t1));
     std::vector<float> us;
     for (int rep = 0; rep < 12; ++rep) {
-      CHECK(cudaEventRecord(t0, s));
-      CHECK(cudaGraphLaunch(exec, s));
-      CHECK(cudaEventRecord(t1, s));
-      CHECK(cudaEventSynchronize(t1));
-      float ms = 0.f;
-      CHECK(cudaEventElapsedTime(&ms, t0, t1));
-      if (rep >= 2) us.push_back(ms * 1000.f / calls);
+      const float ms = replay_ms(exec, s, t0, t1);
+      if (rep >= 2) us.push_back(ms * 1000.f / calls);  // the first two: warm-up
     }
     std::sort(us.begin(), us.end());
     const float med = us[us.size() / 2];

@@ -19,6 +19,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "../kernels-src/common.cuh"
 #include "probe_check.h"
 
 constexpr int kThreads = 128;
@@ -100,12 +101,7 @@ int main(int argc, char** argv) {
     float best = 1e30f;
     for (int r = 0; r < 7; ++r) {
       CHECK(cudaGraphLaunch(exec, stream));  // warm-up for r == 0
-      CHECK(cudaEventRecord(e0, stream));
-      CHECK(cudaGraphLaunch(exec, stream));
-      CHECK(cudaEventRecord(e1, stream));
-      CHECK(cudaEventSynchronize(e1));
-      float ms = 0;
-      CHECK(cudaEventElapsedTime(&ms, e0, e1));
+      const float ms = replay_ms(exec, stream, e0, e1);
       if (r > 0 && ms < best) best = ms;
     }
     CHECK(cudaGraphExecDestroy(exec));
@@ -116,17 +112,9 @@ int main(int argc, char** argv) {
   for (int pdl = 1; pdl >= 0; --pdl) {
     const float us = time_graph([&] {
       for (int s = 0; s < kSteps; ++s) {
-        cudaLaunchConfig_t config = {};
-        config.gridDim = dim3(sms);
-        config.blockDim = dim3(kThreads);
-        config.stream = stream;
-        cudaLaunchAttribute attr[1];
-        attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-        attr[0].val.programmaticStreamSerializationAllowed = 1;
-        config.attrs = attr;
-        config.numAttrs = pdl;
-        CHECK(cudaLaunchKernelEx(&config, chain_kernel, static_cast<const uint4*>(s & 1 ? b : a),
-                                 s & 1 ? a : b, words));
+        CHECK(static_fp8_mlp::launch_maybe_programmatic(
+            chain_kernel, dim3(sms), dim3(kThreads), pdl == 1, stream,
+            static_cast<const uint4*>(s & 1 ? b : a), s & 1 ? a : b, words));
       }
     });
     std::printf("mode %-7s kb %3d: %.3f us per step\n", pdl ? "pdl" : "plain", kb, us);

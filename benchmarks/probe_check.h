@@ -1,5 +1,6 @@
-// CHECK(cuda call) for the standalone probes in this directory: print where and why a
-// CUDA call failed, then exit.
+// Shared host plumbing of the standalone probes in this directory: CHECK(cuda call) (print
+// where and why a CUDA call failed, then exit) and one timed graph replay. Kernels launch
+// through the package's own launcher (kernels-src/common.cuh).
 #pragma once
 
 #include <cuda_runtime.h>
@@ -15,3 +16,14 @@
       std::exit(1);                                                                   \
     }                                                                                 \
   } while (0)
+
+// Milliseconds of one replay of `exec` on `stream`, between the events e0 and e1.
+inline float replay_ms(cudaGraphExec_t exec, cudaStream_t stream, cudaEvent_t e0, cudaEvent_t e1) {
+  CHECK(cudaEventRecord(e0, stream));
+  CHECK(cudaGraphLaunch(exec, stream));
+  CHECK(cudaEventRecord(e1, stream));
+  CHECK(cudaEventSynchronize(e1));
+  float ms = 0.f;
+  CHECK(cudaEventElapsedTime(&ms, e0, e1));
+  return ms;
+}

@@ -59,16 +59,19 @@ cudaError_t allow_dynamic_smem(int bytes) {
   return e;
 }
 
-// Launches `kernel` (no dynamic shared memory) on `stream`; with `programmatic`, as a
-// programmatic dependent launch (sm_90+): its CTAs may then be scheduled while the
-// kernel before it runs, so `kernel` must run griddepcontrol.wait before reading
-// anything that kernel wrote, or writing anything it reads.
+// Launches `kernel` with `smem` bytes of dynamic shared memory on `stream`; with
+// `programmatic`, as a programmatic dependent launch (sm_90+): its CTAs may then be
+// scheduled while the kernel before it runs, so `kernel` must run griddepcontrol.wait
+// before reading anything that kernel wrote, or writing anything it reads. (Also used by
+// the standalone probes in benchmarks/.)
 template <typename... Params, typename... Args>
-cudaError_t launch_maybe_programmatic(void (*kernel)(Params...), dim3 grid, dim3 block,
-                                      bool programmatic, cudaStream_t stream, Args... args) {
+cudaError_t launch_maybe_programmatic_smem(void (*kernel)(Params...), dim3 grid, dim3 block,
+                                           size_t smem, bool programmatic, cudaStream_t stream,
+                                           Args... args) {
   cudaLaunchConfig_t config = {};
   config.gridDim = grid;
   config.blockDim = block;
+  config.dynamicSmemBytes = smem;
   config.stream = stream;
   cudaLaunchAttribute attr[1];
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
@@ -76,6 +79,13 @@ cudaError_t launch_maybe_programmatic(void (*kernel)(Params...), dim3 grid, dim3
   config.attrs = attr;
   config.numAttrs = programmatic ? 1 : 0;
   return cudaLaunchKernelEx(&config, kernel, static_cast<Params>(args)...);
+}
+
+// The same without dynamic shared memory.
+template <typename... Params, typename... Args>
+cudaError_t launch_maybe_programmatic(void (*kernel)(Params...), dim3 grid, dim3 block,
+                                      bool programmatic, cudaStream_t stream, Args... args) {
+  return launch_maybe_programmatic_smem(kernel, grid, block, 0, programmatic, stream, args...);
 }
 
 // Clusters of `cluster` CTAs of `Kernel` (`threads` threads and `smem` bytes of dynamic
