@@ -538,8 +538,7 @@ def run_quant(ctx: Ctx, k: int, data: dict) -> None:
 
     opts, sfm, dev = ctx.opts, ctx.sfm, ctx.device
     torch._dynamo.reset()
-    gen = torch.Generator(device=dev).manual_seed(opts.seed * 1000003 + 7 * k + 1)
-    cs = (torch.rand(k, device=dev, generator=gen) * 1.5 + 0.25).to(torch.bfloat16)
+    gen, cs = bt.quant_inputs(k, opts.seed, dev)
     compiled = None
     if "compiled" not in opts.skip and not opts.compile_static:
         compiled = bt.compile_fn(bt.torch_quant, static=False)
@@ -547,8 +546,7 @@ def run_quant(ctx: Ctx, k: int, data: dict) -> None:
         nbytes = m * k * 2 + m * k + k * 2 + 4
         row = {"K": k, "M": m, "bytes": nbytes, "times_us": {}, "batches_us": {},
                "calls_per_graph": {}, "errors": {}, "baseline_exact": {}, "check": None}
-        x = (torch.randn(m, k, device=dev, generator=gen) * 3).to(torch.bfloat16)
-        s = (((x.float() * cs.float()).abs().amax().clamp_min(1e-6)) / 448.0).reshape(())
+        x, s = bt.quant_batch(gen, cs, m)
         ref = sfm.reference.channel_scale_quantize_fp8_static_bf16(x, cs, s)
         out = torch.empty(m, k, dtype=bt.FP8, device=dev)
         try:

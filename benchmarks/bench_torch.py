@@ -372,6 +372,22 @@ def make_batch(shape, weights: Weights, m: int, device: str, gen: torch.Generato
     return Batch(x, xq, xs, hs, ones)
 
 
+def quant_inputs(k: int, seed: int, device: str) -> tuple[torch.Generator, torch.Tensor]:
+    """The input-quant rows' data for one K: a generator seeded from (seed, K) and the
+    bf16 channel scale drawn from it; quant_batch then draws each M's input from the same
+    generator, M in the benchmark's order (scripts/quant_*_probe.py regenerate it so)."""
+    gen = torch.Generator(device=device).manual_seed(seed * 1000003 + 7 * k + 1)
+    cs = (torch.rand(k, device=device, generator=gen) * 1.5 + 0.25).to(BF16)
+    return gen, cs
+
+
+def quant_batch(gen: torch.Generator, cs: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """An [m, K] bf16 input (3 x standard normal) from `gen` and the quant scale
+    calibrated on it with the channel scale `cs`."""
+    x = (torch.randn(m, cs.numel(), device=cs.device, generator=gen) * 3).to(BF16)
+    return x, _amax_scale(x.float() * cs.float())
+
+
 def ours_args(shape, weights: Weights, w: WeightSet, batch: Batch, xq=None) -> tuple:
     """Positional arguments of the endpoint (CONTRACT.md order)."""
     xq = batch.xq if xq is None else xq

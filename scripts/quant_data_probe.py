@@ -28,7 +28,8 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "scripts"), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT / "scripts"), str(ROOT / "tests"), str(ROOT / "benchmarks")]
+from bench_torch import quant_batch, quant_inputs  # noqa: E402
 from kernel_loader import load_kernel_module  # noqa: E402
 from perf_probe import graph_time_us  # noqa: E402
 
@@ -64,16 +65,13 @@ def main() -> None:
     dev = "cuda"
     want = {int(v) for v in a.m.split(",")}
     for k in (1536, 2048):
-        gen = torch.Generator(device=dev).manual_seed(7 * k + 1)
-        cs = (torch.rand(k, device=dev, generator=gen) * 1.5 + 0.25).to(torch.bfloat16)
+        gen, cs = quant_inputs(k, 0, dev)
         fresh = torch.Generator(device=dev).manual_seed(12345 + k)
         for m in BENCH_MS:
-            x = (torch.randn(m, k, device=dev, generator=gen) * 3).to(torch.bfloat16)
+            x, s = quant_batch(gen, cs, m)
             if m not in want:
                 continue
-            s = ((x.float() * cs.float()).abs().amax().clamp_min(1e-6) / 448.0).reshape(())
-            x2 = (torch.randn(m, k, device=dev, generator=fresh) * 3).to(torch.bfloat16)
-            s2 = ((x2.float() * cs.float()).abs().amax().clamp_min(1e-6) / 448.0).reshape(())
+            x2, s2 = quant_batch(fresh, cs, m)
             variants = {"benchmark's": (x, s), "scale * (1 + 2^-10)": (x, s * (1 + 2.0 ** -10)),
                         "fresh x": (x2, s2)}
             for name, (xv, sv) in variants.items():

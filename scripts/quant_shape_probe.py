@@ -14,7 +14,8 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "scripts"), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT / "scripts"), str(ROOT / "tests"), str(ROOT / "benchmarks")]
+from bench_torch import quant_batch, quant_inputs  # noqa: E402
 from kernel_loader import load_kernel_module  # noqa: E402
 from perf_probe import graph_time_us  # noqa: E402
 
@@ -23,13 +24,11 @@ def main() -> None:
     sfm = load_kernel_module(Path(sys.argv[1]))
     dev = "cuda"
     for k in (1536, 2048):
-        gen = torch.Generator(device=dev).manual_seed(7 * k + 1)
-        cs = (torch.rand(k, device=dev, generator=gen) * 1.5 + 0.25).to(torch.bfloat16)
+        gen, cs = quant_inputs(k, 0, dev)
         for m in (64, 96, 112, 120, 128, 136, 160, 192):
             times, scales = [], []
             for calibrated in (True, False):
-                x = (torch.randn(m, k, device=dev, generator=gen) * 3).to(torch.bfloat16)
-                s = ((x.float() * cs.float()).abs().amax().clamp_min(1e-6) / 448.0).reshape(())
+                x, s = quant_batch(gen, cs, m)
                 if not calibrated:
                     s = torch.tensor(1.0, device=dev)
                 out = torch.empty(m, k, dtype=torch.float8_e4m3fn, device=dev)
