@@ -20,7 +20,10 @@
 //   3 one kernel streaming A and B as one buffer: the hand-off-free reference
 //   4 two plain launches (no programmatic launch)
 // Mode 2 needs every CTA resident at once: one CTA per SM, nothing else on the GPU.
-// Written in the twenty-third session with no device time left: compiled, not yet run.
+// Lent H200, twenty-fourth session (results/decode_handoff_probe_*_twentyfourth.txt), GeGLU
+// bytes: modes 0-4 23.7 / 22.5 / 23.9-24.0 / 22.2 / 25.8-25.9 us; SwiGLU's (112 + 56 MiB)
+// 40.7 / 38.8 / 40.4 / 38.8 / 42.2. The landed hand-offs cost 0.3 us over no hand-off at
+// all, and the grid barrier is slower than two kernels: no fused decode kernel.
 //
 //   nvcc -std=c++17 -O3 -arch=sm_90a -o /tmp/decode_handoff_probe benchmarks/decode_handoff_probe.cu
 //   /tmp/decode_handoff_probe [A_MiB=64] [B_MiB=32] [calls=20]

@@ -10,6 +10,11 @@
 //   mode 1  3-D box {128 B, 4 blocks, 64 rows}: the same bytes, row by row (512 B runs)
 //   mode 2  one 1-D bulk copy (cp.async.bulk) of 32 KB per stage: 16 whole rows
 //   mode 3  2-D box {256 B, 128 rows}, no swizzle
+//   mode 4  mode 0 with each CTA starting its K walk at its own block (rotated): at any
+//           moment the CTAs read different offsets within the rows. No faster (lent
+//           H200, twenty-fourth session: 19.3 against 19.1 us at K = 2048, 64 MiB;
+//           results/k_rotate_*). At K = 16384 only 32 CTAs get a 64-row tile in modes
+//           0, 1 and 4: their times there measure that, not the box shape.
 //
 //   nvcc -std=c++17 -O3 -arch=sm_90a -o /tmp/tma_stream_probe benchmarks/tma_stream_probe.cu
 //   /tmp/tma_stream_probe [K=2048] [MiB=64]
@@ -62,7 +67,7 @@ __global__ void __launch_bounds__(32 * (kConsumerWarps + 1), 1)
     asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
   }
   __syncthreads();
-  const int stages_per_tile = (MODE <= 1) ? k / 512 : 1;
+  const int stages_per_tile = (MODE <= 1 || MODE == 4) ? k / 512 : 1;
   const int tiles = stages_total / stages_per_tile;
   const int my_tiles = blockIdx.x < tiles ? (tiles - 1 - blockIdx.x) / gridDim.x + 1 : 0;
   const int iters = my_tiles * stages_per_tile;
@@ -72,10 +77,11 @@ __global__ void __launch_bounds__(32 * (kConsumerWarps + 1), 1)
         const int slot = it % kStages;
         if (it >= kStages) mbar_wait(&empty[slot], ((it / kStages) - 1) & 1);
         const int tile = blockIdx.x + (it / stages_per_tile) * gridDim.x;
-        const int kb = it % stages_per_tile;
+        int kb = it % stages_per_tile;
+        if constexpr (MODE == 4) kb = (kb + blockIdx.x) % stages_per_tile;
         uint8_t* dst = ring + slot * kStageBytes;
         mbar_expect_tx(&full[slot], kStageBytes);
-        if constexpr (MODE == 0) tma3(dst, &map, &full[slot], 0, tile * 64, kb * 4);
+        if constexpr (MODE == 0 || MODE == 4) tma3(dst, &map, &full[slot], 0, tile * 64, kb * 4);
         if constexpr (MODE == 1) tma3(dst, &map, &full[slot], 0, kb * 4, tile * 64);
         if constexpr (MODE == 2) bulk1d(dst, w + int64_t(tile) * kStageBytes, kStageBytes, &full[slot]);
         if constexpr (MODE == 3) tma2(dst, &map, &full[slot], (tile % (k / 256)) * 256, (tile / (k / 256)) * 128);
@@ -105,7 +111,7 @@ static CUtensorMap make_map(int mode, uint8_t* w, int64_t rows, int64_t k) {
   CUtensorMap m{};
   const cuuint32_t es[3] = {1, 1, 1};
   CUresult r;
-  if (mode == 0) {
+  if (mode == 0 || mode == 4) {
     cuuint64_t dims[3] = {128, cuuint64_t(rows), cuuint64_t(k / 128)};
     cuuint64_t strides[2] = {cuuint64_t(k), 128};
     cuuint32_t box[3] = {128, 64, 4};
@@ -174,13 +180,15 @@ int main(int argc, char** argv) {
   }
   int* sink;
   CHECK(cudaMalloc(&sink, 4));
-  const char* names[4] = {"3-D box {128 B, 64 rows, 4 blocks} (kernel order)",
+  const char* names[5] = {"3-D box {128 B, 64 rows, 4 blocks} (kernel order)",
                           "3-D box {128 B, 4 blocks, 64 rows} (row by row)",
-                          "1-D bulk copy, 32 KB contiguous", "2-D box {256 B, 128 rows}, no swizzle"};
+                          "1-D bulk copy, 32 KB contiguous", "2-D box {256 B, 128 rows}, no swizzle",
+                          "mode 0, K walk rotated per CTA"};
   for (int round = 0; round < 2; ++round) {
-    float t[4] = {run<0>(bufs, rows, k, sms, sink, 20), run<1>(bufs, rows, k, sms, sink, 20),
-                  run<2>(bufs, rows, k, sms, sink, 20), run<3>(bufs, rows, k, sms, sink, 20)};
-    for (int m = 0; m < 4; ++m) {
+    float t[5] = {run<0>(bufs, rows, k, sms, sink, 20), run<1>(bufs, rows, k, sms, sink, 20),
+                  run<2>(bufs, rows, k, sms, sink, 20), run<3>(bufs, rows, k, sms, sink, 20),
+                  run<4>(bufs, rows, k, sms, sink, 20)};
+    for (int m = 0; m < 5; ++m) {
       std::printf("K=%d %d MiB mode %d %-52s %8.2f us %6.3f TB/s\n", k, mib, m, names[m], t[m],
                   double(rows * k) / (t[m] * 1e-6) / 1e12);
     }

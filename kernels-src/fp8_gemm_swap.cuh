@@ -7,7 +7,7 @@
 // even tiles), so one pass over the weights computes every token without 64- or
 // 128-token padding. Same pipeline as fp8_gemm_wgmma.cuh: one producer thread issuing
 // TMA into a multi-stage ring, two consumer warpgroups, fp32 promotion every
-// SwapPlan::kPromoteTiles K tiles (1 for M <= 64, else 2).
+// SwapPlan::kPromoteTiles K tiles (1 for token tiles up to 64, else 2).
 //
 // Gate/up GEMMs: persistent CTAs; each tile's epilogue overlaps the next tile's first
 // wgmma group. The gated A tile is loaded by one 4-D TMA box as 8 groups of (8 gate rows,
@@ -41,7 +41,7 @@ using wgmma_gemm::smem_desc;
 using wgmma_gemm::warpgroup_barrier;
 using wgmma_gemm::WgmmaParams;
 
-// K tiles (of 128) accumulated by wgmma before the fp32 promotion. Token tiles of 64
+// K tiles (of 128) accumulated by wgmma before the fp32 promotion. Token tiles up to 64
 // (M <= 64, where the weights' bytes bound the time) promote every K tile, as the wide
 // wgmma shape does: at 2, GeGLU-sized gated MLPs at M = 1 (K = 2048 or 1152, H =
 // 8464-16384) read relative errors of 1.05e-2 and 1.14e-2 against the contract's 1e-2
@@ -83,10 +83,10 @@ template <EpilogueKind EPI, int BT>
 struct SwapPlan {
   static constexpr bool kGated = EPI == EpilogueKind::kGatedToFp8;
   static constexpr bool kSplitK = EPI == EpilogueKind::kBiasToBf16;
-  static_assert(BT % 16 == 0 && BT >= 64 && BT <= kMaxTokens, "token tile");
+  static_assert(BT % 16 == 0 && BT >= 16 && BT <= kMaxTokens, "token tile");
   static constexpr int kRows = 64 * kConsumers;               // weight rows per CTA
   static constexpr int kOutCols = kGated ? kRows / 2 : kRows;  // output columns per CTA
-  static constexpr int kPromoteTiles = BT == 64 ? SFM_SWAP_SMALL_PROMOTE_TILES : SFM_SWAP_PROMOTE_TILES;
+  static constexpr int kPromoteTiles = BT <= 64 ? SFM_SWAP_SMALL_PROMOTE_TILES : SFM_SWAP_PROMOTE_TILES;
   static constexpr int kPitch = kOutCols + 16;  // FP8 staging row, + 16: banks
   static constexpr int kTileABytes = kRows * kBK;
   static constexpr int kTileBBytes = BT * kBK;
@@ -358,11 +358,11 @@ __global__ void __launch_bounds__(kThreads, 1)
       const float sa = cp.sa, sb = cp.sb, bias_a = cp.bias_a, bias_b = cp.bias_b;
 #pragma unroll
       for (int j = 0; j < BT / 8; ++j) {
-        // In a 64-token tile (M <= 64), token groups past M are padding (M = 1: 7 of 8):
+        // In a token tile of up to 64 (M <= 64), token groups past M are padding (M = 1, 16-token tile: 1 of 2):
         // no math; the stores below skip their staging rows. Not in larger tiles, where
         // M leaves under 16 tokens of padding and the branches cost more than they save
         // (GeGLU / SwiGLU M = 128 +0.3 us).
-        if (BT == 64 && m0 + 8 * j >= p.m) break;
+        if (BT <= 64 && m0 + 8 * j >= p.m) break;
         uint8_t* row0 = staging + (8 * j + 2 * q) * P::kPitch;
         uint8_t* row1 = row0 + P::kPitch;
         if constexpr (kGated) {
@@ -454,11 +454,18 @@ inline cudaError_t make_tma_gated_interleaved(CUtensorMap* map, const uint8_t* w
                                                                            : cudaErrorInvalidValue;
 }
 
-// Token tile: all of M rounded up to 16 (at least 64); above kMaxTokens, M split evenly
-// over the fewest tiles of at most kMaxTokens (M = 193: 2 x 112, not 192 + 1: forced at
-// M = 193-256, the 192-token tiles took 157-175 us for SwiGLU, the even ones 86-95;
-// scripts/mlp_ab.py, H200, 2026-12-03).
+// Token tile: all of M rounded up to 16: 16, 32 or 48 up to kMaxSmallTileTokens, then at
+// least 64; above kMaxTokens, M split evenly over the fewest tiles of at most kMaxTokens
+// (M = 193: 2 x 112, not 192 + 1: forced at M = 193-256, the 192-token tiles took
+// 157-175 us for SwiGLU, the even ones 86-95; scripts/mlp_ab.py, H200, 2026-12-03).
+// The small tiles cut the padded tensor-core work that each weight stage waits for (M = 1
+// had 63 padding tokens): whole MLPs against 64-token tiles (scripts/mlp_ab.py, H200,
+// benchmarks/RESULTS.md, twenty-fourth session) GeGLU M = 1 / 8 / 16 / 24 / 32 -1.7 /
+// -0.9 / -1.5 to -1.8 / -1.1 / -1.0 us, 33 / 40 / 48 -0.7 / -0.4 / -0.3; the dense
+// 1152x4304 / 1536x6144 MLPs at M = 40 and 48 -0.5 / -1.1 and -0.4 / -0.9.
+constexpr int64_t kMaxSmallTileTokens = 48;
 inline int token_tile(int64_t m) {
+  if (m <= kMaxSmallTileTokens) return static_cast<int>(std::max<int64_t>(host_ceil_div(m, int64_t(16)), 1) * 16);
   const int64_t tiles = std::max<int64_t>(host_ceil_div(m, int64_t(kMaxTokens)), 1);
   return static_cast<int>(std::clamp<int64_t>(
       host_ceil_div(host_ceil_div(m, tiles), int64_t(16)) * 16, 64, kMaxTokens));
@@ -528,17 +535,25 @@ inline bool pads_less(int64_t m) {
 // down GEMMs, except L2-resident ones above 160 tokens (a vision tower's: the split-K
 // wgmma tiles were up to 1.7 us faster at M = 192); above 192 the split-K wgmma tiles
 // were faster (SwiGLU up to 3.8 us, at M = 224). M = 1..64, where the wide wgmma tiles
-// (and up to 16 tokens the streaming kernel) also hold every token: only the GeGLU-sized
-// GEMMs measured faster (gate/up with K <= 2048, down with N <= 2048 from DRAM: 1.5-2.4
-// us per MLP at M = 17..64, 2.1-2.5 at M = 8 and 16, 2.1-2.6 at M = 1, 2 and 4), SwiGLU's
-// were 1.3-2.9 us slower at M = 17..64 (scripts/mlp_ab.py, H200, benchmarks/RESULTS.md,
-// 2026-12-03, fifteenth and sixteenth sessions). Above 192, down GEMMs where
+// (and up to 16 tokens the streaming kernel) also hold every token: with 64-token tiles
+// only the GeGLU-sized GEMMs measured faster (gate/up with K <= 2048, down with N <= 2048
+// from DRAM: 1.5-2.4 us per MLP at M = 17..64, 2.1-2.5 at M = 8 and 16, 2.1-2.6 at M = 1,
+// 2 and 4), SwiGLU's were 1.3-2.9 us slower at M = 17..64 (scripts/mlp_ab.py, H200,
+// benchmarks/RESULTS.md, 2026-12-03, fifteenth and sixteenth sessions). With the 16- to
+// 48-token tiles (token_tile) also SwiGLU's (twenty-fourth session, whole MLPs against
+// the wide wgmma gate/up and the streaming or split-K down GEMM): both GEMMs on this
+// kernel, the down GEMM over a workspace, M = 1 / 8 / 16 / 24 / 32 / 39 -4.2 / -2.7 /
+// -2.7 / -2.2 / -2.4 / -1.9 us (the down GEMM in clusters -2.5 / -1.9 / -1.8 / -2.4 /
+// -2.2 / -1.5); at 40 / 48 (clusters, as before) -0.8 / -0.7; so gate/up GEMMs of any K
+// to kMaxSmallTileTokens, and down GEMMs with N <= 4096 from DRAM at every M to 64
+// (SwiGLU's at 49-64 were on this kernel already, below). Above 192, down GEMMs where
 // down_fills_in_clusters says so (seventeenth session), and narrow L2-resident ones with
 // unaligned K to 896 tokens (narrow_l2_down_takes). Above 512, gate/up GEMMs that
-// fill the GPU where pads_less says so (eighteenth session). From 40 tokens also the
-// down GEMMs with N <= 4096 (SwiGLU's), reduced in clusters: forced against the split-K
-// cluster wgmma tiles, SwiGLU M = 32 / 50 -0.5 / -1.1 us (M = 1 / 8 / 16: -0.4 / +0.0 /
-// +0.7, so not below 40; eighteenth session, results/swiglu_decode_swap_ab_*).
+// fill the GPU where pads_less says so (eighteenth session). SwiGLU's down GEMM (N =
+// 4096) took this kernel from 40 tokens first (reduced in clusters, 64-token tiles:
+// against the split-K cluster wgmma tiles M = 32 / 50 -0.5 / -1.1 us, M = 1 / 8 / 16
+// -0.4 / +0.0 / +0.7; eighteenth session, results/swiglu_decode_swap_ab_*), from 1 with
+// the small token tiles (above).
 // An L2-resident down GEMM with at most kMaxNarrowL2DownCols output columns whose K is
 // not a whole number of 128-byte K tiles (SigLIP's 1152x4304: K = 4304, every weight row
 // straddling L2 lines) takes the swap-AB kernel up to kMaxNarrowL2DownTokens tokens.
@@ -558,8 +573,8 @@ inline bool auto_takes(int64_t m, bool down, int64_t w_rows, int64_t k, bool l2_
                        int sms) {
   if (!down && m > kMaxAutoTokensShortK) return fills_gpu(w_rows, sms) && pads_less(m);
   if (m >= kMinSmallTokens && m < kMinTokens) {
-    if (!down) return k <= 2048 && fills_gpu(w_rows, sms);
-    return !l2_resident && (w_rows <= 2048 || (w_rows <= 4096 && m >= kMinClusterDownTokens));
+    if (!down) return (k <= 2048 || m <= kMaxSmallTileTokens) && fills_gpu(w_rows, sms);
+    return !l2_resident && w_rows <= 4096;
   }
   if (down && l2_resident && m >= kMinTokens && narrow_l2_down_takes(m, w_rows, k)) return true;
   if (down && m > kMaxTokens) return !l2_resident && down_fills_in_clusters(m, w_rows, k, sms);
@@ -666,6 +681,9 @@ template <EpilogueKind EPI, Activation ACT>
 cudaError_t launch_tile(const uint8_t* x, const uint8_t* w, const WgmmaParams& p, int sms,
                         int splits, cudaStream_t stream) {
   switch (token_tile(p.m) / 16) {
+    case 1: return launch_bt<EPI, ACT, 16>(x, w, p, sms, splits, stream);
+    case 2: return launch_bt<EPI, ACT, 32>(x, w, p, sms, splits, stream);
+    case 3: return launch_bt<EPI, ACT, 48>(x, w, p, sms, splits, stream);
     case 4: return launch_bt<EPI, ACT, 64>(x, w, p, sms, splits, stream);
     case 5: return launch_bt<EPI, ACT, 80>(x, w, p, sms, splits, stream);
     case 6: return launch_bt<EPI, ACT, 96>(x, w, p, sms, splits, stream);

@@ -237,6 +237,16 @@ SFM_DEVICE void wgmma_m64n32k32(float (&d)[16], uint64_t desc_a, uint64_t desc_b
       : "l"(desc_a), "l"(desc_b), "r"(scale_d));
 }
 
+// The swap-AB kernel's 33- to 48-token tile (fp8_gemm_swap.cuh).
+SFM_DEVICE void wgmma_m64n48k32(float (&d)[24], uint64_t desc_a, uint64_t desc_b, int scale_d) {
+  asm volatile(
+      "{\n .reg .pred p;\n setp.ne.b32 p, %26, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n48k32.f32.e4m3.e4m3 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23}, %24, %25, p, 1, 1;\n}\n"
+      : SFM_WGMMA_ACC8(0), SFM_WGMMA_ACC8(8), SFM_WGMMA_ACC8(16)
+      : "l"(desc_a), "l"(desc_b), "r"(scale_d));
+}
+
 // The swap-AB kernel's token tiles (fp8_gemm_swap.cuh): N = 80 .. 176 in steps of 16.
 SFM_DEVICE void wgmma_m64n80k32(float (&d)[40], uint64_t desc_a, uint64_t desc_b,
                                 int scale_d) {
@@ -301,11 +311,13 @@ SFM_DEVICE void wgmma_m64n176k32(float (&d)[88], uint64_t desc_a, uint64_t desc_
 // wgmma m64 x N x k32 with both operands in shared memory, by N.
 template <int N>
 SFM_DEVICE void wgmma_m64nk32(float (&d)[N / 2], uint64_t desc_a, uint64_t desc_b, int scale_d) {
-  static_assert(N == 16 || N == 32 || (N >= 64 && N <= 192 && N % 16 == 0), "wgmma N");
+  static_assert(N % 16 == 0 && N >= 16 && N <= 192, "wgmma N");
   if constexpr (N == 16) {
     wgmma_m64n16k32(d, desc_a, desc_b, scale_d);
   } else if constexpr (N == 32) {
     wgmma_m64n32k32(d, desc_a, desc_b, scale_d);
+  } else if constexpr (N == 48) {
+    wgmma_m64n48k32(d, desc_a, desc_b, scale_d);
   } else if constexpr (N == 64) {
     wgmma_m64n64k32(d, desc_a, desc_b, scale_d);
   } else if constexpr (N == 80) {

@@ -21,7 +21,7 @@ PROGRAM = r"""
 using namespace static_fp8_mlp;
 using E = EpilogueKind;
 int main() {
-  const long ms[] = {1, 7, 8, 16, 17, 32, 39, 40, 50, 64, 65, 100, 128, 129, 160, 192, 193, 224, 240, 241, 256, 257, 384, 385, 512, 520, 576, 577, 640, 648, 768, 769, 1024, 1040, 2064, 8192};
+  const long ms[] = {1, 7, 8, 16, 17, 32, 33, 39, 40, 48, 49, 50, 64, 65, 100, 128, 129, 160, 192, 193, 224, 240, 241, 256, 257, 384, 385, 512, 520, 576, 577, 640, 648, 768, 769, 1024, 1040, 2064, 8192};
   for (long m : ms) {
     // tall rows: gated gate/up GEMM (H = 14336, 16384), dense up (4304, 6144), down (4096)
     printf("tall %ld %d %d %d %d %d\n", m,
@@ -172,14 +172,16 @@ def test_wide_tiles(rules):
 
 
 def test_swap_ab_rules(rules):
-    """Every token in one tile rounded up to 16 (at least 64); beyond 192, M split evenly
+    """Every token in one tile rounded up to 16 (16, 32, 48 up to 48 tokens, then at least
+    64: twenty-fourth session); beyond 192, M split evenly
     over the fewest tiles of at most 192 (193: 2 x 112, 385: 3 x 144, 8192: 43 x 192);
     gate/up 128-row tiles fill the GPU for the gated MLPs, not a vision tower's; the down
     GEMM splits K to fill the GPU with its token tiles x weight tiles (SwiGLU 32 tiles
     x 4, GeGLU 16 x 8 at one token tile; at 4 token tiles GeGLU 64 x 2, SwiGLU 128 x 1)."""
     assert [rules[("swap", m)][0]
-            for m in (1, 64, 65, 100, 129, 192, 193, 224, 256, 384, 385, 8192)] == \
-        [64, 64, 80, 112, 144, 192, 112, 112, 128, 192, 144, 192]
+            for m in (1, 16, 17, 32, 33, 48, 49, 64, 65, 100, 129, 192, 193, 224, 256, 384,
+                      385, 8192)] == \
+        [16, 16, 32, 32, 48, 48, 64, 64, 80, 112, 144, 192, 112, 112, 128, 192, 144, 192]
     assert rules[("swap", 100)][1:] == [1, 1, 0, 0, 4, 8]
     assert rules[("swap", 384)][5:] == [2, 4]
     assert rules[("swap", 640)][5:] == [1, 2]
@@ -213,9 +215,11 @@ def test_swap_ab_auto(rules):
         assert rules[("swap_auto", m)] == [0, 0, 0, 1, 0, 1], m
     for m in (520, 648, 1040, 2064):  # measured faster (eighteenth session)
         assert rules[("swap_auto", m)][0::2] == [1, 1, 0], m
-    for m in (1, 7, 8, 16, 17, 39):
-        assert rules[("swap_auto", m)] == [0, 0, 1, 1, 0, 0], m
-    for m in (40, 50, 64):  # SwiGLU's down GEMM too, in clusters (eighteenth session)
+    # Twenty-fourth session: with 16- to 48-token tiles SwiGLU's gate/up GEMM to 48 tokens
+    # and its down GEMM from 1 (was 40, in clusters: eighteenth session).
+    for m in (1, 7, 8, 16, 17, 33, 39, 40, 48):
+        assert rules[("swap_auto", m)] == [1, 1, 1, 1, 0, 0], m
+    for m in (49, 50, 64):
         assert rules[("swap_auto", m)] == [0, 1, 1, 1, 0, 0], m
     for m in (65, 100, 160):
         assert rules[("swap_auto", m)] == [1, 1, 1, 1, 0, 1], m
@@ -225,11 +229,11 @@ def test_swap_ab_auto(rules):
 
 
 def test_auto_kernel_per_gemm(rules):
-    """hopper::pick on the gated MLPs (auto): SwiGLU's gate/up GEMM on the wide wgmma
-    tiles and its down GEMM on the streaming kernel up to 16 tokens, on the split-K cluster
-    tiles to 39 (from 40 on the swap-AB kernel in clusters: eighteenth session); GeGLU's
-    on the swap-AB kernels from 1 token (sixteenth session; was 8),
-    SwiGLU's from 65; above 192 the down GEMMs on the
+    """hopper::pick on the gated MLPs (auto): GeGLU's GEMMs on the swap-AB kernels from
+    1 token (sixteenth session; was 8); SwiGLU's too since the twenty-fourth session (its
+    16- to 48-token tiles), its gate/up GEMM to 48 tokens and on the wide wgmma tiles at
+    49-64 (before: wide wgmma tiles to 64, the down GEMM streaming to 16 tokens, split-K
+    cluster tiles to 39, swap-AB in clusters from 40), both from 65; above 192 the down GEMMs on the
     split-K wgmma tiles, the gate/up GEMMs on the swap-AB kernel to 240, then the wgmma
     tiles; the swap-AB down GEMMs reduce in clusters from 40 tokens (seventeenth session),
     GeGLU's from 16 (twenty-third session);
@@ -239,11 +243,12 @@ def test_auto_kernel_per_gemm(rules):
     swap-AB with the down GEMM reduced in clusters, portable."""
     wgmma, stream, split_k, cluster, swap, swap_cluster = 3, 2, 4, 5, 6, 7
     for m in (1, 7, 8):
-        assert rules[("pick", m)] == [wgmma, stream, swap, swap], m
-    assert rules[("pick", 16)] == [wgmma, stream, swap, swap_cluster]
-    for m in (17, 32, 39):
-        assert rules[("pick", m)] == [wgmma, cluster, swap, swap_cluster], m
-    for m in (40, 50, 64):
+        assert rules[("pick", m)] == [swap, swap, swap, swap], m
+    for m in (16, 17, 32, 33, 39):
+        assert rules[("pick", m)] == [swap, swap, swap, swap_cluster], m
+    for m in (40, 48):
+        assert rules[("pick", m)] == [swap, swap_cluster, swap, swap_cluster], m
+    for m in (49, 50, 64):
         assert rules[("pick", m)] == [wgmma, swap_cluster, swap, swap_cluster], m
     for m in (65, 100, 192):
         assert rules[("pick", m)] == [swap, swap_cluster, swap, swap_cluster], m

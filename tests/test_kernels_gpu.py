@@ -482,27 +482,43 @@ def test_auto_swap_ab_above_192(sfm, shape, m):
         assert_close_to_reference(got, sfm.reference.gated_mlp(*case.args(), activation))
 
 
-@pytest.mark.parametrize("m", (39, 41, 64))
-def test_auto_swap_ab_down_n4096(sfm, m):
-    """From 40 tokens the down GEMM with N = 4096 (SwiGLU's) takes the swap-AB kernel with
-    its K splits in clusters, below on the split-K wgmma tiles: both sides of the edge,
-    the benchmark's SwiGLU shape, both activations."""
-    gen = torch.Generator(device="cuda").manual_seed(8100 + m)
+def check_swiglu_shape_auto(sfm, m, seed, per_row_scales):
+    """The benchmark's SwiGLU shape (K = 4096, H = 14336, N = 4096) on the auto paths, both
+    activations, against the reference."""
+    gen = torch.Generator(device="cuda").manual_seed(seed)
     for activation in ("silu", "gelu_tanh"):
-        case = gated_case(m, 4096, 14336, 4096, activation, m % 2 == 1, generator=gen)
+        case = gated_case(m, 4096, 14336, 4096, activation, per_row_scales, generator=gen)
         fn = sfm.fp8_swiglu_mlp_bf16 if activation == "silu" else sfm.fp8_geglu_mlp_bf16
         got = fn(*case.args(), out=poisoned_bf16((m, 4096)))
         assert_close_to_reference(got, sfm.reference.gated_mlp(*case.args(), activation))
 
 
-@pytest.mark.parametrize("m", (1, 17, 65, 100, 129, 191, 192, 193, 250, 400))
+@pytest.mark.parametrize("m", (1, 16, 33, 48, 49))
+def test_auto_swap_ab_gate_up_k4096(sfm, m):
+    """Up to 48 tokens the gated gate/up GEMM with K = 4096 (SwiGLU's) takes the swap-AB
+    kernel's small token tiles (16, 32, 48) and its down GEMM the swap-AB kernel over a
+    workspace (in clusters from 40); from 49 the gate/up GEMM takes the wide wgmma tiles:
+    both sides of the edges."""
+    check_swiglu_shape_auto(sfm, m, 8200 + m, m % 2 == 0)
+
+
+@pytest.mark.parametrize("m", (39, 41, 64))
+def test_auto_swap_ab_down_n4096(sfm, m):
+    """From 40 tokens the down GEMM with N = 4096 (SwiGLU's) takes the swap-AB kernel with
+    its K splits in clusters, below over a workspace and a reduce kernel (before the
+    twenty-fourth session: the split-K wgmma tiles): both sides of the edge."""
+    check_swiglu_shape_auto(sfm, m, 8100 + m, m % 2 == 1)
+
+
+@pytest.mark.parametrize("m", (1, 16, 17, 32, 33, 47, 48, 49, 65, 100, 129, 191, 192, 193, 250, 400))
 @pytest.mark.parametrize("shape", ((4096, 2048, 512), (1152, 4304, 1152), (1040, 1536, 768)))
 @pytest.mark.parametrize("down_path", ("tensor_core_swap_ab", "tensor_core_swap_ab_cluster"))
 def test_swap_ab_path(sfm, m, shape, down_path):
     """The swap-AB wgmma GEMMs (weights x every token, the down GEMM split over K),
     forced for both GEMMs; the down GEMM's splits reduced over a workspace and a reduce
-    kernel, or in clusters over distributed shared memory. Token tiles of 64-192 rows
-    (M = 1-192, mostly padding at M <= 17), two of 112 and 128 at M = 193 and 250, three
+    kernel, or in clusters over distributed shared memory. Token tiles of 16, 32 and 48
+    rows (M = 1-48: each size full and partly padding), 64-192 (M = 49-192), two of 112 and
+    128 at M = 193 and 250, three
     of 144 at M = 400 (one cluster per token tile and weight tile); H = 4304 and 1536
     leave partial weight tiles (4304: also a down-GEMM K tail inside a K tile), K = 1152
     and 1040 end inside a K tile."""
