@@ -83,7 +83,7 @@ template <EpilogueKind EPI, int BT>
 struct SwapPlan {
   static constexpr bool kGated = EPI == EpilogueKind::kGatedToFp8;
   static constexpr bool kSplitK = EPI == EpilogueKind::kBiasToBf16;
-  static_assert(BT % 16 == 0 && BT >= 16 && BT <= kMaxTokens, "token tile");
+  static_assert(BT % (BT < 64 ? 8 : 16) == 0 && BT >= 8 && BT <= kMaxTokens, "token tile");
   static constexpr int kRows = 64 * kConsumers;               // weight rows per CTA
   static constexpr int kOutCols = kGated ? kRows / 2 : kRows;  // output columns per CTA
   static constexpr int kPromoteTiles = BT <= 64 ? SFM_SWAP_SMALL_PROMOTE_TILES : SFM_SWAP_PROMOTE_TILES;
@@ -358,11 +358,9 @@ __global__ void __launch_bounds__(kThreads, 1)
       const float sa = cp.sa, sb = cp.sb, bias_a = cp.bias_a, bias_b = cp.bias_b;
 #pragma unroll
       for (int j = 0; j < BT / 8; ++j) {
-        // In a token tile of up to 64 (M <= 64), token groups past M are padding (M = 1, 16-token tile: 1 of 2):
-        // no math; the stores below skip their staging rows. Not in larger tiles, where
-        // M leaves under 16 tokens of padding and the branches cost more than they save
-        // (GeGLU / SwiGLU M = 128 +0.3 us).
-        if (BT <= 64 && m0 + 8 * j >= p.m) break;
+        // Token groups past M are not skipped: below 64 tokens the tile is M rounded up to
+        // 8 (token_tile), and in larger tiles, where M leaves under 16 tokens of padding,
+        // the branches cost more than they save (GeGLU / SwiGLU M = 128 +0.3 us).
         uint8_t* row0 = staging + (8 * j + 2 * q) * P::kPitch;
         uint8_t* row1 = row0 + P::kPitch;
         if constexpr (kGated) {
@@ -454,18 +452,21 @@ inline cudaError_t make_tma_gated_interleaved(CUtensorMap* map, const uint8_t* w
                                                                            : cudaErrorInvalidValue;
 }
 
-// Token tile: all of M rounded up to 16: 16, 32 or 48 up to kMaxSmallTileTokens, then at
-// least 64; above kMaxTokens, M split evenly over the fewest tiles of at most kMaxTokens
+// Token tile: all of M rounded up to 8 below 64 tokens (wgmma N = 8-56), to 16 from 64;
+// above kMaxTokens, M split evenly over the fewest tiles of at most kMaxTokens
 // (M = 193: 2 x 112, not 192 + 1: forced at M = 193-256, the 192-token tiles took
 // 157-175 us for SwiGLU, the even ones 86-95; scripts/mlp_ab.py, H200, 2026-12-03).
 // The small tiles cut the padded tensor-core work that each weight stage waits for (M = 1
-// had 63 padding tokens): whole MLPs against 64-token tiles (scripts/mlp_ab.py, H200,
-// benchmarks/RESULTS.md, twenty-fourth session) GeGLU M = 1 / 8 / 16 / 24 / 32 -1.7 /
-// -0.9 / -1.5 to -1.8 / -1.1 / -1.0 us, 33 / 40 / 48 -0.7 / -0.4 / -0.3; the dense
-// 1152x4304 / 1536x6144 MLPs at M = 40 and 48 -0.5 / -1.1 and -0.4 / -0.9.
-constexpr int64_t kMaxSmallTileTokens = 48;
+// had 63 padding tokens). Whole MLPs (scripts/mlp_ab.py, H200, benchmarks/RESULTS.md,
+// twenty-fourth session), 16 / 32 / 48-token tiles against 64: GeGLU M = 1 / 8 / 16 / 24
+// / 32 -1.5 to -1.7 / -0.9 to -1.1 / -1.5 to -1.8 / -1.1 / -1.0 to -1.2 us, 33 / 40 / 48
+// -0.7 / -0.4 / -0.3; the dense 1152x4304 / 1536x6144 MLPs at M = 40 and 48 -0.5 / -1.1
+// and -0.4 / -0.9. Steps of 8 against 16 (M = 50 and 56: 56 tokens, not 64): GeGLU -0.3 /
+// -0.3, 1152x4304 -0.3 / -0.2, 1536x6144 -0.55 / -0.3, SwiGLU M = 50 -0.2; within +-0.2
+// us at M = 1-40.
+constexpr int64_t kMaxSmallTileTokens = 48;  // SwiGLU-sized gate/up GEMMs to here (auto_takes)
 inline int token_tile(int64_t m) {
-  if (m <= kMaxSmallTileTokens) return static_cast<int>(std::max<int64_t>(host_ceil_div(m, int64_t(16)), 1) * 16);
+  if (m < 64) return static_cast<int>(std::max<int64_t>(host_ceil_div(m, int64_t(8)), 1) * 8);
   const int64_t tiles = std::max<int64_t>(host_ceil_div(m, int64_t(kMaxTokens)), 1);
   return static_cast<int>(std::clamp<int64_t>(
       host_ceil_div(host_ceil_div(m, tiles), int64_t(16)) * 16, 64, kMaxTokens));
@@ -539,8 +540,8 @@ inline bool pads_less(int64_t m) {
 // only the GeGLU-sized GEMMs measured faster (gate/up with K <= 2048, down with N <= 2048
 // from DRAM: 1.5-2.4 us per MLP at M = 17..64, 2.1-2.5 at M = 8 and 16, 2.1-2.6 at M = 1,
 // 2 and 4), SwiGLU's were 1.3-2.9 us slower at M = 17..64 (scripts/mlp_ab.py, H200,
-// benchmarks/RESULTS.md, 2026-12-03, fifteenth and sixteenth sessions). With the 16- to
-// 48-token tiles (token_tile) also SwiGLU's (twenty-fourth session, whole MLPs against
+// benchmarks/RESULTS.md, 2026-12-03, fifteenth and sixteenth sessions). With the small
+// token tiles (token_tile; measured with 16 / 32 / 48) also SwiGLU's (twenty-fourth session, whole MLPs against
 // the wide wgmma gate/up and the streaming or split-K down GEMM): both GEMMs on this
 // kernel, the down GEMM over a workspace, M = 1 / 8 / 16 / 24 / 32 / 39 -4.2 / -2.7 /
 // -2.7 / -2.2 / -2.4 / -1.9 us (the down GEMM in clusters -2.5 / -1.9 / -1.8 / -2.4 /
@@ -680,7 +681,17 @@ cudaError_t launch_bt(const uint8_t* x, const uint8_t* w, const WgmmaParams& p, 
 template <EpilogueKind EPI, Activation ACT>
 cudaError_t launch_tile(const uint8_t* x, const uint8_t* w, const WgmmaParams& p, int sms,
                         int splits, cudaStream_t stream) {
-  switch (token_tile(p.m) / 16) {
+  const int bt = token_tile(p.m);
+  if (bt < 64 && bt % 16 != 0) {
+    switch (bt) {
+      case 8: return launch_bt<EPI, ACT, 8>(x, w, p, sms, splits, stream);
+      case 24: return launch_bt<EPI, ACT, 24>(x, w, p, sms, splits, stream);
+      case 40: return launch_bt<EPI, ACT, 40>(x, w, p, sms, splits, stream);
+      case 56: return launch_bt<EPI, ACT, 56>(x, w, p, sms, splits, stream);
+      default: return cudaErrorInvalidValue;
+    }
+  }
+  switch (bt / 16) {
     case 1: return launch_bt<EPI, ACT, 16>(x, w, p, sms, splits, stream);
     case 2: return launch_bt<EPI, ACT, 32>(x, w, p, sms, splits, stream);
     case 3: return launch_bt<EPI, ACT, 48>(x, w, p, sms, splits, stream);

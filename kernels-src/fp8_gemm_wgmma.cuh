@@ -169,6 +169,7 @@ SFM_DEVICE uint64_t smem_desc(const void* tile) {
 #define SFM_WGMMA_ACC8(i)                                                                  \
   "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3]), "+f"(d[i + 4]), "+f"(d[i + 5]), \
       "+f"(d[i + 6]), "+f"(d[i + 7])
+#define SFM_WGMMA_ACC4(i) "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3])
 #define SFM_WGMMA_ACC64                                                                      \
   SFM_WGMMA_ACC8(0), SFM_WGMMA_ACC8(8), SFM_WGMMA_ACC8(16), SFM_WGMMA_ACC8(24),             \
       SFM_WGMMA_ACC8(32), SFM_WGMMA_ACC8(40), SFM_WGMMA_ACC8(48), SFM_WGMMA_ACC8(56)
@@ -237,13 +238,49 @@ SFM_DEVICE void wgmma_m64n32k32(float (&d)[16], uint64_t desc_a, uint64_t desc_b
       : "l"(desc_a), "l"(desc_b), "r"(scale_d));
 }
 
-// The swap-AB kernel's 33- to 48-token tile (fp8_gemm_swap.cuh).
+// The swap-AB kernel's token tiles of 8 to 56 (fp8_gemm_swap.cuh), with n16 and n32 above.
+SFM_DEVICE void wgmma_m64n8k32(float (&d)[4], uint64_t desc_a, uint64_t desc_b, int scale_d) {
+  asm volatile(
+      "{\n .reg .pred p;\n setp.ne.b32 p, %6, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n8k32.f32.e4m3.e4m3 "
+      "{%0, %1, %2, %3}, %4, %5, p, 1, 1;\n}\n"
+      : SFM_WGMMA_ACC4(0)
+      : "l"(desc_a), "l"(desc_b), "r"(scale_d));
+}
+
+SFM_DEVICE void wgmma_m64n24k32(float (&d)[12], uint64_t desc_a, uint64_t desc_b, int scale_d) {
+  asm volatile(
+      "{\n .reg .pred p;\n setp.ne.b32 p, %14, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n24k32.f32.e4m3.e4m3 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11}, %12, %13, p, 1, 1;\n}\n"
+      : SFM_WGMMA_ACC8(0), SFM_WGMMA_ACC4(8)
+      : "l"(desc_a), "l"(desc_b), "r"(scale_d));
+}
+
+SFM_DEVICE void wgmma_m64n40k32(float (&d)[20], uint64_t desc_a, uint64_t desc_b, int scale_d) {
+  asm volatile(
+      "{\n .reg .pred p;\n setp.ne.b32 p, %22, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n40k32.f32.e4m3.e4m3 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19}, %20, %21, p, 1, 1;\n}\n"
+      : SFM_WGMMA_ACC8(0), SFM_WGMMA_ACC8(8), SFM_WGMMA_ACC4(16)
+      : "l"(desc_a), "l"(desc_b), "r"(scale_d));
+}
+
 SFM_DEVICE void wgmma_m64n48k32(float (&d)[24], uint64_t desc_a, uint64_t desc_b, int scale_d) {
   asm volatile(
       "{\n .reg .pred p;\n setp.ne.b32 p, %26, 0;\n"
       "wgmma.mma_async.sync.aligned.m64n48k32.f32.e4m3.e4m3 "
       "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23}, %24, %25, p, 1, 1;\n}\n"
       : SFM_WGMMA_ACC8(0), SFM_WGMMA_ACC8(8), SFM_WGMMA_ACC8(16)
+      : "l"(desc_a), "l"(desc_b), "r"(scale_d));
+}
+
+SFM_DEVICE void wgmma_m64n56k32(float (&d)[28], uint64_t desc_a, uint64_t desc_b, int scale_d) {
+  asm volatile(
+      "{\n .reg .pred p;\n setp.ne.b32 p, %30, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n56k32.f32.e4m3.e4m3 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27}, %28, %29, p, 1, 1;\n}\n"
+      : SFM_WGMMA_ACC8(0), SFM_WGMMA_ACC8(8), SFM_WGMMA_ACC8(16), SFM_WGMMA_ACC4(24)
       : "l"(desc_a), "l"(desc_b), "r"(scale_d));
 }
 
@@ -311,13 +348,21 @@ SFM_DEVICE void wgmma_m64n176k32(float (&d)[88], uint64_t desc_a, uint64_t desc_
 // wgmma m64 x N x k32 with both operands in shared memory, by N.
 template <int N>
 SFM_DEVICE void wgmma_m64nk32(float (&d)[N / 2], uint64_t desc_a, uint64_t desc_b, int scale_d) {
-  static_assert(N % 16 == 0 && N >= 16 && N <= 192, "wgmma N");
-  if constexpr (N == 16) {
+  static_assert((N % 16 == 0 || N < 64) && N % 8 == 0 && N >= 8 && N <= 192, "wgmma N");
+  if constexpr (N == 8) {
+    wgmma_m64n8k32(d, desc_a, desc_b, scale_d);
+  } else if constexpr (N == 16) {
     wgmma_m64n16k32(d, desc_a, desc_b, scale_d);
   } else if constexpr (N == 32) {
     wgmma_m64n32k32(d, desc_a, desc_b, scale_d);
+  } else if constexpr (N == 24) {
+    wgmma_m64n24k32(d, desc_a, desc_b, scale_d);
+  } else if constexpr (N == 40) {
+    wgmma_m64n40k32(d, desc_a, desc_b, scale_d);
   } else if constexpr (N == 48) {
     wgmma_m64n48k32(d, desc_a, desc_b, scale_d);
+  } else if constexpr (N == 56) {
+    wgmma_m64n56k32(d, desc_a, desc_b, scale_d);
   } else if constexpr (N == 64) {
     wgmma_m64n64k32(d, desc_a, desc_b, scale_d);
   } else if constexpr (N == 80) {

@@ -172,8 +172,8 @@ def test_wide_tiles(rules):
 
 
 def test_swap_ab_rules(rules):
-    """Every token in one tile rounded up to 16 (16, 32, 48 up to 48 tokens, then at least
-    64: twenty-fourth session); beyond 192, M split evenly
+    """Every token in one tile, M rounded up to 8 below 64 tokens (twenty-fourth session;
+    was 64 at least), to 16 from 64; beyond 192, M split evenly
     over the fewest tiles of at most 192 (193: 2 x 112, 385: 3 x 144, 8192: 43 x 192);
     gate/up 128-row tiles fill the GPU for the gated MLPs, not a vision tower's; the down
     GEMM splits K to fill the GPU with its token tiles x weight tiles (SwiGLU 32 tiles
@@ -181,7 +181,7 @@ def test_swap_ab_rules(rules):
     assert [rules[("swap", m)][0]
             for m in (1, 16, 17, 32, 33, 48, 49, 64, 65, 100, 129, 192, 193, 224, 256, 384,
                       385, 8192)] == \
-        [16, 16, 32, 32, 48, 48, 64, 64, 80, 112, 144, 192, 112, 112, 128, 192, 144, 192]
+        [8, 16, 24, 32, 40, 48, 56, 64, 80, 112, 144, 192, 112, 112, 128, 192, 144, 192]
     assert rules[("swap", 100)][1:] == [1, 1, 0, 0, 4, 8]
     assert rules[("swap", 384)][5:] == [2, 4]
     assert rules[("swap", 640)][5:] == [1, 2]

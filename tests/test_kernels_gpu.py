@@ -496,7 +496,7 @@ def check_swiglu_shape_auto(sfm, m, seed, per_row_scales):
 @pytest.mark.parametrize("m", (1, 16, 33, 48, 49))
 def test_auto_swap_ab_gate_up_k4096(sfm, m):
     """Up to 48 tokens the gated gate/up GEMM with K = 4096 (SwiGLU's) takes the swap-AB
-    kernel's small token tiles (16, 32, 48) and its down GEMM the swap-AB kernel over a
+    kernel's small token tiles (8-48 rows) and its down GEMM the swap-AB kernel over a
     workspace (in clusters from 40); from 49 the gate/up GEMM takes the wide wgmma tiles:
     both sides of the edges."""
     check_swiglu_shape_auto(sfm, m, 8200 + m, m % 2 == 0)
@@ -510,14 +510,16 @@ def test_auto_swap_ab_down_n4096(sfm, m):
     check_swiglu_shape_auto(sfm, m, 8100 + m, m % 2 == 1)
 
 
-@pytest.mark.parametrize("m", (1, 16, 17, 32, 33, 47, 48, 49, 65, 100, 129, 191, 192, 193, 250, 400))
+@pytest.mark.parametrize("m", (1, 8, 16, 17, 32, 33, 47, 48, 49, 56, 63, 64, 65, 100, 129, 191, 192,
+                               193, 250, 400))
 @pytest.mark.parametrize("shape", ((4096, 2048, 512), (1152, 4304, 1152), (1040, 1536, 768)))
 @pytest.mark.parametrize("down_path", ("tensor_core_swap_ab", "tensor_core_swap_ab_cluster"))
 def test_swap_ab_path(sfm, m, shape, down_path):
     """The swap-AB wgmma GEMMs (weights x every token, the down GEMM split over K),
     forced for both GEMMs; the down GEMM's splits reduced over a workspace and a reduce
-    kernel, or in clusters over distributed shared memory. Token tiles of 16, 32 and 48
-    rows (M = 1-48: each size full and partly padding), 64-192 (M = 49-192), two of 112 and
+    kernel, or in clusters over distributed shared memory. Token tiles of M rounded up to
+    8 below 64 (8-56 rows: each of wgmma N = 8, 16, 24, 32, 40, 48, 56 taken, full or
+    with padding), 64-192 (M = 64-192), two of 112 and
     128 at M = 193 and 250, three
     of 144 at M = 400 (one cluster per token tile and weight tile); H = 4304 and 1536
     leave partial weight tiles (4304: also a down-GEMM K tail inside a K tile), K = 1152
