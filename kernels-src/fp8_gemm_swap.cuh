@@ -150,17 +150,22 @@ __global__ void __launch_bounds__(kThreads, 1)
   const bool gated_early = kGated && p.m <= SFM_SWAP_EARLY_GATED_TOKENS;
   const int early =
       (kDown || gated_early) && static_cast<int>(blockIdx.x) < tiles ? min(kStages, k_tiles) : 0;
+  // The weight tile (A) of ring stage s: K tile kt of the weight rows at output column c0.
+  auto load_weights = [&](int s, int kt, int c0) {
+    uint8_t* a_tile = smem + s * P::kStageBytes;
+    if constexpr (kGated) {
+      // (k, row in group, gate/up, group of 8 units): 8 groups x (8 gate + 8 up rows)
+      tma_load_4d(a_tile, &tma_w, &full[s], (kt_first + kt) * kBK, 0, 0, c0 / 8);
+    } else {
+      tma_load_2d(a_tile, &tma_w, &full[s], (kt_first + kt) * kBK, c0);
+    }
+  };
   // The weights of stages [0, early) of this CTA's first tile (one thread).
   auto load_early_weights = [&] {
     const int c0 = (blockIdx.x / t_tiles) * P::kOutCols;
     for (int kt = 0; kt < early; ++kt) {
       mbar_expect_tx(&full[kt], P::kStageBytes);  // the stage's x follows after the wait
-      if constexpr (kGated) {
-        tma_load_4d(smem + kt * P::kStageBytes, &tma_w, &full[kt], (kt_first + kt) * kBK, 0, 0,
-                    c0 / 8);
-      } else {
-        tma_load_2d(smem + kt * P::kStageBytes, &tma_w, &full[kt], (kt_first + kt) * kBK, c0);
-      }
+      load_weights(kt, kt, c0);
       if (kt == 0) {
         SFM_TRACE_POINT_BY(0, 5);
       }
@@ -189,18 +194,15 @@ __global__ void __launch_bounds__(kThreads, 1)
       // Stage `it` = K tile kt of the tile at (m0, c0): weights (A) and/or tokens (B).
       auto load_stage = [&](int it, int kt, int m0, int c0, bool a, bool b) {
         const int s = it % kStages;
-        uint8_t* a_tile = smem + s * P::kStageBytes;
         if (a) {
           mbar_wait(&empty[s], ((it / kStages) & 1) ^ 1);
           mbar_expect_tx(&full[s], P::kStageBytes);
-          if constexpr (kGated) {
-            // (k, row in group, gate/up, group of 8 units): 8 groups x (8 gate + 8 up rows)
-            tma_load_4d(a_tile, &tma_w, &full[s], (kt_first + kt) * kBK, 0, 0, c0 / 8);
-          } else {
-            tma_load_2d(a_tile, &tma_w, &full[s], (kt_first + kt) * kBK, c0);
-          }
+          load_weights(s, kt, c0);
         }
-        if (b) tma_load_2d(a_tile + P::kTileABytes, &tma_x, &full[s], (kt_first + kt) * kBK, m0);
+        if (b) {
+          tma_load_2d(smem + s * P::kStageBytes + P::kTileABytes, &tma_x, &full[s],
+                      (kt_first + kt) * kBK, m0);
+        }
       };
       // The down GEMM is a programmatic dependent launch: the weights of its first stages
       // load before it waits for the gate/up GEMM's hidden state (the gate/up GEMM's, if

@@ -549,22 +549,32 @@ __global__ void __launch_bounds__(kThreads, 1)
   // benchmarks/RESULTS.md, twenty-third session).
   const bool gated_early = kGated && CLUSTER == 1 && p.m <= SFM_WGMMA_EARLY_GATED_TOKENS;
   const int early = (kGemm2Pdl || gated_early) && first_tile < tiles ? min(kStages, k_tiles) : 0;
+  // The weight rows (B) of ring stage s without multicast: K tile kt of each consumer
+  // warpgroup's kBN rows at output column c0 (gated: its kBN/2 gate rows, then the
+  // matching kBN/2 up rows).
+  auto load_weight_rows = [&](int s, int kt, int c0) {
+    uint8_t* b_tile = smem + s * kStageBytes + kTileABytes;
+    const int k0 = (kt_first + kt) * kBK;
+#pragma unroll
+    for (int g = 0; g < (WIDE ? 2 : 1); ++g) {
+      uint8_t* b_wg = b_tile + g * kBN * kBK;
+      const int cg = c0 + g * kWgCols;
+      if constexpr (kGated) {
+        tma_load_2d(b_wg, &tma_w, &full[s], k0, cg);                            // gate
+        tma_load_2d(b_wg + kBN * kBK / 2, &tma_w, &full[s], k0, p.n_out + cg);  // up
+      } else {
+        tma_load_2d(b_wg, &tma_w, &full[s], k0, cg);
+      }
+    }
+  };
   if (threadIdx.x == 0) {
     init_ring(full, empty, kStages, kConsumers * CLUSTER, &tma_x, &tma_w);
     if (gated_early && early > 0) {
       int m0, c0;
       tile_origin(first_tile, m0, c0);
       for (int kt = 0; kt < early; ++kt) {  // load_stage's B half, for CLUSTER == 1
-        uint8_t* b_tile = smem + kt * kStageBytes + kTileABytes;
         mbar_expect_tx(&full[kt], kStageBytes);  // the stage's x follows after the wait
-#pragma unroll
-        for (int g = 0; g < (WIDE ? 2 : 1); ++g) {
-          uint8_t* b_wg = b_tile + g * kBN * kBK;
-          const int cg = c0 + g * kWgCols;
-          const int k0 = (kt_first + kt) * kBK;
-          tma_load_2d(b_wg, &tma_w, &full[kt], k0, cg);                            // gate
-          tma_load_2d(b_wg + kBN * kBK / 2, &tma_w, &full[kt], k0, p.n_out + cg);  // up
-        }
+        load_weight_rows(kt, kt, c0);
       }
     }
   }
@@ -613,17 +623,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         } else if (b) {
           mbar_wait(&empty[s], ((it / kStages) & 1) ^ 1);
           mbar_expect_tx(&full[s], kStageBytes);
-#pragma unroll
-          for (int g = 0; g < (WIDE ? 2 : 1); ++g) {
-            uint8_t* b_wg = b_tile + g * kBN * kBK;
-            const int cg = c0 + g * kWgCols;
-            if constexpr (kGated) {
-              tma_load_2d(b_wg, &tma_w, &full[s], k0, cg);                            // gate
-              tma_load_2d(b_wg + kBN * kBK / 2, &tma_w, &full[s], k0, p.n_out + cg);  // up
-            } else {
-              tma_load_2d(b_wg, &tma_w, &full[s], k0, cg);
-            }
-          }
+          load_weight_rows(s, kt, c0);
         }
         if (a && SHARE_X) {
           // This CTA's half of the shared token rows goes to both (the peer sends the
