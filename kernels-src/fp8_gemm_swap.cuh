@@ -543,16 +543,16 @@ inline bool pads_less(int64_t m) {
 // from DRAM: 1.5-2.4 us per MLP at M = 17..64, 2.1-2.5 at M = 8 and 16, 2.1-2.6 at M = 1,
 // 2 and 4), SwiGLU's were 1.3-2.9 us slower at M = 17..64 (scripts/mlp_ab.py, H200,
 // benchmarks/RESULTS.md, 2026-12-03, fifteenth and sixteenth sessions). With the small
-// token tiles (token_tile; measured with 16 / 32 / 48) also SwiGLU's (twenty-fourth session, whole MLPs against
-// the wide wgmma gate/up and the streaming or split-K down GEMM): both GEMMs on this
-// kernel, the down GEMM over a workspace, M = 1 / 8 / 16 / 24 / 32 / 39 -4.2 / -2.7 /
-// -2.7 / -2.2 / -2.4 / -1.9 us (the down GEMM in clusters -2.5 / -1.9 / -1.8 / -2.4 /
-// -2.2 / -1.5); at 40 / 48 (clusters, as before) -0.8 / -0.7; so gate/up GEMMs of any K
-// to kMaxSmallTileTokens, and down GEMMs with N <= 4096 from DRAM at every M to 64
-// (SwiGLU's at 49-64 were on this kernel already, below). Above 192, down GEMMs where
-// down_fills_in_clusters says so (seventeenth session), and narrow L2-resident ones with
-// unaligned K to 896 tokens (narrow_l2_down_takes). Above 512, gate/up GEMMs that
-// fill the GPU where pads_less says so (eighteenth session). SwiGLU's down GEMM (N =
+// token tiles (token_tile; measured with 16 / 32 / 48) also SwiGLU's (twenty-fourth
+// session, whole MLPs against the wide wgmma gate/up and the streaming or split-K down
+// GEMM): both GEMMs on this kernel, the down GEMM over a workspace, M = 1 / 8 / 16 / 24
+// / 32 / 39 -4.2 / -2.7 / -2.7 / -2.2 / -2.4 / -1.9 us (the down GEMM in clusters -2.5 /
+// -1.9 / -1.8 / -2.4 / -2.2 / -1.5); at 40 / 48 (clusters, as before) -0.8 / -0.7; so
+// gate/up GEMMs of any K to kMaxSmallTileTokens, and down GEMMs with N <= 4096 from
+// DRAM at every M to 64 (SwiGLU's at 49-64 were on this kernel already, below).
+// Above 192, down GEMMs where down_fills_in_clusters says so (seventeenth session), and
+// narrow L2-resident ones with unaligned K to 896 tokens (narrow_l2_down_takes). Above
+// 512, gate/up GEMMs that fill the GPU where pads_less says so (eighteenth session). SwiGLU's down GEMM (N =
 // 4096) took this kernel from 40 tokens first (reduced in clusters, 64-token tiles:
 // against the split-K cluster wgmma tiles M = 32 / 50 -0.5 / -1.1 us, M = 1 / 8 / 16
 // -0.4 / +0.0 / +0.7; eighteenth session, results/swiglu_decode_swap_ab_*), from 1 with
@@ -624,14 +624,16 @@ inline bool triggers_next(int64_t n_out, bool in_clusters, bool l2_resident) {
 // So: from kMinClusterDownTokens tokens, L2-resident ones only from kMinClusterDownL2Cols
 // output columns; and since both let the next kernel launch early (triggers_next), down
 // GEMMs from DRAM with N <= kMaxEarlyClusterCols from kMinClusterTriggerTokens (GeGLU,
-// twenty-third session: clusters minus workspace -1.0 / -1.8 / -1.7 / -1.6 us at M = 16 /
-// 24 / 32 / 39, +0.9 / +1.0 at M = 1 / 8). SFM_SWAP_DOWN_CLUSTER 0: never; 2: always; 1:
-// by this rule.
+// twenty-third session, 64-token tiles: clusters minus workspace -1.0 / -1.8 / -1.7 /
+// -1.6 us at M = 16 / 24 / 32 / 39, +0.9 / +1.0 at M = 1 / 8; twenty-fourth session, the
+// tiles of M rounded up to 8: M = 1 / 2 / 4 +0.03 / +0.09 / +0.15, M = 6 / 8 / 10 / 12 /
+// 15 -0.12 / -0.37 to -0.53 / -0.68 / -0.92 / -1.53, 16-50 within +-0.2).
+// SFM_SWAP_DOWN_CLUSTER 0: never; 2: always; 1: by this rule.
 #ifndef SFM_SWAP_DOWN_CLUSTER
 #define SFM_SWAP_DOWN_CLUSTER 1
 #endif
 constexpr int64_t kMinClusterDownL2Cols = 1536;
-constexpr int64_t kMinClusterTriggerTokens = 16;
+constexpr int64_t kMinClusterTriggerTokens = 6;
 constexpr int64_t kMaxEarlyClusterCols = 2048;
 inline bool down_in_clusters(int64_t m, int64_t n_out, bool l2_resident) {
   if (SFM_SWAP_DOWN_CLUSTER != 1) return SFM_SWAP_DOWN_CLUSTER == 2;
@@ -683,29 +685,23 @@ cudaError_t launch_bt(const uint8_t* x, const uint8_t* w, const WgmmaParams& p, 
 template <EpilogueKind EPI, Activation ACT>
 cudaError_t launch_tile(const uint8_t* x, const uint8_t* w, const WgmmaParams& p, int sms,
                         int splits, cudaStream_t stream) {
-  const int bt = token_tile(p.m);
-  if (bt < 64 && bt % 16 != 0) {
-    switch (bt) {
-      case 8: return launch_bt<EPI, ACT, 8>(x, w, p, sms, splits, stream);
-      case 24: return launch_bt<EPI, ACT, 24>(x, w, p, sms, splits, stream);
-      case 40: return launch_bt<EPI, ACT, 40>(x, w, p, sms, splits, stream);
-      case 56: return launch_bt<EPI, ACT, 56>(x, w, p, sms, splits, stream);
-      default: return cudaErrorInvalidValue;
-    }
-  }
-  switch (bt / 16) {
-    case 1: return launch_bt<EPI, ACT, 16>(x, w, p, sms, splits, stream);
-    case 2: return launch_bt<EPI, ACT, 32>(x, w, p, sms, splits, stream);
-    case 3: return launch_bt<EPI, ACT, 48>(x, w, p, sms, splits, stream);
-    case 4: return launch_bt<EPI, ACT, 64>(x, w, p, sms, splits, stream);
-    case 5: return launch_bt<EPI, ACT, 80>(x, w, p, sms, splits, stream);
-    case 6: return launch_bt<EPI, ACT, 96>(x, w, p, sms, splits, stream);
-    case 7: return launch_bt<EPI, ACT, 112>(x, w, p, sms, splits, stream);
-    case 8: return launch_bt<EPI, ACT, 128>(x, w, p, sms, splits, stream);
-    case 9: return launch_bt<EPI, ACT, 144>(x, w, p, sms, splits, stream);
-    case 10: return launch_bt<EPI, ACT, 160>(x, w, p, sms, splits, stream);
-    case 11: return launch_bt<EPI, ACT, 176>(x, w, p, sms, splits, stream);
-    case 12: return launch_bt<EPI, ACT, 192>(x, w, p, sms, splits, stream);
+  switch (token_tile(p.m)) {
+    case 8: return launch_bt<EPI, ACT, 8>(x, w, p, sms, splits, stream);
+    case 16: return launch_bt<EPI, ACT, 16>(x, w, p, sms, splits, stream);
+    case 24: return launch_bt<EPI, ACT, 24>(x, w, p, sms, splits, stream);
+    case 32: return launch_bt<EPI, ACT, 32>(x, w, p, sms, splits, stream);
+    case 40: return launch_bt<EPI, ACT, 40>(x, w, p, sms, splits, stream);
+    case 48: return launch_bt<EPI, ACT, 48>(x, w, p, sms, splits, stream);
+    case 56: return launch_bt<EPI, ACT, 56>(x, w, p, sms, splits, stream);
+    case 64: return launch_bt<EPI, ACT, 64>(x, w, p, sms, splits, stream);
+    case 80: return launch_bt<EPI, ACT, 80>(x, w, p, sms, splits, stream);
+    case 96: return launch_bt<EPI, ACT, 96>(x, w, p, sms, splits, stream);
+    case 112: return launch_bt<EPI, ACT, 112>(x, w, p, sms, splits, stream);
+    case 128: return launch_bt<EPI, ACT, 128>(x, w, p, sms, splits, stream);
+    case 144: return launch_bt<EPI, ACT, 144>(x, w, p, sms, splits, stream);
+    case 160: return launch_bt<EPI, ACT, 160>(x, w, p, sms, splits, stream);
+    case 176: return launch_bt<EPI, ACT, 176>(x, w, p, sms, splits, stream);
+    case 192: return launch_bt<EPI, ACT, 192>(x, w, p, sms, splits, stream);
     default: return cudaErrorInvalidValue;
   }
 }

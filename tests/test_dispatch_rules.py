@@ -21,7 +21,7 @@ PROGRAM = r"""
 using namespace static_fp8_mlp;
 using E = EpilogueKind;
 int main() {
-  const long ms[] = {1, 7, 8, 16, 17, 32, 33, 39, 40, 48, 49, 50, 64, 65, 100, 128, 129, 160, 192, 193, 224, 240, 241, 256, 257, 384, 385, 512, 520, 576, 577, 640, 648, 768, 769, 1024, 1040, 2064, 8192};
+  const long ms[] = {1, 5, 6, 7, 8, 16, 17, 32, 33, 39, 40, 48, 49, 50, 64, 65, 100, 128, 129, 160, 192, 193, 224, 240, 241, 256, 257, 384, 385, 512, 520, 576, 577, 640, 648, 768, 769, 1024, 1040, 2064, 8192};
   for (long m : ms) {
     // tall rows: gated gate/up GEMM (H = 14336, 16384), dense up (4304, 6144), down (4096)
     printf("tall %ld %d %d %d %d %d\n", m,
@@ -236,15 +236,15 @@ def test_auto_kernel_per_gemm(rules):
     cluster tiles to 39, swap-AB in clusters from 40), both from 65; above 192 the down GEMMs on the
     split-K wgmma tiles, the gate/up GEMMs on the swap-AB kernel to 240, then the wgmma
     tiles; the swap-AB down GEMMs reduce in clusters from 40 tokens (seventeenth session),
-    GeGLU's from 16 (twenty-third session);
+    GeGLU's from 16 (twenty-third session), from 6 (twenty-fourth);
     above 512 the gate/up GEMMs on the swap-AB kernel where its tiles pad M less
     (eighteenth session: M = 576, 769, 1040, not 640, 1024 or 8192).
     Kernel order: warp, reg-wgmma, stream, wgmma, split-K, split-K cluster, swap-AB,
     swap-AB with the down GEMM reduced in clusters, portable."""
     wgmma, stream, split_k, cluster, swap, swap_cluster = 3, 2, 4, 5, 6, 7
-    for m in (1, 7, 8):
+    for m in (1, 5):
         assert rules[("pick", m)] == [swap, swap, swap, swap], m
-    for m in (16, 17, 32, 33, 39):
+    for m in (6, 7, 8, 16, 17, 32, 33, 39):
         assert rules[("pick", m)] == [swap, swap, swap, swap_cluster], m
     for m in (40, 48):
         assert rules[("pick", m)] == [swap, swap_cluster, swap, swap_cluster], m
@@ -296,12 +296,14 @@ def test_swap_ab_down_reduction(rules):
     from 40 tokens, L2-resident ones only with N >= 1536: measured faster for SwiGLU and
     GeGLU at M = 40-192 and the 1536x6144 MLP at 40-160, slower for GeGLU at M = 1 and the
     1152x4304 MLP at 40-64 and 160 (seventeenth session, scripts/mlp_ab.py); GeGLU-sized
-    ones (N <= 2048 from DRAM, letting the next kernel launch early) from 16 tokens
-    (twenty-third session: -1.0 to -1.8 us at M = 16-39, +0.9 at 1 and 8). The 1536x6144
-    down GEMM takes the swap-AB kernel with clusters from 40 to 160 tokens."""
-    for m in (1, 7, 8):
+    ones (N <= 2048 from DRAM, letting the next kernel launch early) from 6 tokens
+    (twenty-third session: from 16, -1.0 to -1.8 us at M = 16-39, +0.9 at 1 and 8 with
+    64-token tiles; twenty-fourth session, tiles of M rounded up to 8: -0.1 to -1.5 us at
+    M = 6-15, +0.03 to +0.15 at 1-4). The 1536x6144 down GEMM takes the swap-AB kernel
+    with clusters from 40 to 160 tokens."""
+    for m in (1, 5):
         assert rules[("down_cluster", m)] == [0, 0, 0, 0], m
-    for m in (16, 17, 32, 39):
+    for m in (6, 7, 8, 16, 17, 32, 39):
         assert rules[("down_cluster", m)] == [0, 1, 0, 0], m
     for m in (40, 50, 64, 65, 100, 128, 160, 192):
         assert rules[("down_cluster", m)] == [1, 1, 0, 1], m
