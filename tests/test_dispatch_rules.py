@@ -91,6 +91,15 @@ int main() {
            int(swap_gemm::fills_gpu(6144, SMS)), swap_gemm::down_splits(m, 4096, 14336, SMS),
            swap_gemm::down_splits(m, 2048, 16384, SMS));
   }
+  // Every token tile swap_gemm::token_tile gives must be one launch_tile instantiates
+  // (8-56 in steps of 8, 64-192 in steps of 16): count the M that get another one.
+  long off_grid = 0, m_off = 0;
+  for (long m = 1; m <= 20000; ++m) {
+    const int bt = swap_gemm::token_tile(m);
+    const bool ok = bt < 64 ? (bt >= 8 && bt % 8 == 0) : (bt <= 192 && bt % 16 == 0);
+    if (!ok && off_grid++ == 0) m_off = m;
+  }
+  printf("tile_grid 0 %ld %ld\n", off_grid, m_off);
 }
 """
 
@@ -186,6 +195,13 @@ def test_swap_ab_rules(rules):
     assert rules[("swap", 384)][5:] == [2, 4]
     assert rules[("swap", 640)][5:] == [1, 2]
     assert rules[("swap", 1024)][5:] == [1, 1]
+
+
+def test_every_token_tile_is_instantiated(rules):
+    """swap_gemm::token_tile gives, for every M from 1 to 20000, a tile that launch_tile
+    has an instantiation for (8-56 in steps of 8, 64-192 in steps of 16); any other
+    would fail at launch with cudaErrorInvalidValue."""
+    assert rules[("tile_grid", 0)] == [0, 0]
 
 
 def test_swap_ab_auto(rules):
