@@ -64,6 +64,21 @@ def fp8_rate(data) -> float | None:
     return _num(data.get("ceilings", {}).get("fp8_flops_per_s"))
 
 
+def gemm_ceiling_spread(ceilings: dict) -> str | None:
+    """How far the FP8 GEMM ceiling moved within the run: the GPU's power state changes
+    the large-M floors (a cool first batch sets the ceiling; the MLP rows run later)."""
+    m = ceilings.get("measurements") or {}
+    rates = [_num(m.get(k, {}).get("fp8_flops_per_s")) for k in ("start", "end")]
+    batches = [_num(b) for k in ("start", "end") for b in (m.get(k, {}).get("fp8_gemm_batches_us") or [])]
+    batches = [b for b in batches if b]
+    if None in rates or not batches:
+        return None
+    return (f"FP8 GEMM ceiling within the run: {rates[0] / 1e12:.0f} TFLOP/s at the start, "
+            f"{rates[1] / 1e12:.0f} at the end; its timed batches took {min(batches):.0f}-"
+            f"{max(batches):.0f} us (the GPU's power state), so the large-M % of floor moves by "
+            f"up to {100 * (1 - min(batches) / max(batches)):.0f}% with the state the rows run in.")
+
+
 def mlp_floor(row, data) -> tuple[float | None, str]:
     """(floor in us, "memory"/"compute") = max(weight bytes / copy BW, FLOPs / FP8 rate)."""
     bw, rate = copy_bw(data), fp8_rate(data)
@@ -347,6 +362,9 @@ def _header(data) -> list[str]:
             parts.append(f"FP8 GEMM {rate / 1e12:.0f} TFLOP/s (torch._scaled_mm {n}^3)")
         both = " (the better of a measurement at the start and one at the end)" if c.get("measurements") else ""
         lines.append(f"Ceilings measured in this run{both}: " + "; ".join(parts) + ".")
+        spread = gemm_ceiling_spread(c)
+        if spread:
+            lines.append(spread)
     if meta.get("elapsed_s") is not None:
         phases = meta.get("phase_s") or {}
         detail = ", ".join(f"{k} {v:.0f} s" for k, v in phases.items())

@@ -217,6 +217,21 @@ def test_markdown_order_mlp_table_last():
     assert "NVIDIA H100 80GB HBM3 (sm_90, 132 SMs, L2 50 MiB)" in md
 
 
+def test_gemm_ceiling_spread_reported():
+    """With a start and an end measurement the report says how far the GEMM ceiling moved
+    (the large-M floors depend on it); without them it says nothing."""
+    data = synthetic()
+    assert "FP8 GEMM ceiling within the run" not in bench_report.render_markdown(data)
+    data["ceilings"]["measurements"] = {
+        "start": {"fp8_flops_per_s": 1.445e15, "fp8_gemm_batches_us": [760.0, 761.0, 838.2, 870.7]},
+        "end": {"fp8_flops_per_s": 1.339e15, "fp8_gemm_batches_us": [821.0, "nan"]},
+    }
+    md = bench_report.render_markdown(data)
+    assert ("FP8 GEMM ceiling within the run: 1445 TFLOP/s at the start, 1339 at the end; "
+            "its timed batches took 760-871 us") in md
+    assert "moves by up to 13%" in md
+
+
 def test_quant_table():
     data = synthetic()
     md = bench_report.render_markdown(data)
