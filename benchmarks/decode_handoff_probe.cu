@@ -45,10 +45,8 @@ constexpr int kConsumerWarps = 4;
 constexpr int kThreads = 32 * (kConsumerWarps + 1);
 constexpr int kSmemBytes = kStages * kStageBytes + 2 * kStages * 8 + 1024;
 
-__device__ __forceinline__ void wait_prev() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
-__device__ __forceinline__ void trigger() {
-  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
-}
+using static_fp8_mlp::pdl_trigger;
+using static_fp8_mlp::pdl_wait;
 
 // A CTA's ring and its running stage count (the parities follow from it).
 struct Ring {
@@ -122,15 +120,15 @@ __device__ void consumers_grid_barrier(unsigned long long* counter) {
 __global__ void __launch_bounds__(kThreads, 1)
     phase_kernel(const uint8_t* w, int64_t bytes, int early, int trig, int* sink) {
   const Ring r = make_ring();
-  if (trig == 2) trigger();
+  if (trig == 2) pdl_trigger();
   const int n = my_stages(bytes);
   int it = 0, acc = 0;
   const int e = threadIdx.x == 0 && early ? min(n, kStages) : 0;
   if (threadIdx.x == 0) issue(r, w, 0, e, it);
   // Every thread waits (a GEMM's first stage also needs its activations, loaded after the
   // wait); trig 1 then lets the next kernel launch, as the gate/up GEMMs do.
-  wait_prev();
-  if (trig == 1) trigger();
+  pdl_wait();
+  if (trig == 1) pdl_trigger();
   if (threadIdx.x == 0) {
     issue(r, w, e, n, it);
   } else if (threadIdx.x >= 32) {
@@ -144,17 +142,17 @@ __global__ void __launch_bounds__(kThreads, 1)
     fused_kernel(const uint8_t* a, int64_t a_bytes, const uint8_t* b, int64_t b_bytes,
                  unsigned long long* counter, int* sink) {
   const Ring r = make_ring();
-  trigger();
+  pdl_trigger();
   const int na = my_stages(a_bytes), nb = my_stages(b_bytes);
   int it = 0, acc = 0;
   if (threadIdx.x == 0) {
     const int e = min(na, kStages);
     issue(r, a, 0, e, it);
-    wait_prev();
+    pdl_wait();
     issue(r, a, e, na, it);
     issue(r, b, 0, nb, it);  // weights: no need to wait for the barrier
   } else if (threadIdx.x >= 32) {
-    wait_prev();
+    pdl_wait();
     consume(r, na, it, acc);
     consumers_grid_barrier(counter);  // "every CTA has written the hidden state"
     consume(r, nb, it, acc);

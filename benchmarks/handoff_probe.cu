@@ -41,8 +41,8 @@ __device__ __forceinline__ void step(const uint4* src, uint4* dst, int words, in
 }
 
 __global__ void __launch_bounds__(kThreads, 1) chain_kernel(const uint4* src, uint4* dst, int words) {
-  asm volatile("griddepcontrol.wait;\n" ::: "memory");
-  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+  static_fp8_mlp::pdl_wait();
+  static_fp8_mlp::pdl_trigger();
   step(src, dst, words, gridDim.x);
 }
 

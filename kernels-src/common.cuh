@@ -33,6 +33,13 @@ SFM_DEVICE float fast_rcp(float y) {
   return r;
 }
 
+// Programmatic dependent launches (sm_90+; see launch_maybe_programmatic below).
+// pdl_wait: hold until the grid before this one on the stream has completed and its
+// writes are visible. pdl_trigger: let the grid after this one launch now; its own
+// pdl_wait still waits for this grid to complete.
+SFM_DEVICE void pdl_wait() { asm volatile("griddepcontrol.wait;\n" ::: "memory"); }
+SFM_DEVICE void pdl_trigger() { asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory"); }
+
 // Loads that must not be cached in L1 (streamed once) use the .cg / no-allocate hints
 // through cp.async or __ldg on read-only data; plain vector types are enough here.
 struct alignas(16) Vec16 {

@@ -181,15 +181,15 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
     // kernel in the stream finishes (nothing above reads global memory), then wait for
     // it. Then GEMM2 may launch; its CTAs take over multiprocessors as ours finish (one
     // CTA per SM, all of ours resident) and prefetch their weights.
-    asm volatile("griddepcontrol.wait;\n" ::: "memory");
-    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+    pdl_wait();
+    pdl_trigger();
   } else {
     // GEMM2 lets the next kernel launch now (its own wait still waits for this grid): the
     // next MLP's gated gate/up GEMM then loads its first weight stages while this one
     // finishes (wgmma_gemm, SFM_WGMMA_EARLY_GATED_TOKENS). Both together, SwiGLU M = 1 /
     // 8 / 16 -0.6 / -0.5 / -0.5 us (H200, scripts/mlp_ab.py, benchmarks/RESULTS.md,
     // twenty-third session).
-    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+    pdl_trigger();
   }
 
   // Tile t: token tile t % t_tiles of weight tile t / t_tiles (CTAs working at the same
@@ -279,7 +279,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
       // only x (GEMM1's output) waits for GEMM1 to finish and flush.
       const int early = kGemm2 ? min(p.stages, iters) : 0;
       for (int it = 0; it < early; ++it) issue_w(it);
-      if constexpr (kGemm2) asm volatile("griddepcontrol.wait;\n" ::: "memory");
+      if constexpr (kGemm2) pdl_wait();
       if (p.x_resident) load_resident_x();
       for (int it = 0; it < early; ++it) issue_x(it);
       for (int it = early; it < iters; ++it) {

@@ -181,11 +181,11 @@ __global__ void __launch_bounds__(kThreads, 1)
     // The next kernel (the reduce kernel, or the next MLP's gate/up GEMM) may launch now
     // (triggers_next): its CTAs then take SMs as this grid's leave; its own wait still
     // waits for this grid to complete.
-    if (p.trigger_next) asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+    if (p.trigger_next) pdl_trigger();
   } else {
     // A programmatic dependent launch after the input quant; then let the down GEMM launch.
-    asm volatile("griddepcontrol.wait;\n" ::: "memory");
-    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+    pdl_wait();
+    pdl_trigger();
   }
 
   if (warpgroup == 0) {
@@ -212,7 +212,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         tile_origin(blockIdx.x, m0, c0);
         if constexpr (kDown) load_early_weights();
         SFM_TRACE_POINT_BY(0, 1);
-        if constexpr (kDown) asm volatile("griddepcontrol.wait;\n" ::: "memory");
+        if constexpr (kDown) pdl_wait();
         SFM_TRACE_POINT_BY(0, 2);
         for (int kt = 0; kt < early; ++kt) load_stage(kt, kt, m0, c0, false, true);
         SFM_TRACE_POINT_BY(0, 6);

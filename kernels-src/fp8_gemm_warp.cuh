@@ -135,8 +135,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   // Weights never depend on the previous kernel: fetch them before waiting for it.
   load_chunk(st_begin);
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.wait;\n" ::: "memory");
-  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+  pdl_wait();
+  pdl_trigger();
 #endif
 
   // x into shared memory (cp.async: every copy in flight at once): the valid token rows,

@@ -590,12 +590,12 @@ __global__ void __launch_bounds__(kThreads, 1)
     // Then the down GEMM may launch; its CTAs take over multiprocessors as ours finish
     // and prefetch their weights (see the producer). Only after the wait: whatever the
     // previous kernel wrote (weights included) is visible to both.
-    asm volatile("griddepcontrol.wait;\n" ::: "memory");
-    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+    pdl_wait();
+    pdl_trigger();
   } else if (p.m <= kMaxTriggerTokens) {
     // A decode-sized down GEMM lets the next kernel launch now (see gated_early above);
     // that kernel's own wait still waits for this grid to complete.
-    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+    pdl_trigger();
   }
 
   if (warpgroup == 0) {
@@ -643,7 +643,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         tile_origin(first_tile, m0, c0);
         if constexpr (kGemm2Pdl) {
           for (int kt = 0; kt < early; ++kt) load_stage(kt, kt, m0, c0, false, true);
-          asm volatile("griddepcontrol.wait;\n" ::: "memory");
+          pdl_wait();
         }
         for (int kt = 0; kt < early; ++kt) load_stage(kt, kt, m0, c0, true, false);
       }
@@ -967,9 +967,11 @@ __global__ void split_k_reduce_kernel(const float* __restrict__ ws, int splits, 
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   if constexpr (PROGRAMMATIC) {
     if (trigger_first) {
-      asm volatile("griddepcontrol.launch_dependents;\n griddepcontrol.wait;\n" ::: "memory");
+      pdl_trigger();
+      pdl_wait();
     } else {
-      asm volatile("griddepcontrol.wait;\n griddepcontrol.launch_dependents;\n" ::: "memory");
+      pdl_wait();
+      pdl_trigger();
     }
   }
 #endif

@@ -24,7 +24,8 @@ namespace input_quant {
 // waits for this kernel's completion before reading the quantised input.
 SFM_DEVICE void chain_programmatic_launches() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.launch_dependents;\n griddepcontrol.wait;\n" ::: "memory");
+  pdl_trigger();
+  pdl_wait();
 #endif
 }
 
