@@ -34,20 +34,6 @@ constexpr int kStageBytes = 32 * 1024;
 constexpr int kStages = 6;
 constexpr int kConsumerWarps = 4;
 
-__device__ __forceinline__ void tma3(void* dst, const CUtensorMap* m, uint64_t* b, int c0, int c1,
-                                     int c2) {
-  asm volatile(
-      "cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, "
-      "{%3, %4, %5}], [%2];" ::"r"(smem_u32(dst)),
-      "l"(m), "r"(smem_u32(b)), "r"(c0), "r"(c1), "r"(c2) : "memory");
-}
-__device__ __forceinline__ void tma2(void* dst, const CUtensorMap* m, uint64_t* b, int c0, int c1) {
-  asm volatile(
-      "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, "
-      "{%3, %4}], [%2];" ::"r"(smem_u32(dst)),
-      "l"(m), "r"(smem_u32(b)), "r"(c0), "r"(c1) : "memory");
-}
-
 // Stage s of the whole matrix (stages ordered as the GEMM walks them: 64-row tiles, K
 // blocks of 512 bytes inside a tile; mode 2/3 tiles are whole rows).
 template <int MODE>
@@ -81,10 +67,10 @@ __global__ void __launch_bounds__(32 * (kConsumerWarps + 1), 1)
         if constexpr (MODE == 4) kb = (kb + blockIdx.x) % stages_per_tile;
         uint8_t* dst = ring + slot * kStageBytes;
         mbar_expect_tx(&full[slot], kStageBytes);
-        if constexpr (MODE == 0 || MODE == 4) tma3(dst, &map, &full[slot], 0, tile * 64, kb * 4);
-        if constexpr (MODE == 1) tma3(dst, &map, &full[slot], 0, kb * 4, tile * 64);
+        if constexpr (MODE == 0 || MODE == 4) tma_load_3d(dst, &map, &full[slot], 0, tile * 64, kb * 4);
+        if constexpr (MODE == 1) tma_load_3d(dst, &map, &full[slot], 0, kb * 4, tile * 64);
         if constexpr (MODE == 2) bulk1d(dst, w + int64_t(tile) * kStageBytes, kStageBytes, &full[slot]);
-        if constexpr (MODE == 3) tma2(dst, &map, &full[slot], (tile % (k / 256)) * 256, (tile / (k / 256)) * 128);
+        if constexpr (MODE == 3) tma_load_2d(dst, &map, &full[slot], (tile % (k / 256)) * 256, (tile / (k / 256)) * 128);
       }
     }
   } else {
@@ -100,38 +86,32 @@ __global__ void __launch_bounds__(32 * (kConsumerWarps + 1), 1)
   }
 }
 
-static PFN_cuTensorMapEncodeTiled_v12000 encode() {
-  void* p = nullptr;
-  cudaDriverEntryPointQueryResult q{};
-  CHECK(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &p, 12000, cudaEnableDefault, &q));
-  return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(p);
-}
-
 static CUtensorMap make_map(int mode, uint8_t* w, int64_t rows, int64_t k) {
+  if (static_fp8_mlp::tma::encode_fn() == nullptr) {
+    std::fprintf(stderr, "cuTensorMapEncodeTiled is not available from the driver\n");
+    std::exit(1);
+  }
   CUtensorMap m{};
-  const cuuint32_t es[3] = {1, 1, 1};
   CUresult r;
   if (mode == 0 || mode == 4) {
     cuuint64_t dims[3] = {128, cuuint64_t(rows), cuuint64_t(k / 128)};
     cuuint64_t strides[2] = {cuuint64_t(k), 128};
     cuuint32_t box[3] = {128, 64, 4};
-    r = encode()(&m, CU_TENSOR_MAP_DATA_TYPE_UINT8, 3, w, dims, strides, box, es,
-                 CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
-                 CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+    r = static_fp8_mlp::tma::encode_u8_swizzled(&m, 3, w, dims, strides, box);
   } else if (mode == 1) {
     cuuint64_t dims[3] = {128, cuuint64_t(k / 128), cuuint64_t(rows)};
     cuuint64_t strides[2] = {128, cuuint64_t(k)};
     cuuint32_t box[3] = {128, 4, 64};
-    r = encode()(&m, CU_TENSOR_MAP_DATA_TYPE_UINT8, 3, w, dims, strides, box, es,
-                 CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
-                 CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+    r = static_fp8_mlp::tma::encode_u8_swizzled(&m, 3, w, dims, strides, box);
   } else {
     cuuint64_t dims[2] = {cuuint64_t(k), cuuint64_t(rows)};
     cuuint64_t strides[1] = {cuuint64_t(k)};
     cuuint32_t box[2] = {256, 128};
-    r = encode()(&m, CU_TENSOR_MAP_DATA_TYPE_UINT8, 2, w, dims, strides, box, es,
-                 CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_NONE,
-                 CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+    const cuuint32_t es[2] = {1, 1};
+    r = static_fp8_mlp::tma::encode_fn()(&m, CU_TENSOR_MAP_DATA_TYPE_UINT8, 2, w, dims, strides,
+                                         box, es, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                                         CU_TENSOR_MAP_SWIZZLE_NONE, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                                         CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   }
   if (r != CUDA_SUCCESS) {
     std::fprintf(stderr, "tensor map (mode %d) failed: %d\n", mode, int(r));
