@@ -438,6 +438,17 @@ def test_gate_up_pairs_sharing_the_token_tile(sfm, m, path, h):
         assert_close_to_reference(got, sfm.reference.gated_mlp(*case.args(), activation))
 
 
+def check_gated_auto(sfm, m, shape, gen, per_row_scales):
+    """A gated MLP of `shape` (K, H, N) on the auto paths, SwiGLU and GeGLU, inputs from
+    `gen`, against the reference."""
+    k, h, n = shape
+    for activation in ("silu", "gelu_tanh"):
+        case = gated_case(m, k, h, n, activation, per_row_scales, generator=gen)
+        fn = sfm.fp8_swiglu_mlp_bf16 if activation == "silu" else sfm.fp8_geglu_mlp_bf16
+        got = fn(*case.args(), out=poisoned_bf16((m, n)))
+        assert_close_to_reference(got, sfm.reference.gated_mlp(*case.args(), activation))
+
+
 @pytest.mark.parametrize("m", (1, 5, 8, 16, 17, 40, 64, 65, 100, 128, 129, 150, 192, 193, 224, 240))
 def test_auto_paths_at_mid_m(sfm, m):
     """The auto GEMMs at M = 1-240 where the weights stream from DRAM: H = 8464 gives the
@@ -451,11 +462,7 @@ def test_auto_paths_at_mid_m(sfm, m):
     h, n = 8464, 2048
     gen = torch.Generator(device="cuda").manual_seed(5000 + m)
     for k in (4096, 1152):
-        for activation in ("silu", "gelu_tanh"):
-            case = gated_case(m, k, h, n, activation, m % 2 == 1, generator=gen)
-            fn = sfm.fp8_swiglu_mlp_bf16 if activation == "silu" else sfm.fp8_geglu_mlp_bf16
-            got = fn(*case.args(), out=poisoned_bf16((m, n)))
-            assert_close_to_reference(got, sfm.reference.gated_mlp(*case.args(), activation))
+        check_gated_auto(sfm, m, (k, h, n), gen, m % 2 == 1)
         dcase = dense_case(m, k, h, n, m % 2 == 0, generator=gen)
         got = sfm.fp8_gelu_mlp_bf16(*dcase.args(), out=poisoned_bf16((m, n)))
         assert_close_to_reference(got, sfm.reference.fp8_gelu_mlp_bf16(*dcase.args()))
@@ -473,24 +480,11 @@ def test_auto_swap_ab_above_192(sfm, shape, m):
     tile's splits one cluster). Above 512 the gate/up GEMM where the swap-AB tiles pad
     less (M = 521: 3 x 176; 1041: 6 x 176), the down GEMM on the wgmma tiles. The
     benchmark's gated shapes, both activations."""
-    k, h, n = shape
     gen = torch.Generator(device="cuda").manual_seed(7000 + m)
-    for activation in ("silu", "gelu_tanh"):
-        case = gated_case(m, k, h, n, activation, m % 2 == 0, generator=gen)
-        fn = sfm.fp8_swiglu_mlp_bf16 if activation == "silu" else sfm.fp8_geglu_mlp_bf16
-        got = fn(*case.args(), out=poisoned_bf16((m, n)))
-        assert_close_to_reference(got, sfm.reference.gated_mlp(*case.args(), activation))
+    check_gated_auto(sfm, m, shape, gen, m % 2 == 0)
 
 
-def check_swiglu_shape_auto(sfm, m, seed, per_row_scales):
-    """The benchmark's SwiGLU shape (K = 4096, H = 14336, N = 4096) on the auto paths, both
-    activations, against the reference."""
-    gen = torch.Generator(device="cuda").manual_seed(seed)
-    for activation in ("silu", "gelu_tanh"):
-        case = gated_case(m, 4096, 14336, 4096, activation, per_row_scales, generator=gen)
-        fn = sfm.fp8_swiglu_mlp_bf16 if activation == "silu" else sfm.fp8_geglu_mlp_bf16
-        got = fn(*case.args(), out=poisoned_bf16((m, 4096)))
-        assert_close_to_reference(got, sfm.reference.gated_mlp(*case.args(), activation))
+SWIGLU_SHAPE = (4096, 14336, 4096)  # the benchmark's SwiGLU MLP (K, H, N)
 
 
 @pytest.mark.parametrize("m", (1, 16, 33, 48, 49))
@@ -499,7 +493,8 @@ def test_auto_swap_ab_gate_up_k4096(sfm, m):
     kernel's small token tiles (8-48 rows) and its down GEMM the swap-AB kernel over a
     workspace (in clusters from 40); from 49 the gate/up GEMM takes the wide wgmma tiles:
     both sides of the edges."""
-    check_swiglu_shape_auto(sfm, m, 8200 + m, m % 2 == 0)
+    gen = torch.Generator(device="cuda").manual_seed(8200 + m)
+    check_gated_auto(sfm, m, SWIGLU_SHAPE, gen, m % 2 == 0)
 
 
 @pytest.mark.parametrize("m", (39, 41, 64))
@@ -507,7 +502,8 @@ def test_auto_swap_ab_down_n4096(sfm, m):
     """From 40 tokens the down GEMM with N = 4096 (SwiGLU's) takes the swap-AB kernel with
     its K splits in clusters, below over a workspace and a reduce kernel (before the
     twenty-fourth session: the split-K wgmma tiles): both sides of the edge."""
-    check_swiglu_shape_auto(sfm, m, 8100 + m, m % 2 == 1)
+    gen = torch.Generator(device="cuda").manual_seed(8100 + m)
+    check_gated_auto(sfm, m, SWIGLU_SHAPE, gen, m % 2 == 1)
 
 
 @pytest.mark.parametrize("m", (1, 8, 16, 17, 32, 33, 47, 48, 49, 56, 63, 64, 65, 100, 129, 191, 192,
