@@ -552,11 +552,11 @@ inline bool pads_less(int64_t m) {
 // DRAM at every M to 64 (SwiGLU's at 49-64 were on this kernel already, below).
 // Above 192, down GEMMs where down_fills_in_clusters says so (seventeenth session), and
 // narrow L2-resident ones with unaligned K to 896 tokens (narrow_l2_down_takes). Above
-// 512, gate/up GEMMs that fill the GPU where pads_less says so (eighteenth session). SwiGLU's down GEMM (N =
-// 4096) took this kernel from 40 tokens first (reduced in clusters, 64-token tiles:
-// against the split-K cluster wgmma tiles M = 32 / 50 -0.5 / -1.1 us, M = 1 / 8 / 16
-// -0.4 / +0.0 / +0.7; eighteenth session, results/swiglu_decode_swap_ab_*), from 1 with
-// the small token tiles (above).
+// 512, gate/up GEMMs that fill the GPU where pads_less says so (eighteenth session).
+// SwiGLU's down GEMM (N = 4096) took this kernel from 40 tokens first (reduced in
+// clusters, 64-token tiles: against the split-K cluster wgmma tiles M = 32 / 50 -0.5 /
+// -1.1 us, M = 1 / 8 / 16 -0.4 / +0.0 / +0.7; eighteenth session,
+// results/swiglu_decode_swap_ab_*), from 1 with the small token tiles (above).
 // An L2-resident down GEMM with at most kMaxNarrowL2DownCols output columns whose K is
 // not a whole number of 128-byte K tiles (SigLIP's 1152x4304: K = 4304, every weight row
 // straddling L2 lines) takes the swap-AB kernel up to kMaxNarrowL2DownTokens tokens.
