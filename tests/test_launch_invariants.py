@@ -39,13 +39,15 @@ def _function_body(text: str, name: str, *, kernel: bool) -> str:
     return _body(text, m.end())
 
 
-def _waits(text: str, body: str) -> bool:
+def _waits(text: str, body: str, seen: frozenset[str] = frozenset()) -> bool:
+    """Whether `body` runs the wait itself or through argument-less device helpers it
+    calls, followed to any depth (chain_programmatic_launches -> pdl_wait)."""
     if WAIT in body:
         return True
-    helpers = set(re.findall(r"\b([a-z_][a-z0-9_]*)\s*\(\s*\)\s*;", body))
+    helpers = set(re.findall(r"\b([a-z_][a-z0-9_]*)\s*\(\s*\)\s*;", body)) - seen
     for helper in helpers:
         if re.search(r"SFM_DEVICE[^;{]*?\b" + helper + r"\s*\(", text, re.S):
-            if WAIT in _function_body(text, helper, kernel=False):
+            if _waits(text, _function_body(text, helper, kernel=False), seen | {helper}):
                 return True
     return False
 
@@ -78,11 +80,18 @@ def test_the_check_catches_a_kernel_without_wait():
     """The checker itself: a programmatic launch of a kernel without the wait fails."""
     text = """
     SFM_DEVICE void helper() { asm volatile("griddepcontrol.wait;"); }
+    SFM_DEVICE void outer() { helper(); }
+    SFM_DEVICE void no_wait() { no_wait(); }
     __global__ void good_kernel(int* p) { helper(); p[0] = 1; }
+    __global__ void nested_kernel(int* p) { outer(); p[0] = 1; }
     __global__ void bad_kernel(int* p) { p[0] = 1; }
+    __global__ void bad_nested_kernel(int* p) { no_wait(); p[0] = 1; }
     launch_maybe_programmatic(good_kernel, grid, dim3(32), pdl, stream, p);
+    launch_maybe_programmatic(nested_kernel, grid, dim3(32), pdl, stream, p);
     launch_maybe_programmatic(bad_kernel, grid, dim3(32), pdl, stream, p);
+    launch_maybe_programmatic(bad_nested_kernel, grid, dim3(32), pdl, stream, p);
     """
     verdicts = {name: _waits(text, _function_body(text, name, kernel=True))
                 for name, _ in programmatic_launches(text)}
-    assert verdicts == {"good_kernel": True, "bad_kernel": False}
+    assert verdicts == {"good_kernel": True, "nested_kernel": True, "bad_kernel": False,
+                        "bad_nested_kernel": False}
