@@ -58,6 +58,9 @@ using wgmma_gemm::WgmmaParams;
 #ifndef SFM_SWAP_EARLY_GATED_TOKENS
 #define SFM_SWAP_EARLY_GATED_TOKENS 64
 #endif
+#ifndef SFM_SWAP_DEEP_STAGES  // the deep rings' stages at most (see SwapPlan)
+#define SFM_SWAP_DEEP_STAGES 12
+#endif
 constexpr int kMinSmallTokens = 1;  // auto: GeGLU-sized GEMMs from here (auto_takes)
 constexpr int kMinTokens = 65;       // auto: the others from here
 constexpr int64_t kMinClusterDownTokens = 40;  // the down GEMM's splits in clusters from here
@@ -79,7 +82,18 @@ constexpr int kMaxAutoTokensShortK = 512;  // ... with K <= 2048 (GeGLU-sized): 
 // partial sums to a workspace [split][m][n], reduced with the scales and bias by
 // wgmma_gemm::split_k_reduce_kernel, or stages them in its ring for a cluster reduction
 // (wgmma_gemm::split_cluster_reduce).
-template <EpilogueKind EPI, int BT>
+// DEEP: a ring of up to SFM_SWAP_DEEP_STAGES (12) stages instead of 8, as far as shared
+// memory allows (small token tiles: 12 stages at 8-16 tokens, 9 at 56), for the gated
+// gate/up GEMM and the down GEMM reduced in clusters. These stream from DRAM on few
+// CTAs per tile or with their weight loads started before the wait, where more bytes in
+// flight per CTA help: whole MLPs against 8 stages (scripts/mlp_ab.py, H200,
+// benchmarks/RESULTS.md, twenty-fifth session) GeGLU M = 8 / 16 / 32 -0.9 / -1.1 / -0.7
+// us (both GEMMs contributing: gate/up alone -0.6 to -0.8, down alone -0.3), M = 1 and
+// 40-128 within -0.2 to +0.03; SwiGLU and the dense MLPs within run-to-run noise (-0.9 to
+// +0.4 and -0.05 to +0.1). Not for the down GEMM over a workspace (128 CTAs for SwiGLU's
+// N = 4096 below 40 tokens: 12 stages there made SwiGLU M = 1-32 1.2-2.0 us slower) nor
+// the dense up GEMM (L2-resident).
+template <EpilogueKind EPI, int BT, bool DEEP = false>
 struct SwapPlan {
   static constexpr bool kGated = EPI == EpilogueKind::kGatedToFp8;
   static constexpr bool kSplitK = EPI == EpilogueKind::kBiasToBf16;
@@ -95,7 +109,7 @@ struct SwapPlan {
   // The down GEMM's cluster reduction stages its fp32 partial tile [BT][kRows] in the
   // (then idle) ring; + 16 bytes per row: conflict-free writes from the accumulators.
   static constexpr int kPartialPitch = kRows * 4 + 16;
-  static constexpr int kMaxStages = 8;
+  static constexpr int kMaxStages = DEEP ? SFM_SWAP_DEEP_STAGES : 8;
   static constexpr int kBarrierBytes = 2 * kMaxStages * 8;
   static constexpr int kStages =
       std::min(kMaxStages, (kMaxDynamicSmem - 1024 - kStagingBytes - kBarrierBytes) / kStageBytes);
@@ -106,12 +120,12 @@ struct SwapPlan {
   static_assert(!kSplitK || BT * kPartialPitch <= kRingBytes, "the partial tile fits the ring");
 };
 
-template <EpilogueKind EPI, Activation ACT, int BT>
+template <EpilogueKind EPI, Activation ACT, int BT, bool DEEP>
 __global__ void __launch_bounds__(kThreads, 1)
     fp8_gemm_swap_kernel(const __grid_constant__ CUtensorMap tma_x,
                          const __grid_constant__ CUtensorMap tma_w, const WgmmaParams p) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  using P = SwapPlan<EPI, BT>;
+  using P = SwapPlan<EPI, BT, DEEP>;
   constexpr int kStages = P::kStages;
   constexpr bool kGated = P::kGated;
   constexpr bool kDown = P::kSplitK;
@@ -466,7 +480,7 @@ inline cudaError_t make_tma_gated_interleaved(CUtensorMap* map, const uint8_t* w
 // and -0.4 / -0.9. Steps of 8 against 16 (M = 50 and 56: 56 tokens, not 64): GeGLU -0.3 /
 // -0.3, 1152x4304 -0.3 / -0.2, 1536x6144 -0.55 / -0.3, SwiGLU M = 50 -0.2; within +-0.2
 // us at M = 1-40.
-constexpr int64_t kMaxSmallTileTokens = 48;  // SwiGLU-sized gate/up GEMMs to here (auto_takes)
+constexpr int64_t kMaxSmallTileTokens = 64;  // SwiGLU-sized gate/up GEMMs to here (auto_takes)
 inline int token_tile(int64_t m) {
   if (m < 64) return static_cast<int>(std::max<int64_t>(host_ceil_div(m, int64_t(8)), 1) * 8);
   const int64_t tiles = std::max<int64_t>(host_ceil_div(m, int64_t(kMaxTokens)), 1);
@@ -549,7 +563,11 @@ inline bool pads_less(int64_t m) {
 // / 32 / 39 -4.2 / -2.7 / -2.7 / -2.2 / -2.4 / -1.9 us (the down GEMM in clusters -2.5 /
 // -1.9 / -1.8 / -2.4 / -2.2 / -1.5); at 40 / 48 (clusters, as before) -0.8 / -0.7; so
 // gate/up GEMMs of any K to kMaxSmallTileTokens, and down GEMMs with N <= 4096 from
-// DRAM at every M to 64 (SwiGLU's at 49-64 were on this kernel already, below).
+// DRAM at every M to 64 (SwiGLU's at 49-64 were on this kernel already, below). SwiGLU's
+// gate/up GEMM at 49-64 measured +0.3-0.5 us against the wide wgmma tiles then; with the
+// deep ring (SwapPlan) -0.67 / -0.30 / -0.35 / -0.24 / -0.73 us at M = 49 / 50 / 56 / 57 /
+// 64 (twenty-fifth session), so kMaxSmallTileTokens is 64: every gate/up GEMM that
+// fills the GPU, at any K, takes this kernel below 65 tokens.
 // Above 192, down GEMMs where down_fills_in_clusters says so (seventeenth session), and
 // narrow L2-resident ones with unaligned K to 896 tokens (narrow_l2_down_takes). Above
 // 512, gate/up GEMMs that fill the GPU where pads_less says so (eighteenth session).
@@ -644,10 +662,10 @@ inline bool down_in_clusters(int64_t m, int64_t n_out, bool l2_resident) {
 // splits: the down GEMM's K splits (gridDim.y); with p.cluster_reduce they are one
 // cluster, and down_splits' as many as fit at once are computed here
 // (wgmma_gemm::fitting_cluster_splits; 1, no reduction, where none does).
-template <EpilogueKind EPI, Activation ACT, int BT>
+template <EpilogueKind EPI, Activation ACT, int BT, bool DEEP>
 cudaError_t launch_bt(const uint8_t* x, const uint8_t* w, const WgmmaParams& p, int sms,
                       int splits, cudaStream_t stream) {
-  using P = SwapPlan<EPI, BT>;
+  using P = SwapPlan<EPI, BT, DEEP>;
   SFM_TRACE_BIND();
   CUtensorMap tma_x, tma_w;
   cudaError_t e = make_tma(&tma_x, x, p.m, p.k, BT, kBK);
@@ -655,7 +673,7 @@ cudaError_t launch_bt(const uint8_t* x, const uint8_t* w, const WgmmaParams& p, 
   e = P::kGated ? make_tma_gated_interleaved(&tma_w, w, p.n_out, p.k, P::kRows / 16)
                 : make_tma(&tma_w, w, p.n_out, p.k, P::kRows, kBK);
   if (e != cudaSuccess) return e;
-  constexpr auto kernel = fp8_gemm_swap_kernel<EPI, ACT, BT>;
+  constexpr auto kernel = fp8_gemm_swap_kernel<EPI, ACT, BT, DEEP>;
   e = allow_dynamic_smem<kernel>(P::kSmemBytes);
   if (e != cudaSuccess) return e;
   const int64_t tiles = host_ceil_div(p.m, BT) * host_ceil_div(p.n_out, P::kOutCols);
@@ -682,26 +700,26 @@ cudaError_t launch_bt(const uint8_t* x, const uint8_t* w, const WgmmaParams& p, 
   return cudaLaunchKernelEx(&config, kernel, tma_x, tma_w, p);
 }
 
-template <EpilogueKind EPI, Activation ACT>
+template <EpilogueKind EPI, Activation ACT, bool DEEP>
 cudaError_t launch_tile(const uint8_t* x, const uint8_t* w, const WgmmaParams& p, int sms,
                         int splits, cudaStream_t stream) {
   switch (token_tile(p.m)) {
-    case 8: return launch_bt<EPI, ACT, 8>(x, w, p, sms, splits, stream);
-    case 16: return launch_bt<EPI, ACT, 16>(x, w, p, sms, splits, stream);
-    case 24: return launch_bt<EPI, ACT, 24>(x, w, p, sms, splits, stream);
-    case 32: return launch_bt<EPI, ACT, 32>(x, w, p, sms, splits, stream);
-    case 40: return launch_bt<EPI, ACT, 40>(x, w, p, sms, splits, stream);
-    case 48: return launch_bt<EPI, ACT, 48>(x, w, p, sms, splits, stream);
-    case 56: return launch_bt<EPI, ACT, 56>(x, w, p, sms, splits, stream);
-    case 64: return launch_bt<EPI, ACT, 64>(x, w, p, sms, splits, stream);
-    case 80: return launch_bt<EPI, ACT, 80>(x, w, p, sms, splits, stream);
-    case 96: return launch_bt<EPI, ACT, 96>(x, w, p, sms, splits, stream);
-    case 112: return launch_bt<EPI, ACT, 112>(x, w, p, sms, splits, stream);
-    case 128: return launch_bt<EPI, ACT, 128>(x, w, p, sms, splits, stream);
-    case 144: return launch_bt<EPI, ACT, 144>(x, w, p, sms, splits, stream);
-    case 160: return launch_bt<EPI, ACT, 160>(x, w, p, sms, splits, stream);
-    case 176: return launch_bt<EPI, ACT, 176>(x, w, p, sms, splits, stream);
-    case 192: return launch_bt<EPI, ACT, 192>(x, w, p, sms, splits, stream);
+    case 8: return launch_bt<EPI, ACT, 8, DEEP>(x, w, p, sms, splits, stream);
+    case 16: return launch_bt<EPI, ACT, 16, DEEP>(x, w, p, sms, splits, stream);
+    case 24: return launch_bt<EPI, ACT, 24, DEEP>(x, w, p, sms, splits, stream);
+    case 32: return launch_bt<EPI, ACT, 32, DEEP>(x, w, p, sms, splits, stream);
+    case 40: return launch_bt<EPI, ACT, 40, DEEP>(x, w, p, sms, splits, stream);
+    case 48: return launch_bt<EPI, ACT, 48, DEEP>(x, w, p, sms, splits, stream);
+    case 56: return launch_bt<EPI, ACT, 56, DEEP>(x, w, p, sms, splits, stream);
+    case 64: return launch_bt<EPI, ACT, 64, DEEP>(x, w, p, sms, splits, stream);
+    case 80: return launch_bt<EPI, ACT, 80, DEEP>(x, w, p, sms, splits, stream);
+    case 96: return launch_bt<EPI, ACT, 96, DEEP>(x, w, p, sms, splits, stream);
+    case 112: return launch_bt<EPI, ACT, 112, DEEP>(x, w, p, sms, splits, stream);
+    case 128: return launch_bt<EPI, ACT, 128, DEEP>(x, w, p, sms, splits, stream);
+    case 144: return launch_bt<EPI, ACT, 144, DEEP>(x, w, p, sms, splits, stream);
+    case 160: return launch_bt<EPI, ACT, 160, DEEP>(x, w, p, sms, splits, stream);
+    case 176: return launch_bt<EPI, ACT, 176, DEEP>(x, w, p, sms, splits, stream);
+    case 192: return launch_bt<EPI, ACT, 192, DEEP>(x, w, p, sms, splits, stream);
     default: return cudaErrorInvalidValue;
   }
 }
@@ -713,7 +731,7 @@ cudaError_t launch(const uint8_t* x, const uint8_t* w, const WgmmaParams& p, int
                    cudaStream_t stream) {
   static_assert(EPI != EpilogueKind::kBiasToBf16, "the down GEMM: launch_down");
   if (p.m == 0 || p.n_out == 0) return cudaSuccess;
-  return launch_tile<EPI, ACT>(x, w, p, sms, 1, stream);
+  return launch_tile<EPI, ACT, /*DEEP=*/EPI == EpilogueKind::kGatedToFp8>(x, w, p, sms, 1, stream);
 }
 
 // Down GEMM with the K splits of each tile in one cluster, reduced over distributed
@@ -725,7 +743,7 @@ cudaError_t launch_down_cluster(const uint8_t* x, const uint8_t* w, const WgmmaP
   if (p.m == 0 || p.n_out == 0) return cudaSuccess;
   WgmmaParams q = p;
   q.cluster_reduce = 1;
-  return launch_tile<EpilogueKind::kBiasToBf16, ACT>(x, w, q, sms, 0, stream);
+  return launch_tile<EpilogueKind::kBiasToBf16, ACT, /*DEEP=*/true>(x, w, q, sms, 0, stream);
 }
 
 // Down GEMM: K-split partial sums into ws, then wgmma_gemm::split_k_reduce_kernel.
@@ -739,7 +757,8 @@ cudaError_t launch_down(const uint8_t* x, const uint8_t* w, const WgmmaParams& p
   const int splits = down_splits(p.m, p.n_out, p.k, sms);
   WgmmaParams partial = p;
   partial.out = ws;
-  cudaError_t e = launch_tile<EpilogueKind::kBiasToBf16, ACT>(x, w, partial, sms, splits, stream);
+  cudaError_t e =
+      launch_tile<EpilogueKind::kBiasToBf16, ACT, /*DEEP=*/false>(x, w, partial, sms, splits, stream);
   if (e != cudaSuccess) return e;
   return wgmma_gemm::reduce_splits(ws, splits, p, /*programmatic=*/true, stream);
 }

@@ -61,8 +61,8 @@ namespace hopper {
 //   down GEMM beat it (M = 17..32: GeGLU 40.5 -> 35.5 us, SwiGLU 59 -> 53);
 // - from 65 to 384 tokens (gate/up GEMMs with K <= 2048: 512), where
 //   swap_gemm::auto_takes says so (measured faster), for GeGLU-sized GEMMs at every M
-//   up to 64, SwiGLU-sized down GEMMs too and SwiGLU-sized gate/up GEMMs up to 48 (8-
-//   to 48-token tiles; ahead of both kernels above), and for
+//   up to 64, SwiGLU-sized down and gate/up GEMMs too (8- to 64-token tiles; ahead of
+//   both kernels above), and for
 //   gate/up GEMMs above 512 where their token tiles pad less: the swap-AB kernels,
 //   every token in one wgmma N tile up to 192, even tiles above (the down GEMM split
 //   over K, up to 192, and above where its tiles then fill the GPU); from 40 tokens its

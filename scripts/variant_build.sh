@@ -7,6 +7,7 @@
 # scripts/phase_trace.py), and builds it for 9.0a into .gpu-tune/NAME (git-ignored
 # locally: add .gpu-tune/ to .git/info/exclude). Carry
 # .gpu-tune/NAME/torch211-cxx11-cu130-x86_64-linux to the GPU machine.
+# SFM_VARIANT_FLAGS: extra arguments for the build command (e.g. --verbose).
 set -euo pipefail
 [[ $# -ge 1 ]] || { sed -n 2,9p "$0"; exit 2; }
 name=$1
@@ -24,4 +25,4 @@ done
   git -c user.email=variant@localhost -c user.name=variant commit -qm "variant $name")
 cd "$root"
 builder=${SFM_BUILDER:-.venv/bin/static-fp8-mlp}
-"$builder" build --archs 9.0a --project "$dst" --out ".gpu-tune/$name"
+"$builder" build ${SFM_VARIANT_FLAGS:-} --archs 9.0a --project "$dst" --out ".gpu-tune/$name"

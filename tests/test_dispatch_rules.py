@@ -232,11 +232,10 @@ def test_swap_ab_auto(rules):
     for m in (520, 648, 1040, 2064):  # measured faster (eighteenth session)
         assert rules[("swap_auto", m)][0::2] == [1, 1, 0], m
     # Twenty-fourth session: with 16- to 48-token tiles SwiGLU's gate/up GEMM to 48 tokens
-    # and its down GEMM from 1 (was 40, in clusters: eighteenth session).
-    for m in (1, 7, 8, 16, 17, 33, 39, 40, 48):
+    # and its down GEMM from 1 (was 40, in clusters: eighteenth session); twenty-fifth,
+    # with the deep ring, its gate/up GEMM to 64.
+    for m in (1, 7, 8, 16, 17, 33, 39, 40, 48, 49, 50, 64):
         assert rules[("swap_auto", m)] == [1, 1, 1, 1, 0, 0], m
-    for m in (49, 50, 64):
-        assert rules[("swap_auto", m)] == [0, 1, 1, 1, 0, 0], m
     for m in (65, 100, 160):
         assert rules[("swap_auto", m)] == [1, 1, 1, 1, 0, 1], m
     assert rules[("swap_auto", 192)] == [1, 1, 1, 1, 0, 1]
@@ -248,7 +247,8 @@ def test_auto_kernel_per_gemm(rules):
     """hopper::pick on the gated MLPs (auto): GeGLU's GEMMs on the swap-AB kernels from
     1 token (sixteenth session; was 8); SwiGLU's too since the twenty-fourth session (its
     16- to 48-token tiles), its gate/up GEMM to 48 tokens and on the wide wgmma tiles at
-    49-64 (before: wide wgmma tiles to 64, the down GEMM streaming to 16 tokens, split-K
+    49-64, to 64 since the twenty-fifth (the deep ring) (before the twenty-fourth: wide
+    wgmma tiles to 64, the down GEMM streaming to 16 tokens, split-K
     cluster tiles to 39, swap-AB in clusters from 40), both from 65; above 192 the down GEMMs on the
     split-K wgmma tiles, the gate/up GEMMs on the swap-AB kernel to 240, then the wgmma
     tiles; the swap-AB down GEMMs reduce in clusters from 40 tokens (seventeenth session),
@@ -262,10 +262,8 @@ def test_auto_kernel_per_gemm(rules):
         assert rules[("pick", m)] == [swap, swap, swap, swap], m
     for m in (6, 7, 8, 16, 17, 32, 33, 39):
         assert rules[("pick", m)] == [swap, swap, swap, swap_cluster], m
-    for m in (40, 48):
+    for m in (40, 48, 49, 50, 64):
         assert rules[("pick", m)] == [swap, swap_cluster, swap, swap_cluster], m
-    for m in (49, 50, 64):
-        assert rules[("pick", m)] == [wgmma, swap_cluster, swap, swap_cluster], m
     for m in (65, 100, 192):
         assert rules[("pick", m)] == [swap, swap_cluster, swap, swap_cluster], m
     for m in (193, 240):

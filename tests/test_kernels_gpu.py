@@ -487,12 +487,12 @@ def test_auto_swap_ab_above_192(sfm, shape, m):
 SWIGLU_SHAPE = (4096, 14336, 4096)  # the benchmark's SwiGLU MLP (K, H, N)
 
 
-@pytest.mark.parametrize("m", (1, 16, 33, 48, 49))
+@pytest.mark.parametrize("m", (1, 16, 33, 48, 49, 64, 65))
 def test_auto_swap_ab_gate_up_k4096(sfm, m):
-    """Up to 48 tokens the gated gate/up GEMM with K = 4096 (SwiGLU's) takes the swap-AB
-    kernel's small token tiles (8-48 rows) and its down GEMM the swap-AB kernel over a
-    workspace (in clusters from 40); from 49 the gate/up GEMM takes the wide wgmma tiles:
-    both sides of the edges."""
+    """Up to 64 tokens the gated gate/up GEMM with K = 4096 (SwiGLU's) takes the swap-AB
+    kernel's small token tiles (8-64 rows, deep ring) and its down GEMM the swap-AB kernel
+    over a workspace (in clusters from 40); from 65 the larger tiles: both sides of the
+    edges (to 48 tokens before the twenty-fifth session)."""
     gen = torch.Generator(device="cuda").manual_seed(8200 + m)
     check_gated_auto(sfm, m, SWIGLU_SHAPE, gen, m % 2 == 0)
 
