@@ -645,14 +645,18 @@ inline bool triggers_next(int64_t n_out, bool in_clusters, bool l2_resident) {
 // twenty-third session, 64-token tiles: clusters minus workspace -1.0 / -1.8 / -1.7 /
 // -1.6 us at M = 16 / 24 / 32 / 39, +0.9 / +1.0 at M = 1 / 8; twenty-fourth session, the
 // tiles of M rounded up to 8: M = 1 / 2 / 4 +0.03 / +0.09 / +0.15, M = 6 / 8 / 10 / 12 /
-// 15 -0.12 / -0.37 to -0.53 / -0.68 / -0.92 / -1.53, 16-50 within +-0.2).
+// 15 -0.12 / -0.37 to -0.53 / -0.68 / -0.92 / -1.53, 16-50 within +-0.2). With the deep
+// ring that only the cluster reduction has (SwapPlan; twenty-fifth session) also SwiGLU's
+// (N = 4096) below 40 tokens and GeGLU's from 2: clusters minus workspace, SwiGLU M = 1 / 8
+// / 16 / 32 / 39 +0.02 / -0.81 / -1.08 / -0.85 / -0.91 us, GeGLU M = 1 / 2 / 4 / 5 -0.03 /
+// -0.55 / -0.71 / -0.75; so kMaxEarlyClusterCols is 4096 and kMinClusterTriggerTokens 2.
 // SFM_SWAP_DOWN_CLUSTER 0: never; 2: always; 1: by this rule.
 #ifndef SFM_SWAP_DOWN_CLUSTER
 #define SFM_SWAP_DOWN_CLUSTER 1
 #endif
 constexpr int64_t kMinClusterDownL2Cols = 1536;
-constexpr int64_t kMinClusterTriggerTokens = 6;
-constexpr int64_t kMaxEarlyClusterCols = 2048;
+constexpr int64_t kMinClusterTriggerTokens = 2;
+constexpr int64_t kMaxEarlyClusterCols = 4096;
 inline bool down_in_clusters(int64_t m, int64_t n_out, bool l2_resident) {
   if (SFM_SWAP_DOWN_CLUSTER != 1) return SFM_SWAP_DOWN_CLUSTER == 2;
   if (!l2_resident && n_out <= kMaxEarlyClusterCols) return m >= kMinClusterTriggerTokens;

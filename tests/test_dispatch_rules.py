@@ -252,17 +252,15 @@ def test_auto_kernel_per_gemm(rules):
     cluster tiles to 39, swap-AB in clusters from 40), both from 65; above 192 the down GEMMs on the
     split-K wgmma tiles, the gate/up GEMMs on the swap-AB kernel to 240, then the wgmma
     tiles; the swap-AB down GEMMs reduce in clusters from 40 tokens (seventeenth session),
-    GeGLU's from 16 (twenty-third session), from 6 (twenty-fourth);
+    GeGLU's from 16 (twenty-third session), from 6 (twenty-fourth), both from 2
+    (twenty-fifth);
     above 512 the gate/up GEMMs on the swap-AB kernel where its tiles pad M less
     (eighteenth session: M = 576, 769, 1040, not 640, 1024 or 8192).
     Kernel order: warp, reg-wgmma, stream, wgmma, split-K, split-K cluster, swap-AB,
     swap-AB with the down GEMM reduced in clusters, portable."""
     wgmma, stream, split_k, cluster, swap, swap_cluster = 3, 2, 4, 5, 6, 7
-    for m in (1, 5):
-        assert rules[("pick", m)] == [swap, swap, swap, swap], m
-    for m in (6, 7, 8, 16, 17, 32, 33, 39):
-        assert rules[("pick", m)] == [swap, swap, swap, swap_cluster], m
-    for m in (40, 48, 49, 50, 64):
+    assert rules[("pick", 1)] == [swap, swap, swap, swap]
+    for m in (5, 6, 7, 8, 16, 17, 32, 33, 39, 40, 48, 49, 50, 64):
         assert rules[("pick", m)] == [swap, swap_cluster, swap, swap_cluster], m
     for m in (65, 100, 192):
         assert rules[("pick", m)] == [swap, swap_cluster, swap, swap_cluster], m
@@ -313,12 +311,13 @@ def test_swap_ab_down_reduction(rules):
     ones (N <= 2048 from DRAM, letting the next kernel launch early) from 6 tokens
     (twenty-third session: from 16, -1.0 to -1.8 us at M = 16-39, +0.9 at 1 and 8 with
     64-token tiles; twenty-fourth session, tiles of M rounded up to 8: -0.1 to -1.5 us at
-    M = 6-15, +0.03 to +0.15 at 1-4). The 1536x6144 down GEMM takes the swap-AB kernel
-    with clusters from 40 to 160 tokens."""
-    for m in (1, 5):
-        assert rules[("down_cluster", m)] == [0, 0, 0, 0], m
-    for m in (6, 7, 8, 16, 17, 32, 39):
-        assert rules[("down_cluster", m)] == [0, 1, 0, 0], m
+    M = 6-15, +0.03 to +0.15 at 1-4); with the deep ring (twenty-fifth session) every
+    down GEMM from DRAM with N <= 4096 from 2 tokens (SwiGLU M = 8-39 -0.8 to -1.1 us,
+    GeGLU M = 2-5 -0.55 to -0.75, M = 1 equal). The 1536x6144 down GEMM takes the swap-AB
+    kernel with clusters from 40 to 160 tokens."""
+    assert rules[("down_cluster", 1)] == [0, 0, 0, 0]
+    for m in (5, 6, 7, 8, 16, 17, 32, 39):
+        assert rules[("down_cluster", m)] == [1, 1, 0, 0], m
     for m in (40, 50, 64, 65, 100, 128, 160, 192):
         assert rules[("down_cluster", m)] == [1, 1, 0, 1], m
     rs, swap_cluster = 1, 7

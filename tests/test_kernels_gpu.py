@@ -497,11 +497,12 @@ def test_auto_swap_ab_gate_up_k4096(sfm, m):
     check_gated_auto(sfm, m, SWIGLU_SHAPE, gen, m % 2 == 0)
 
 
-@pytest.mark.parametrize("m", (39, 41, 64))
+@pytest.mark.parametrize("m", (1, 2, 39, 41, 64))
 def test_auto_swap_ab_down_n4096(sfm, m):
-    """From 40 tokens the down GEMM with N = 4096 (SwiGLU's) takes the swap-AB kernel with
-    its K splits in clusters, below over a workspace and a reduce kernel (before the
-    twenty-fourth session: the split-K wgmma tiles): both sides of the edge."""
+    """The down GEMM with N = 4096 (SwiGLU's) takes the swap-AB kernel with its K splits in
+    clusters from 2 tokens (from 40 before the twenty-fifth session; before the
+    twenty-fourth, the split-K wgmma tiles), at 1 over a workspace and a reduce kernel:
+    both sides of the edges."""
     gen = torch.Generator(device="cuda").manual_seed(8100 + m)
     check_gated_auto(sfm, m, SWIGLU_SHAPE, gen, m % 2 == 1)
 
