@@ -65,9 +65,10 @@ namespace hopper {
 //   both kernels above), and for
 //   gate/up GEMMs above 512 where their token tiles pad less: the swap-AB kernels,
 //   every token in one wgmma N tile up to 192, even tiles above (the down GEMM split
-//   over K, up to 192, and above where its tiles then fill the GPU); from 40 tokens its
-//   splits reduce in clusters (swap_gemm::down_in_clusters), else over a workspace and a
-//   reduce kernel;
+//   over K, up to 192, and above where its tiles then fill the GPU); its splits reduce
+//   in clusters where swap_gemm::down_in_clusters says so (from 2 tokens for weights
+//   from DRAM with N <= 4096, from 40 for the others, L2-resident ones only with
+//   N >= 1536), else over a workspace and a reduce kernel;
 // - the down GEMM is split over K (wide wgmma tiles, fp32 partials, one reduce kernel)
 //   whenever its output tiles alone would leave at least half of the SMs idle; where
 //   that was measured faster (split_in_clusters) the splits of a tile reduce over
