@@ -66,7 +66,8 @@ def fp8_rate(data) -> float | None:
 
 def gemm_ceiling_spread(ceilings: dict) -> str | None:
     """How far the FP8 GEMM ceiling moved within the run: the GPU's power state changes
-    the large-M floors (a cool first batch sets the ceiling; the MLP rows run later)."""
+    the large-M floors (the ceiling is the better of the start and end measurements, each
+    the median of its batches; the MLP rows run in between)."""
     m = ceilings.get("measurements") or {}
     rates = [_num(m.get(k, {}).get("fp8_flops_per_s")) for k in ("start", "end")]
     batches = [_num(b) for k in ("start", "end") for b in (m.get(k, {}).get("fp8_gemm_batches_us") or [])]

@@ -480,7 +480,6 @@ inline cudaError_t make_tma_gated_interleaved(CUtensorMap* map, const uint8_t* w
 // and -0.4 / -0.9. Steps of 8 against 16 (M = 50 and 56: 56 tokens, not 64): GeGLU -0.3 /
 // -0.3, 1152x4304 -0.3 / -0.2, 1536x6144 -0.55 / -0.3, SwiGLU M = 50 -0.2; within +-0.2
 // us at M = 1-40.
-constexpr int64_t kMaxSmallTileTokens = 64;  // SwiGLU-sized gate/up GEMMs to here (auto_takes)
 inline int token_tile(int64_t m) {
   if (m < 64) return static_cast<int>(std::max<int64_t>(host_ceil_div(m, int64_t(8)), 1) * 8);
   const int64_t tiles = std::max<int64_t>(host_ceil_div(m, int64_t(kMaxTokens)), 1);
@@ -562,12 +561,12 @@ inline bool pads_less(int64_t m) {
 // GEMM): both GEMMs on this kernel, the down GEMM over a workspace, M = 1 / 8 / 16 / 24
 // / 32 / 39 -4.2 / -2.7 / -2.7 / -2.2 / -2.4 / -1.9 us (the down GEMM in clusters -2.5 /
 // -1.9 / -1.8 / -2.4 / -2.2 / -1.5); at 40 / 48 (clusters, as before) -0.8 / -0.7; so
-// gate/up GEMMs of any K to kMaxSmallTileTokens, and down GEMMs with N <= 4096 from
-// DRAM at every M to 64 (SwiGLU's at 49-64 were on this kernel already, below). SwiGLU's
-// gate/up GEMM at 49-64 measured +0.3-0.5 us against the wide wgmma tiles then; with the
-// deep ring (SwapPlan) -0.67 / -0.30 / -0.35 / -0.24 / -0.73 us at M = 49 / 50 / 56 / 57 /
-// 64 (twenty-fifth session), so kMaxSmallTileTokens is 64: every gate/up GEMM that
-// fills the GPU, at any K, takes this kernel below 65 tokens.
+// gate/up GEMMs of any K to 48 tokens, and down GEMMs with N <= 4096 from DRAM at every
+// M to 64 (SwiGLU's at 49-64 were on this kernel already, below). SwiGLU's gate/up GEMM
+// at 49-64 measured +0.3-0.5 us against the wide wgmma tiles then; with the deep ring
+// (SwapPlan) -0.67 / -0.30 / -0.35 / -0.24 / -0.73 us at M = 49 / 50 / 56 / 57 / 64
+// (twenty-fifth session), so every gate/up GEMM that fills the GPU, at any K, takes this
+// kernel below 65 tokens.
 // Above 192, down GEMMs where down_fills_in_clusters says so (seventeenth session), and
 // narrow L2-resident ones with unaligned K to 896 tokens (narrow_l2_down_takes). Above
 // 512, gate/up GEMMs that fill the GPU where pads_less says so (eighteenth session).
@@ -594,7 +593,7 @@ inline bool auto_takes(int64_t m, bool down, int64_t w_rows, int64_t k, bool l2_
                        int sms) {
   if (!down && m > kMaxAutoTokensShortK) return fills_gpu(w_rows, sms) && pads_less(m);
   if (m >= kMinSmallTokens && m < kMinTokens) {
-    if (!down) return (k <= 2048 || m <= kMaxSmallTileTokens) && fills_gpu(w_rows, sms);
+    if (!down) return fills_gpu(w_rows, sms);
     return !l2_resident && w_rows <= 4096;
   }
   if (down && l2_resident && m >= kMinTokens && narrow_l2_down_takes(m, w_rows, k)) return true;
