@@ -61,6 +61,10 @@ using wgmma_gemm::WgmmaParams;
 #ifndef SFM_SWAP_DEEP_STAGES  // the deep rings' stages at most (see SwapPlan)
 #define SFM_SWAP_DEEP_STAGES 12
 #endif
+#ifndef SFM_SWAP_EARLY_GATED_STAGES_WIDE  // SwapPlan::kEarlyGatedStages from 40 tokens
+#define SFM_SWAP_EARLY_GATED_STAGES_WIDE 8
+#endif
+constexpr int kMaxEarlyGatedStagesWide = SFM_SWAP_EARLY_GATED_STAGES_WIDE;
 constexpr int kMinSmallTokens = 1;  // auto: GeGLU-sized GEMMs from here (auto_takes)
 constexpr int kMinTokens = 65;       // auto: the others from here
 constexpr int64_t kMinClusterDownTokens = 40;  // the down GEMM's splits in clusters from here
@@ -115,6 +119,17 @@ struct SwapPlan {
       std::min(kMaxStages, (kMaxDynamicSmem - 1024 - kStagingBytes - kBarrierBytes) / kStageBytes);
   static constexpr int kRingBytes = kStages * kStageBytes;
   static constexpr int kSmemBytes = kRingBytes + kStagingBytes + kBarrierBytes + 1024;
+  // Weight stages a gated gate/up GEMM loads before its wait (see the kernel): all of
+  // the ring up to 32 tokens, at most kMaxEarlyGatedStagesWide from 40. At 40-64 tokens
+  // (rings of 9-10 stages) 8 were 0.4-0.6 us faster per GeGLU MLP than the whole ring
+  // (M = 33, 41, 48, 50, 56, 57, 64: -0.42 / -0.51 / -0.40 / -0.58 / -0.57 / -0.49 /
+  // -0.46 us; SwiGLU M = 41-64 within its noise, +0.19 to -0.95; 6 stages: GeGLU -0.3 to
+  // -0.7, SwiGLU +0.3 to +0.6, and at M = 1-32 +0.1 to +1.5 for both; 4: GeGLU +0.2 to
+  // -0.4; scripts/mlp_ab.py, 15 rounds, H200, twenty-sixth session). Fewer weight boxes
+  // queued ahead of the stage's tokens, which are issued after the wait, is the likely
+  // reason.
+  static constexpr int kEarlyGatedStages =
+      BT >= 40 ? std::min(kStages, kMaxEarlyGatedStagesWide) : kStages;
   static_assert(kStages >= 3, "shared memory too small for the ring");
   static_assert(kStageBytes % 1024 == 0, "stages keep the 1024-byte swizzle alignment");
   static_assert(!kSplitK || BT * kPartialPitch <= kRingBytes, "the partial tile fits the ring");
@@ -162,8 +177,9 @@ __global__ void __launch_bounds__(kThreads, 1)
   // 1536x6144 at M = 50 they were 1.0-1.9 us slower (twenty-first session): weights in
   // flight seem to delay the completion of the kernel this one waits for.
   const bool gated_early = kGated && p.m <= SFM_SWAP_EARLY_GATED_TOKENS;
-  const int early =
-      (kDown || gated_early) && static_cast<int>(blockIdx.x) < tiles ? min(kStages, k_tiles) : 0;
+  const int early = (kDown || gated_early) && static_cast<int>(blockIdx.x) < tiles
+                        ? min(kDown ? kStages : P::kEarlyGatedStages, k_tiles)
+                        : 0;
   // The weight tile (A) of ring stage s: K tile kt of the weight rows at output column c0.
   auto load_weights = [&](int s, int kt, int c0) {
     uint8_t* a_tile = smem + s * P::kStageBytes;

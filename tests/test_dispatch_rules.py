@@ -100,6 +100,15 @@ int main() {
     if (!ok && off_grid++ == 0) m_off = m;
   }
   printf("tile_grid 0 %ld %ld\n", off_grid, m_off);
+  // The gated gate/up GEMM's ring (DEEP) and the weight stages it loads before its wait,
+  // per small token tile.
+  using G = E;
+#define SFM_RING(BT)                                                                    \
+  printf("gated_ring %d %d %d\n", BT, swap_gemm::SwapPlan<G::kGatedToFp8, BT, true>::kStages, \
+         swap_gemm::SwapPlan<G::kGatedToFp8, BT, true>::kEarlyGatedStages);
+  SFM_RING(8) SFM_RING(16) SFM_RING(24) SFM_RING(32) SFM_RING(40) SFM_RING(48) SFM_RING(56)
+  SFM_RING(64)
+#undef SFM_RING
 }
 """
 
@@ -334,3 +343,18 @@ def test_swap_ab_down_triggers_next(rules):
     at M = 160); twenty-third session, scripts/mlp_ab.py."""
     for m in (1, 16, 39, 40, 64, 65, 128, 192):
         assert rules[("trigger", m)] == [1, 1, 0, 0], m
+
+
+def test_gated_gate_up_early_weight_stages(rules):
+    """The gated gate/up GEMM's deep ring holds 12 stages at 8-16 tokens and fewer as the
+    token tile grows (shared memory); before its wait it loads the weights of the whole
+    ring up to 32 tokens, of at most 8 stages from 40 (twenty-sixth session: GeGLU
+    M = 33-64 0.4-0.6 us faster than the whole 9-10-stage ring)."""
+    for bt in (8, 16):
+        assert rules[("gated_ring", bt)] == [12, 12], bt
+    for bt in (24, 32):
+        stages, early = rules[("gated_ring", bt)]
+        assert 10 <= stages <= 12 and early == stages, bt
+    for bt in (40, 48, 56, 64):
+        stages, early = rules[("gated_ring", bt)]
+        assert stages >= 8 and early == 8, bt
