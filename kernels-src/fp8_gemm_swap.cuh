@@ -124,10 +124,10 @@ struct SwapPlan {
   // (rings of 9-10 stages) 8 were 0.4-0.6 us faster per GeGLU MLP than the whole ring
   // (M = 33, 41, 48, 50, 56, 57, 64: -0.42 / -0.51 / -0.40 / -0.58 / -0.57 / -0.49 /
   // -0.46 us; SwiGLU M = 41-64 within its noise, +0.19 to -0.95; 6 stages: GeGLU -0.3 to
-  // -0.7, SwiGLU +0.3 to +0.6, and at M = 1-32 +0.1 to +1.5 for both; 4: GeGLU +0.2 to
-  // -0.4; scripts/mlp_ab.py, 15 rounds, H200, twenty-sixth session). Fewer weight boxes
-  // queued ahead of the stage's tokens, which are issued after the wait, is the likely
-  // reason.
+  // -0.7, SwiGLU +0.04 to +0.56, and at M = 1-32 +0.1 to +1.5 for both (9 rounds; 8 not
+  // measured there); 4: GeGLU +0.2 to -0.4; scripts/mlp_ab.py, 15 rounds, H200,
+  // twenty-sixth session). Fewer weight boxes queued ahead of the stage's tokens, which
+  // are issued after the wait, is the likely reason.
   static constexpr int kEarlyGatedStages =
       BT >= 40 ? std::min(kStages, kMaxEarlyGatedStagesWide) : kStages;
   static_assert(kStages >= 3, "shared memory too small for the ring");

@@ -102,10 +102,9 @@ int main() {
   printf("tile_grid 0 %ld %ld\n", off_grid, m_off);
   // The gated gate/up GEMM's ring (DEEP) and the weight stages it loads before its wait,
   // per small token tile.
-  using G = E;
 #define SFM_RING(BT)                                                                    \
-  printf("gated_ring %d %d %d\n", BT, swap_gemm::SwapPlan<G::kGatedToFp8, BT, true>::kStages, \
-         swap_gemm::SwapPlan<G::kGatedToFp8, BT, true>::kEarlyGatedStages);
+  printf("gated_ring %d %d %d\n", BT, swap_gemm::SwapPlan<E::kGatedToFp8, BT, true>::kStages, \
+         swap_gemm::SwapPlan<E::kGatedToFp8, BT, true>::kEarlyGatedStages);
   SFM_RING(8) SFM_RING(16) SFM_RING(24) SFM_RING(32) SFM_RING(40) SFM_RING(48) SFM_RING(56)
   SFM_RING(64)
 #undef SFM_RING
