@@ -47,6 +47,7 @@ struct Fp8GemmOperands {
   const float* x_scale;     // one element
   const float* w_scale;     // one element, or n elements when w_scale_per_row
   bool w_scale_per_row;
+  int64_t x_pitch = 0;  // bytes from one row of x to the next; 0: packed (k)
 };
 
 // hidden[M, H] = q(act(gate) * up / hidden_scale), gate/up = rows [0, H) / [H, 2H) of w.
@@ -55,6 +56,7 @@ struct GatedGemm1Args {
   Activation act;
   const float* hidden_scale;
   uint8_t* hidden;
+  int64_t hidden_pitch;  // bytes from one hidden row to the next; 0: packed (H)
 };
 
 // hidden[M, N] = q(gelu_tanh(x w^T * scales + bias) / hidden_scale).
@@ -63,6 +65,7 @@ struct DenseGemm1Args {
   const void* bias;  // bf16 [N]
   const float* hidden_scale;
   uint8_t* hidden;
+  int64_t hidden_pitch;  // as in GatedGemm1Args
 };
 
 // out[M, N] = bf16(x w^T * scales + bias); bias may be null.
@@ -97,6 +100,11 @@ struct KernelBackend {
   // Scratch the down GEMM needs for an [m, k] x [n, k]^T problem on `path` (0: none). The
   // binding allocates it from torch's caching allocator on the call's stream.
   int64_t (*gemm2_workspace_bytes)(int64_t m, int64_t n, int64_t k, GemmPath path);
+  // Row pitch in bytes of the [m, h] FP8 hidden state between the two GEMMs of an MLP
+  // (gate/up on path1 over K = k, down on path2 into n columns), or 0: packed rows. The
+  // binding allocates it so; the launchers refuse a pitch their kernel does not take.
+  int64_t (*hidden_pitch)(int64_t m, int64_t k, int64_t h, int64_t n, bool gated,
+                          GemmPath path1, GemmPath path2);
   // Higher wins when two backends cover the same architecture.
   int priority;
 };

@@ -686,6 +686,7 @@ cudaError_t launch_bt(const uint8_t* x, const uint8_t* w, const WgmmaParams& p, 
                       int splits, cudaStream_t stream) {
   using P = SwapPlan<EPI, BT, DEEP>;
   SFM_TRACE_BIND();
+  if (p.x_pitch != 0 || p.out_pitch != 0) return cudaErrorInvalidValue;  // packed rows only
   CUtensorMap tma_x, tma_w;
   cudaError_t e = make_tma(&tma_x, x, p.m, p.k, BT, kBK);
   if (e != cudaSuccess) return e;

@@ -72,6 +72,13 @@ static_assert(SFM_WGMMA_FIRST_GROUP_TILES >= SFM_WGMMA_PROMOTE_TILES, "issue_gro
 #ifndef SFM_WGMMA_CLUSTER  // 2: tall-shape CTAs in pairs that share the weight tile (multicast)
 #define SFM_WGMMA_CLUSTER 2
 #endif
+// 0: ... not where x's rows are padded (p.x_pitch; only the weight rows straddle L2
+// lines then). Measured slower than the pairs with padded x (the dense 1152x4304 /
+// 1536x4304 MLPs at M = 4096 and 8192 +6.9 to +12.1 us, 2048 +0.1 / +3.7; faster only at
+// M = 1024: -1.2 / -0.2; scripts/mlp_ab.py, H200, twenty-seventh session).
+#ifndef SFM_WGMMA_PAIR_PADDED
+#define SFM_WGMMA_PAIR_PADDED 1
+#endif
 
 // Gated gate/up GEMMs up to this many tokens (CTAs without a cluster) load their first
 // weight stages before they wait for the previous kernel; 0: never. Down GEMMs up to
@@ -396,6 +403,11 @@ struct WgmmaParams {
   // The swap-AB down GEMM and its reduce kernel let the next kernel launch as they start
   // (swap_gemm::triggers_next), not once their work is done.
   int trigger_next = 0;
+  // Row pitches where a matrix is not packed (0: packed): x's in bytes, and the gate/up
+  // GEMMs' FP8 output's in bytes (pad_hidden_rows). Only the wgmma kernel's launch
+  // (launch_shape) takes them; swap_gemm::launch_bt refuses them.
+  int64_t x_pitch = 0;
+  int64_t out_pitch = 0;
 };
 
 constexpr int kMaxClusterSplits = 8;  // portable cluster size
@@ -837,7 +849,8 @@ __global__ void __launch_bounds__(kThreads, 1)
       constexpr int kChunks = (WIDE ? kWgCols : kOutCols) * kOutBytes / 16;  // per row
       const int row0 = WIDE ? 0 : cw * kRows;
       const int chunk0 = WIDE ? cw * kChunks : 0;
-      const int64_t out_pitch = static_cast<int64_t>(p.n_out) * kOutBytes;
+      const int64_t row_bytes = static_cast<int64_t>(p.n_out) * kOutBytes;
+      const int64_t out_pitch = p.out_pitch != 0 ? p.out_pitch : row_bytes;
       const int64_t col_bytes0 = static_cast<int64_t>(c0) * kOutBytes;
       uint8_t* out = static_cast<uint8_t*>(p.out) +
                      (SPLIT ? static_cast<int64_t>(blockIdx.y) * p.m * out_pitch : 0);
@@ -846,7 +859,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         const int ch = chunk0 + c % kChunks;
         const int row = m0 + r;
         const int64_t byte_col = col_bytes0 + ch * 16;
-        if (row < p.m && byte_col < out_pitch) {
+        if (row < p.m && byte_col < row_bytes) {
           *reinterpret_cast<int4*>(out + row * out_pitch + byte_col) =
               *reinterpret_cast<const int4*>(staging + r * kPitch + ch * 16);
         }
@@ -904,7 +917,10 @@ cudaError_t launch_shape(const uint8_t* x, const uint8_t* w, const WgmmaParams& 
   using P = Plan<EPI, WIDE, SPLIT, BN>;
   using S = typename P::S;
   CUtensorMap tma_x, tma_w;
-  cudaError_t e = make_tma(&tma_x, x, p.m, p.k, SHARE_X ? S::kBM / CLUSTER : S::kBM, kBK);
+  // Padded output rows: the FP8 hidden only.
+  if ((SPLIT || EPI == EpilogueKind::kBiasToBf16) && p.out_pitch != 0) return cudaErrorInvalidValue;
+  cudaError_t e =
+      make_tma(&tma_x, x, p.m, p.k, SHARE_X ? S::kBM / CLUSTER : S::kBM, kBK, p.x_pitch);
   if (e != cudaSuccess) return e;
   // Boxes of half a weight tile: the gated GEMM's gate and up rows, or (clusters) the
   // half each CTA of the pair loads for both.
@@ -1222,9 +1238,11 @@ cudaError_t launch(const uint8_t* x, const uint8_t* w, const WgmmaParams& p, int
   // weight bytes each CTA loads pays there: a dense GEMM with K = 4304, M = 8192 took
   // 100 us against 68 us at K = 4352, and 78 us with clusters; at K = 1152, 4352, 14336
   // or 16384 clusters were 3-7% slower (H200, RESULTS.md, eighth session).
-  // SFM_WGMMA_CLUSTER=1: never. A forced 64-row shape runs unclustered.
+  // SFM_WGMMA_CLUSTER=1: never. A forced 64-row shape runs unclustered. Still so where
+  // x's rows are padded to whole lines (the weights' still straddle; SFM_WGMMA_PAIR_PADDED).
   // Else pairs that share the token tile where share_x says so.
-  const bool paired = SFM_WGMMA_CLUSTER > 1 && p.m > Shape<false, 128>::kBM && p.k % kBK != 0;
+  const bool paired = SFM_WGMMA_CLUSTER > 1 && p.m > Shape<false, 128>::kBM && p.k % kBK != 0 &&
+                      (SFM_WGMMA_PAIR_PADDED || p.x_pitch == 0);
   const int rows = forced_tall_rows != 0 ? forced_tall_rows
                                          : tall_rows<EPI>(p.m, p.n_out, sms, paired);
   if (paired && rows != 64) return launch_tall<EPI, ACT, 2>(rows, x, w, p, sms, stream);

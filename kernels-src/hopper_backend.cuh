@@ -64,6 +64,16 @@ inline int64_t gemm2_workspace_bytes(int64_t m, int64_t n, int64_t k, GemmPath p
   return wgmma_gemm::split_workspace_bytes(m, n, k, sms);
 }
 
+// hidden_pitch of the KernelBackend: see padded_hidden_pitch.
+inline int64_t hidden_pitch(int64_t m, int64_t k, int64_t h, int64_t n, bool gated,
+                            GemmPath path1, GemmPath path2) {
+  const int sms = current_sms();
+  const Kernel k1 = gated ? pick_on_device<EpilogueKind::kGatedToFp8>(m, path1, 2 * h, k, h, sms)
+                          : pick_on_device<EpilogueKind::kBiasGeluToFp8>(m, path1, h, k, h, sms);
+  const Kernel k2 = pick_on_device<EpilogueKind::kBiasToBf16>(m, path2, n, h, n, sms);
+  return padded_hidden_pitch(h, k1, k2);
+}
+
 // The streaming kernel with a 16-token tile up to 16 tokens, 32-token tiles above;
 // the weight-tile width is chosen per problem among BWS.
 template <EpilogueKind EPI, Activation ACT, int... BWS>
@@ -86,15 +96,25 @@ inline int forced_tall_rows(GemmPath path) {
   }
 }
 
+// out_pitch: the FP8 hidden's row pitch in bytes (0: packed).
 inline wgmma_gemm::WgmmaParams make_params(const Fp8GemmOperands& op, int64_t n_out, void* out,
-                                           const void* bias, const float* hidden_scale) {
+                                           const void* bias, const float* hidden_scale,
+                                           int64_t out_pitch = 0) {
   wgmma_gemm::WgmmaParams p;
   p.m = static_cast<int>(op.m);
   p.k = static_cast<int>(op.k);
   p.n_out = static_cast<int>(n_out);
   p.out = out;
   p.epi = make_epilogue(op, bias, hidden_scale);
+  p.x_pitch = op.x_pitch;
+  p.out_pitch = out_pitch;
   return p;
+}
+
+// Only the wgmma kernels read x or write the hidden with padded rows (hidden_pitch).
+inline bool takes_pitch(Kernel kernel, bool reads_x_only) {
+  return kernel == Kernel::kWgmma ||
+         (reads_x_only && (kernel == Kernel::kWgmmaSplitK || kernel == Kernel::kWgmmaSplitKCluster));
 }
 
 template <Activation ACT>
@@ -104,7 +124,7 @@ cudaError_t gated_gemm1_with(const GatedGemm1Args& a, Kernel kernel, GemmPath pa
     return hopper::stream<EpilogueKind::kGatedToFp8, ACT, 32, 64>(a.op, a.op.n / 2, a.hidden,
                                                                   nullptr, a.hidden_scale, stream);
   }
-  const auto p = make_params(a.op, a.op.n / 2, a.hidden, nullptr, a.hidden_scale);
+  const auto p = make_params(a.op, a.op.n / 2, a.hidden, nullptr, a.hidden_scale, a.hidden_pitch);
   if (kernel == Kernel::kSwapAB) {
     return swap_gemm::launch<EpilogueKind::kGatedToFp8, ACT>(a.op.x, a.op.w, p, sms, stream);
   }
@@ -116,6 +136,9 @@ inline cudaError_t gated_gemm1(const GatedGemm1Args& a, GemmPath path, cudaStrea
   const int sms = current_sms();
   const Kernel kernel =
       pick_on_device<EpilogueKind::kGatedToFp8>(a.op.m, path, a.op.n, a.op.k, a.op.n / 2, sms);
+  if ((a.hidden_pitch != 0 || a.op.x_pitch != 0) && !takes_pitch(kernel, false)) {
+    return cudaErrorInvalidValue;
+  }
   if (kernel == Kernel::kPortable) return portable::gated_gemm1(a, path, stream);
   if (kernel == Kernel::kWarp) return warp_gemm::Gemms::gated_gemm1(a, stream);
   if (kernel == Kernel::kRegWgmma) return wgmma_rs::Gemms::gated_gemm1(a, stream);
@@ -129,6 +152,9 @@ inline cudaError_t dense_gemm1(const DenseGemm1Args& a, GemmPath path, cudaStrea
   const int sms = current_sms();
   const Kernel kernel =
       pick_on_device<EpilogueKind::kBiasGeluToFp8>(a.op.m, path, a.op.n, a.op.k, a.op.n, sms);
+  if ((a.hidden_pitch != 0 || a.op.x_pitch != 0) && !takes_pitch(kernel, false)) {
+    return cudaErrorInvalidValue;
+  }
   if (kernel == Kernel::kPortable) return portable::dense_gemm1(a, path, stream);
   if (kernel == Kernel::kWarp) return warp_gemm::Gemms::dense_gemm1(a, stream);
   if (kernel == Kernel::kRegWgmma) return wgmma_rs::Gemms::dense_gemm1(a, stream);
@@ -136,7 +162,7 @@ inline cudaError_t dense_gemm1(const DenseGemm1Args& a, GemmPath path, cudaStrea
     return hopper::stream<EpilogueKind::kBiasGeluToFp8, Activation::kGeluTanh, SFM_STREAM_DENSE_WIDTHS>(
         a.op, a.op.n, a.hidden, a.bias, a.hidden_scale, stream);
   }
-  const auto p = make_params(a.op, a.op.n, a.hidden, a.bias, a.hidden_scale);
+  const auto p = make_params(a.op, a.op.n, a.hidden, a.bias, a.hidden_scale, a.hidden_pitch);
   if (kernel == Kernel::kSwapAB) {
     return swap_gemm::launch<EpilogueKind::kBiasGeluToFp8, Activation::kGeluTanh>(
         a.op.x, a.op.w, p, sms, stream);
@@ -149,6 +175,7 @@ inline cudaError_t gemm2(const Gemm2Args& a, GemmPath path, cudaStream_t stream)
   const int sms = current_sms();
   const Kernel kernel =
       pick_on_device<EpilogueKind::kBiasToBf16>(a.op.m, path, a.op.n, a.op.k, a.op.n, sms);
+  if (a.op.x_pitch != 0 && !takes_pitch(kernel, true)) return cudaErrorInvalidValue;
   if (kernel == Kernel::kPortable) return portable::gemm2(a, path, stream);
   if (kernel == Kernel::kWarp) return warp_gemm::Gemms::gemm2(a, stream);
   if (kernel == Kernel::kRegWgmma) return wgmma_rs::Gemms::gemm2(a, stream);

@@ -105,6 +105,7 @@ inline bool hopper_only(GemmPath path) {
 
 inline cudaError_t gated_gemm1(const GatedGemm1Args& a, GemmPath path, cudaStream_t stream) {
   if (hopper_only(path)) return cudaErrorNotSupported;
+  if (a.hidden_pitch != 0 || a.op.x_pitch != 0) return cudaErrorInvalidValue;
   if (path == GemmPath::kWarpStream) return warp_gemm::Gemms::gated_gemm1(a, stream);
   const auto p = make_params(a.op, a.op.n / 2, a.hidden, nullptr, a.hidden_scale);
   if (a.act == Activation::kSilu) {
@@ -115,6 +116,7 @@ inline cudaError_t gated_gemm1(const GatedGemm1Args& a, GemmPath path, cudaStrea
 
 inline cudaError_t dense_gemm1(const DenseGemm1Args& a, GemmPath path, cudaStream_t stream) {
   if (hopper_only(path)) return cudaErrorNotSupported;
+  if (a.hidden_pitch != 0 || a.op.x_pitch != 0) return cudaErrorInvalidValue;
   if (path == GemmPath::kWarpStream) return warp_gemm::Gemms::dense_gemm1(a, stream);
   const auto p = make_params(a.op, a.op.n, a.hidden, a.bias, a.hidden_scale);
   return run_tiled<EpilogueKind::kBiasGeluToFp8, Activation::kGeluTanh>(p, path, stream);
@@ -122,8 +124,14 @@ inline cudaError_t dense_gemm1(const DenseGemm1Args& a, GemmPath path, cudaStrea
 
 inline int64_t gemm2_workspace_bytes(int64_t, int64_t, int64_t, GemmPath) { return 0; }
 
+// These kernels read and write packed rows only.
+inline int64_t hidden_pitch(int64_t, int64_t, int64_t, int64_t, bool, GemmPath, GemmPath) {
+  return 0;
+}
+
 inline cudaError_t gemm2(const Gemm2Args& a, GemmPath path, cudaStream_t stream) {
   if (hopper_only(path)) return cudaErrorNotSupported;
+  if (a.op.x_pitch != 0) return cudaErrorInvalidValue;
   if (path == GemmPath::kWarpStream) return warp_gemm::Gemms::gemm2(a, stream);
   const auto p = make_params(a.op, a.op.n, a.out, a.bias, nullptr);
   return run_tiled<EpilogueKind::kBiasToBf16, Activation::kGeluTanh>(p, path, stream);
@@ -147,5 +155,6 @@ inline cudaError_t gemm2(const Gemm2Args& a, GemmPath path, cudaStream_t stream)
       &::static_fp8_mlp::portable::dense_gemm1,                                          \
       &::static_fp8_mlp::portable::gemm2,                                                \
       &::static_fp8_mlp::portable::gemm2_workspace_bytes,                                \
+      &::static_fp8_mlp::portable::hidden_pitch,                                         \
       /*priority=*/0});                                                                  \
   }

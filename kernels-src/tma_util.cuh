@@ -184,13 +184,17 @@ inline CUresult encode_u8_swizzled(CUtensorMap* map, cuuint32_t rank, const uint
 }
 
 // A [rows, k] FP8 row-major matrix, loaded in boxes of box_rows x box_k bytes (box_k <= 128
-// for the 128-byte swizzle).
+// for the 128-byte swizzle). row_pitch: bytes from one row to the next (0: k; a multiple
+// of 16 and at least k). Bytes past k in a row are never read: boxes reaching past k are
+// zero-filled.
 inline cudaError_t make_tma(CUtensorMap* map, const uint8_t* base, int64_t rows, int64_t k,
-                            int box_rows, int box_k) {
+                            int box_rows, int box_k, int64_t row_pitch = 0) {
   const auto encode = encode_fn();
   if (encode == nullptr) return cudaErrorNotSupported;
+  if (row_pitch == 0) row_pitch = k;
+  if (row_pitch < k || row_pitch % 16 != 0) return cudaErrorInvalidValue;
   const cuuint64_t dims[2] = {static_cast<cuuint64_t>(k), static_cast<cuuint64_t>(rows)};
-  const cuuint64_t strides[1] = {static_cast<cuuint64_t>(k)};
+  const cuuint64_t strides[1] = {static_cast<cuuint64_t>(row_pitch)};
   const cuuint32_t box[2] = {static_cast<cuuint32_t>(box_k), static_cast<cuuint32_t>(box_rows)};
   return encode_u8_swizzled(map, 2, base, dims, strides, box) == CUDA_SUCCESS
              ? cudaSuccess

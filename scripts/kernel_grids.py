@@ -1,6 +1,7 @@
-"""Prints the kernels one MLP call launches and their grids (torch.profiler's trace), to
-see which path and split factor the dispatcher took: for the split-K down GEMM the
-grid's y is the number of K splits.
+"""Prints the kernels one MLP call launches, their grids and durations (torch.profiler's
+trace; one call, so only large kernels' durations mean much), to see which path and
+split factor the dispatcher took: for the split-K down GEMM the grid's y is the number
+of K splits.
 
     python3 scripts/kernel_grids.py --build .gpu-build --kinds gelu,swiglu --m 65,128 \\
         --paths auto,auto/tensor_core_split_k_cluster
@@ -29,8 +30,8 @@ def short_name(name: str) -> str:
     return re.sub(r"^void ", "", name.split("(")[0])[:110]
 
 
-def launched_kernels(fn) -> list[tuple[str, list[int]]]:
-    """(name, grid) of each kernel one call of fn launches, in launch order."""
+def launched_kernels(fn) -> list[tuple[str, list[int], float]]:
+    """(name, grid, duration in us) of each kernel one call of fn launches, in launch order."""
     from torch.profiler import ProfilerActivity, profile
     fn()
     torch.cuda.synchronize()
@@ -42,7 +43,8 @@ def launched_kernels(fn) -> list[tuple[str, list[int]]]:
         prof.export_chrome_trace(str(trace))
         events = json.loads(trace.read_text())["traceEvents"]
     kernels = sorted((e for e in events if e.get("cat") == "kernel"), key=lambda e: e["ts"])
-    return [(short_name(e["name"]), e.get("args", {}).get("grid", [])) for e in kernels]
+    return [(short_name(e["name"]), e.get("args", {}).get("grid", []), float(e.get("dur", 0.0)))
+            for e in kernels]
 
 
 def main() -> None:
@@ -55,8 +57,8 @@ def main() -> None:
             call, _ = probe_mlp(kind, m)
             for path in args.paths.split(","):
                 print(f"{kind} M={m} path={path}", flush=True)
-                for name, grid in launched_kernels(lambda: call(sfm, path)):
-                    print(f"    grid {str(grid):>16}  {name}", flush=True)
+                for name, grid, dur in launched_kernels(lambda: call(sfm, path)):
+                    print(f"    grid {str(grid):>16}  {dur:8.1f} us  {name}", flush=True)
 
 
 if __name__ == "__main__":

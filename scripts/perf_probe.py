@@ -30,7 +30,10 @@ SHAPES = {"geglu": (2048, 16384, 2048), "swiglu": (4096, 14336, 4096), "gelu": (
           # off the benchmark grid: GEMM1 K rows not whole 128-byte lines, and its aligned twin
           "gelu_k4304": (4304, 1152, 4304), "gelu_k4352": (4352, 1152, 4352),
           # a ViT-B/SigLIP-base-sized tower: a narrower down GEMM (768 columns)
-          "gelu_768": (768, 3072, 768)}
+          "gelu_768": (768, 3072, 768),
+          # SigLIP's unaligned H = 4304 under a wider (1536) tower: the down GEMM on the
+          # wgmma tiles from 769 tokens
+          "gelu_1536_4304": (1536, 4304, 1536)}
 
 
 def capture_graph(fn, reps=20) -> torch.cuda.CUDAGraph:

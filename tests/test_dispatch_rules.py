@@ -68,6 +68,17 @@ int main() {
     };
     printf("pick_l2 %ld %d %d %d\n", m, pick_l2(false, 4304, 1152, false), pick_l2(true, 1152, 4304, false),
            pick_l2(false, 4304, 1152, true));
+    // the hidden row pitch (0: packed) between the dense 1152x4304 MLP's GEMMs (auto),
+    // the same H with K = 1536, the gated 1152x4304 MLP's, and the dense 1536x6144's
+    const auto pitch = [&](long k, long h, long n, bool gated) {
+      const auto k1 = hopper::pick(m, GemmPath::kAuto, false, gated ? 2 * h : h, k, m <= 32,
+                                   m <= 64, SMS, gated);
+      const auto k2 = hopper::pick(m, GemmPath::kAuto, true, n, h, m <= 32, m <= 64, SMS);
+      return int(hopper::padded_hidden_pitch(h, k1, k2));
+    };
+    printf("hidden_pitch %ld %d %d %d %d\n", m, pitch(1152, 4304, 1152, false),
+           pitch(1536, 4304, 1536, false), pitch(1152, 4304, 1152, true),
+           pitch(1536, 6144, 1536, false));
     // the dense 1536x6144 MLP's down GEMM (L2-resident, 12 weight tiles)
     printf("pick_l2_1536 %ld %d\n", m, pick_l2(true, 1536, 6144, false));
     // a narrower tower's down GEMM with aligned K (768x3072)
@@ -357,3 +368,18 @@ def test_gated_gate_up_early_weight_stages(rules):
     for bt in (40, 48, 56, 64):
         stages, early = rules[("gated_ring", bt)]
         assert stages >= 8 and early == 8, bt
+
+
+def test_hidden_rows_padded_between_wgmma_gemms(rules):
+    """Where both GEMMs of an MLP run the wgmma kernel and H is not a whole number of
+    128-byte K tiles (SigLIP's H = 4304), the hidden state's rows are padded to 4352 bytes
+    (hopper::padded_hidden_pitch), so that the down GEMM's token rows do not straddle L2
+    lines; 0 (packed) wherever another kernel writes or reads it, and for H = 6144."""
+    for m in (1, 16, 64, 128, 512, 648):  # the register-sourced, swap-AB or split-K kernels
+        assert rules[("hidden_pitch", m)] == [0, 0, 0, 0], m
+    # N = 1152 keeps the swap-AB down GEMM to 896 tokens (narrow_l2_down_takes); N = 1536
+    # takes the wgmma tiles from 769 (split-K below)
+    assert rules[("hidden_pitch", 768)] == [0, 4352, 0, 0]
+    for m in (1024, 1040, 2064, 8192):  # above narrow_l2_down_takes' 896 tokens
+        assert rules[("hidden_pitch", m)][:3] == [4352, 4352, 4352], m
+        assert rules[("hidden_pitch", m)][3] == 0, m

@@ -420,6 +420,35 @@ def test_tensor_core_tma_path(sfm, m, per_row, path):
     assert_close_to_reference(got, sfm.reference.fp8_gelu_mlp_bf16(*dcase.args()))
 
 
+@pytest.mark.parametrize("m", (769, 897, 1001, 2049))
+def test_padded_hidden_rows_on_auto(sfm, m):
+    """H = 4304 is not a whole number of 128-byte K tiles: where the wgmma kernel runs both
+    GEMMs (auto, here from 769 or 897 tokens), the hidden state's rows are padded to 4352
+    bytes (hopper::padded_hidden_pitch; which M, tests/test_dispatch_rules.py). Dense MLPs
+    of two widths and a gated one against the reference; odd M leaves a partial last
+    token tile, and the padding (never written) must never be read: a freed block of FP8
+    NaN bytes of the padded hidden's size goes back to torch's caching allocator before
+    each call, for the hidden to be allocated from."""
+    gen = torch.Generator(device="cuda").manual_seed(5000 + m)
+
+    def free_nan_block():
+        torch.full((m, 4352), 0x7F, dtype=torch.uint8, device="cuda")  # freed at once
+
+    for k, n in ((1152, 1152), (1536, 1536)):
+        dcase = dense_case(m, k, 4304, n, m % 2 == 1, generator=gen)
+        out = poisoned_bf16((m, n))
+        free_nan_block()
+        got = sfm.fp8_gelu_mlp_bf16(*dcase.args(), out=out)
+        assert_close_to_reference(got, sfm.reference.fp8_gelu_mlp_bf16(*dcase.args()))
+    for activation in ("silu", "gelu_tanh"):
+        case = gated_case(m, 1152, 4304, 1152, activation, m % 2 == 0, generator=gen)
+        fn = sfm.fp8_swiglu_mlp_bf16 if activation == "silu" else sfm.fp8_geglu_mlp_bf16
+        out = poisoned_bf16((m, 1152))
+        free_nan_block()
+        got = fn(*case.args(), out=out)
+        assert_close_to_reference(got, sfm.reference.gated_mlp(*case.args(), activation))
+
+
 @pytest.mark.parametrize("m", (1, 65, 100, 128))
 @pytest.mark.parametrize("path", ("tensor_core_tall_128", "tensor_core_tall_192"))
 @pytest.mark.parametrize("h", (4288, 4304))

@@ -141,14 +141,30 @@ void check_vector(const torch::Tensor& t, const char* name, int64_t length,
               t.sizes());
 }
 
+// The [m, h] FP8 hidden state between an MLP's GEMMs, with the row pitch the backend asks
+// for (KernelBackend::hidden_pitch; 0: packed): the pitch and the [m, pitch or h] buffer.
+struct Hidden {
+  int64_t pitch;
+  torch::Tensor buffer;
+};
+Hidden make_hidden(const sfm::KernelBackend& backend, const torch::Tensor& input, int64_t m,
+                   int64_t k, int64_t h, int64_t n, bool gated, sfm::GemmPath path1,
+                   sfm::GemmPath path2) {
+  const int64_t pitch = backend.hidden_pitch(m, k, h, n, gated, path1, path2);
+  TORCH_CHECK(pitch == 0 || (pitch >= h && pitch % 16 == 0),
+              "static_fp8_mlp: internal error: hidden row pitch ", pitch, " for H = ", h);
+  return {pitch, at::empty({m, pitch != 0 ? pitch : h}, input.options())};
+}
+
 // out[M, N] = bf16(hidden * hidden_scale @ (down_weight * down_weight_scale)^T + bias).
-void run_down_gemm(const sfm::KernelBackend& backend, const torch::Tensor& hidden,
+void run_down_gemm(const sfm::KernelBackend& backend, const Hidden& hidden,
                    const torch::Tensor& down_weight, const torch::Tensor& hidden_scale,
                    const torch::Tensor& down_weight_scale, bool per_row, const void* bias,
                    torch::Tensor& out, sfm::GemmPath path, cudaStream_t stream) {
   sfm::Gemm2Args g2{};
-  g2.op = gemm_operands(hidden, hidden.size(0), down_weight, hidden_scale, down_weight_scale,
-                        per_row);
+  g2.op = gemm_operands(hidden.buffer, hidden.buffer.size(0), down_weight, hidden_scale,
+                        down_weight_scale, per_row);
+  g2.op.x_pitch = hidden.pitch;
   g2.bias = bias;
   g2.out = out.data_ptr();
   // Scratch from the caching allocator: stream-ordered, so reuse by a later call on this
@@ -156,7 +172,7 @@ void run_down_gemm(const sfm::KernelBackend& backend, const torch::Tensor& hidde
   const int64_t ws_bytes = backend.gemm2_workspace_bytes(g2.op.m, g2.op.n, g2.op.k, path);
   torch::Tensor workspace;
   if (ws_bytes > 0) {
-    workspace = torch::empty({(ws_bytes + 3) / 4}, hidden.options().dtype(at::kFloat));
+    workspace = torch::empty({(ws_bytes + 3) / 4}, out.options().dtype(at::kFloat));
     g2.workspace = workspace.data_ptr<float>();
     g2.workspace_bytes = ws_bytes;
   }
@@ -191,13 +207,14 @@ void gated_mlp(torch::Tensor& out, const torch::Tensor& input, const torch::Tens
   const sfm::KernelBackend& backend = backend_for(input);
   if (pr.m == 0) return;
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(input.device().index());
-  auto hidden = at::empty({pr.m, h}, input.options());
+  const Hidden hidden = make_hidden(backend, input, pr.m, pr.k, h, n, /*gated=*/true, path1, path2);
 
   sfm::GatedGemm1Args g1{};
   g1.op = gemm_operands(input, pr.m, gate_up_weight, input_scale, gate_up_weight_scale, gu_rows);
   g1.act = act;
   g1.hidden_scale = hidden_scale.data_ptr<float>();
-  g1.hidden = static_cast<uint8_t*>(hidden.data_ptr());
+  g1.hidden = static_cast<uint8_t*>(hidden.buffer.data_ptr());
+  g1.hidden_pitch = hidden.pitch;
   check_launch(backend.gated_gemm1(g1, path1, stream), "the gate/up GEMM");
 
   run_down_gemm(backend, hidden, down_weight, hidden_scale, down_weight_scale, d_rows,
@@ -233,13 +250,14 @@ void gelu_mlp(torch::Tensor& out, const torch::Tensor& input, const torch::Tenso
   const sfm::KernelBackend& backend = backend_for(input);
   if (pr.m == 0) return;
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(input.device().index());
-  auto hidden = at::empty({pr.m, h}, input.options());
+  const Hidden hidden = make_hidden(backend, input, pr.m, pr.k, h, n, /*gated=*/false, path1, path2);
 
   sfm::DenseGemm1Args g1{};
   g1.op = gemm_operands(input, pr.m, up_weight, input_scale, up_weight_scale, up_rows);
   g1.bias = up_bias.data_ptr();
   g1.hidden_scale = hidden_scale.data_ptr<float>();
-  g1.hidden = static_cast<uint8_t*>(hidden.data_ptr());
+  g1.hidden = static_cast<uint8_t*>(hidden.buffer.data_ptr());
+  g1.hidden_pitch = hidden.pitch;
   check_launch(backend.dense_gemm1(g1, path1, stream), "the up GEMM");
 
   run_down_gemm(backend, hidden, down_weight, hidden_scale, down_weight_scale, d_rows,

@@ -11,5 +11,6 @@ const bool registered_hopper = ::static_fp8_mlp::register_backend({
     &::static_fp8_mlp::hopper::dense_gemm1,
     &::static_fp8_mlp::hopper::gemm2,
     &::static_fp8_mlp::hopper::gemm2_workspace_bytes,
+    &::static_fp8_mlp::hopper::hidden_pitch,
     /*priority=*/1});
 }  // namespace
