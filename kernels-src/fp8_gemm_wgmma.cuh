@@ -404,8 +404,8 @@ struct WgmmaParams {
   // (swap_gemm::triggers_next), not once their work is done.
   int trigger_next = 0;
   // Row pitches where a matrix is not packed (0: packed): x's in bytes, and the gate/up
-  // GEMMs' FP8 output's in bytes (pad_hidden_rows). Only the wgmma kernel's launch
-  // (launch_shape) takes them; swap_gemm::launch_bt refuses them.
+  // GEMMs' FP8 output's in bytes (hopper::padded_hidden_pitch). Only the wgmma kernel's
+  // launch (launch_shape) takes them; swap_gemm::launch_bt refuses them.
   int64_t x_pitch = 0;
   int64_t out_pitch = 0;
 };
