@@ -64,9 +64,11 @@ inline int64_t gemm2_workspace_bytes(int64_t m, int64_t n, int64_t k, GemmPath p
   return wgmma_gemm::split_workspace_bytes(m, n, k, sms);
 }
 
-// hidden_pitch of the KernelBackend: see padded_hidden_pitch.
+// hidden_pitch of the KernelBackend: see padded_hidden_pitch. Aligned H (every gated
+// benchmark shape) returns before the two GEMMs' kernels are picked a second time.
 inline int64_t hidden_pitch(int64_t m, int64_t k, int64_t h, int64_t n, bool gated,
                             GemmPath path1, GemmPath path2) {
+  if (!hidden_rows_straddle(h)) return 0;
   const int sms = current_sms();
   const Kernel k1 = gated ? pick_on_device<EpilogueKind::kGatedToFp8>(m, path1, 2 * h, k, h, sms)
                           : pick_on_device<EpilogueKind::kBiasGeluToFp8>(m, path1, h, k, h, sms);
@@ -111,11 +113,9 @@ inline wgmma_gemm::WgmmaParams make_params(const Fp8GemmOperands& op, int64_t n_
   return p;
 }
 
-// Only the wgmma kernels read x or write the hidden with padded rows (hidden_pitch).
-inline bool takes_pitch(Kernel kernel, bool reads_x_only) {
-  return kernel == Kernel::kWgmma ||
-         (reads_x_only && (kernel == Kernel::kWgmmaSplitK || kernel == Kernel::kWgmmaSplitKCluster));
-}
+// Only the wgmma kernel reads x or writes the hidden with padded rows (padded_hidden_pitch
+// pads only between two of its GEMMs).
+inline bool takes_pitch(Kernel kernel) { return kernel == Kernel::kWgmma; }
 
 template <Activation ACT>
 cudaError_t gated_gemm1_with(const GatedGemm1Args& a, Kernel kernel, GemmPath path, int sms,
@@ -136,7 +136,7 @@ inline cudaError_t gated_gemm1(const GatedGemm1Args& a, GemmPath path, cudaStrea
   const int sms = current_sms();
   const Kernel kernel =
       pick_on_device<EpilogueKind::kGatedToFp8>(a.op.m, path, a.op.n, a.op.k, a.op.n / 2, sms);
-  if ((a.hidden_pitch != 0 || a.op.x_pitch != 0) && !takes_pitch(kernel, false)) {
+  if ((a.hidden_pitch != 0 || a.op.x_pitch != 0) && !takes_pitch(kernel)) {
     return cudaErrorInvalidValue;
   }
   if (kernel == Kernel::kPortable) return portable::gated_gemm1(a, path, stream);
@@ -152,7 +152,7 @@ inline cudaError_t dense_gemm1(const DenseGemm1Args& a, GemmPath path, cudaStrea
   const int sms = current_sms();
   const Kernel kernel =
       pick_on_device<EpilogueKind::kBiasGeluToFp8>(a.op.m, path, a.op.n, a.op.k, a.op.n, sms);
-  if ((a.hidden_pitch != 0 || a.op.x_pitch != 0) && !takes_pitch(kernel, false)) {
+  if ((a.hidden_pitch != 0 || a.op.x_pitch != 0) && !takes_pitch(kernel)) {
     return cudaErrorInvalidValue;
   }
   if (kernel == Kernel::kPortable) return portable::dense_gemm1(a, path, stream);
@@ -175,7 +175,7 @@ inline cudaError_t gemm2(const Gemm2Args& a, GemmPath path, cudaStream_t stream)
   const int sms = current_sms();
   const Kernel kernel =
       pick_on_device<EpilogueKind::kBiasToBf16>(a.op.m, path, a.op.n, a.op.k, a.op.n, sms);
-  if (a.op.x_pitch != 0 && !takes_pitch(kernel, true)) return cudaErrorInvalidValue;
+  if (a.op.x_pitch != 0 && !takes_pitch(kernel)) return cudaErrorInvalidValue;
   if (kernel == Kernel::kPortable) return portable::gemm2(a, path, stream);
   if (kernel == Kernel::kWarp) return warp_gemm::Gemms::gemm2(a, stream);
   if (kernel == Kernel::kRegWgmma) return wgmma_rs::Gemms::gemm2(a, stream);

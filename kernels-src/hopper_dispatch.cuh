@@ -187,8 +187,10 @@ inline Kernel pick(int64_t m, GemmPath path, bool gemm2, int64_t w_rows, int64_t
 #define SFM_PAD_HIDDEN 1
 #endif
 constexpr int64_t kHiddenRowAlign = wgmma_gemm::kBK;
+// Whether packed hidden rows of h bytes straddle L2 lines (and padding applies at all).
+inline bool hidden_rows_straddle(int64_t h) { return SFM_PAD_HIDDEN && h % kHiddenRowAlign != 0; }
 inline int64_t padded_hidden_pitch(int64_t h, Kernel gemm1, Kernel gemm2) {
-  if (!SFM_PAD_HIDDEN || h % kHiddenRowAlign == 0) return 0;
+  if (!hidden_rows_straddle(h)) return 0;
   if (gemm1 != Kernel::kWgmma || gemm2 != Kernel::kWgmma) return 0;
   return (h + kHiddenRowAlign - 1) / kHiddenRowAlign * kHiddenRowAlign;
 }

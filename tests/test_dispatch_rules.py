@@ -71,10 +71,8 @@ int main() {
     // the hidden row pitch (0: packed) between the dense 1152x4304 MLP's GEMMs (auto),
     // the same H with K = 1536, the gated 1152x4304 MLP's, and the dense 1536x6144's
     const auto pitch = [&](long k, long h, long n, bool gated) {
-      const auto k1 = hopper::pick(m, GemmPath::kAuto, false, gated ? 2 * h : h, k, m <= 32,
-                                   m <= 64, SMS, gated);
-      const auto k2 = hopper::pick(m, GemmPath::kAuto, true, n, h, m <= 32, m <= 64, SMS);
-      return int(hopper::padded_hidden_pitch(h, k1, k2));
+      const auto up = hopper::Kernel(pick_l2(false, gated ? 2 * h : h, k, gated));
+      return int(hopper::padded_hidden_pitch(h, up, hopper::Kernel(pick_l2(true, n, h, false))));
     };
     printf("hidden_pitch %ld %d %d %d %d\n", m, pitch(1152, 4304, 1152, false),
            pitch(1536, 4304, 1536, false), pitch(1152, 4304, 1152, true),

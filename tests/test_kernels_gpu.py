@@ -440,13 +440,7 @@ def test_padded_hidden_rows_on_auto(sfm, m):
         free_nan_block()
         got = sfm.fp8_gelu_mlp_bf16(*dcase.args(), out=out)
         assert_close_to_reference(got, sfm.reference.fp8_gelu_mlp_bf16(*dcase.args()))
-    for activation in ("silu", "gelu_tanh"):
-        case = gated_case(m, 1152, 4304, 1152, activation, m % 2 == 0, generator=gen)
-        fn = sfm.fp8_swiglu_mlp_bf16 if activation == "silu" else sfm.fp8_geglu_mlp_bf16
-        out = poisoned_bf16((m, 1152))
-        free_nan_block()
-        got = fn(*case.args(), out=out)
-        assert_close_to_reference(got, sfm.reference.gated_mlp(*case.args(), activation))
+    check_gated_auto(sfm, m, (1152, 4304, 1152), gen, m % 2 == 0, before_call=free_nan_block)
 
 
 @pytest.mark.parametrize("m", (1, 65, 100, 128))
@@ -467,14 +461,18 @@ def test_gate_up_pairs_sharing_the_token_tile(sfm, m, path, h):
         assert_close_to_reference(got, sfm.reference.gated_mlp(*case.args(), activation))
 
 
-def check_gated_auto(sfm, m, shape, gen, per_row_scales):
+def check_gated_auto(sfm, m, shape, gen, per_row_scales, before_call=None):
     """A gated MLP of `shape` (K, H, N) on the auto paths, SwiGLU and GeGLU, inputs from
-    `gen`, against the reference."""
+    `gen`, against the reference; before_call (if any) runs after the inputs and the
+    poisoned output are allocated, just before each call."""
     k, h, n = shape
     for activation in ("silu", "gelu_tanh"):
         case = gated_case(m, k, h, n, activation, per_row_scales, generator=gen)
         fn = sfm.fp8_swiglu_mlp_bf16 if activation == "silu" else sfm.fp8_geglu_mlp_bf16
-        got = fn(*case.args(), out=poisoned_bf16((m, n)))
+        out = poisoned_bf16((m, n))
+        if before_call is not None:
+            before_call()
+        got = fn(*case.args(), out=out)
         assert_close_to_reference(got, sfm.reference.gated_mlp(*case.args(), activation))
 
 
