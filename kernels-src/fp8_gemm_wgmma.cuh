@@ -34,6 +34,7 @@
 #include "common.cuh"
 #include "fp8_convert.cuh"
 #include "mlp_epilogues.cuh"
+#include "phase_trace.cuh"
 #include "tma_util.cuh"
 
 // Internal linkage: this file is included by one TU only, but keep the same rule as the
@@ -507,6 +508,14 @@ __global__ void __launch_bounds__(kThreads, 1)
   constexpr int kWgCols = P::kWgCols;
   constexpr int kOutCols = P::kOutCols;
 
+  // Phase trace (probe builds only, scripts/phase_trace.py): the producer thread (0) and
+  // the first consumer thread (128) each leave a record of spans (phase_trace.cuh):
+  // producer 1 = waits for a free stage; consumer 1 = epilogues, 2 = their math up to
+  // the staged tile, 3 = waits for full stages, 4 = waits for wgmmas, 5 = whole tiles.
+  SFM_TRACE_DECLARE;
+  SFM_TRACE_SPANS_DECLARE;
+  SFM_TRACE_POINT_BY(0, 0);
+  SFM_TRACE_POINT_BY(128, 0);
   extern __shared__ uint8_t smem_raw[];
   // TMA 128-byte swizzle needs 1024-byte aligned tiles. (Offsetting smem_raw rather than
   // rounding an integer keeps the pointer in the shared window: STS/LDS, not generic.)
@@ -627,13 +636,17 @@ __global__ void __launch_bounds__(kThreads, 1)
           // Empty in both CTAs (the barrier counts the cluster's consumers). This CTA's
           // half of the weight rows (gated: the gate or the up rows) goes to both; the
           // other half comes from the peer, and the barrier expects the whole stage.
+          SFM_TRACE_SPAN_BEGIN_BY(0, 1);
           mbar_wait(&empty[s], ((it / kStages) & 1) ^ 1);
+          SFM_TRACE_SPAN_END_BY(0, 1);
           mbar_expect_tx(&full[s], kStageBytes);
           const int row = kGated ? rank * p.n_out + c0 : c0 + rank * (kBN / 2);
           tma_load_2d_multicast(b_tile + rank * (kBN / 2) * kBK, &tma_w, &full[s], k0, row,
                                 (1u << CLUSTER) - 1);
         } else if (b) {
+          SFM_TRACE_SPAN_BEGIN_BY(0, 1);
           mbar_wait(&empty[s], ((it / kStages) & 1) ^ 1);
+          SFM_TRACE_SPAN_END_BY(0, 1);
           mbar_expect_tx(&full[s], kStageBytes);
           load_weight_rows(s, kt, c0);
         }
@@ -667,6 +680,8 @@ __global__ void __launch_bounds__(kThreads, 1)
           if (it >= early) load_stage(it, kt, m0, c0, true, true);
         }
       }
+      SFM_TRACE_POINT_BY(0, 7);
+      SFM_TRACE_COMMIT_BY(0, 310 + static_cast<int>(EPI));
     }
     if constexpr (SPLIT) {
       if (p.cluster_reduce) {  // split_cluster_reduce's two cluster barriers
@@ -701,7 +716,9 @@ __global__ void __launch_bounds__(kThreads, 1)
         if (j < n && kt0 + j < k_tiles) {
           const int st = it + kt0 + j;
           const int s = st % kStages;
+          SFM_TRACE_SPAN_BEGIN_BY(128, 3);
           mbar_wait(&full[s], (st / kStages) & 1);
+          SFM_TRACE_SPAN_END_BY(128, 3);
           // Tall: own 64 tokens, shared B. Wide: shared 64 tokens, own 128 B rows.
           const uint64_t da = smem_desc(smem + s * kStageBytes + (WIDE ? 0 : cw * 64 * kBK));
           const uint64_t db =
@@ -717,7 +734,9 @@ __global__ void __launch_bounds__(kThreads, 1)
     };
     // Waits for the group's wgmmas and hands its stages back to the producer.
     auto finish_group = [&](int it, int kt0, int n, int k_tiles) {
+      SFM_TRACE_SPAN_BEGIN_BY(128, 4);
       wgmma_wait<0>();
+      SFM_TRACE_SPAN_END_BY(128, 4);
       if (t == 0) {
         for (int j = 0; j < n && kt0 + j < k_tiles; ++j) {
           uint64_t* bar = &empty[(it + kt0 + j) % kStages];  // stages free for the producer(s)
@@ -733,6 +752,8 @@ __global__ void __launch_bounds__(kThreads, 1)
 
     auto epilogue = [&](int m0, int c0) {
       if (m0 < 0) return;  // no tile yet
+      SFM_TRACE_SPAN_BEGIN_BY(128, 1);
+      SFM_TRACE_SPAN_BEGIN_BY(128, 2);
       // -------------- epilogue: accumulators -> shared (output dtype) -> global
       // Each warpgroup stages and stores its own part of the tile (tall: its 64 token
       // rows; wide: its columns), so it syncs only with itself and the other warpgroup's
@@ -842,6 +863,7 @@ __global__ void __launch_bounds__(kThreads, 1)
           }
         }
       }
+      SFM_TRACE_SPAN_END_BY(128, 2);
       if (SPLIT && p.cluster_reduce) return;  // split_cluster_reduce reads the staged tile
       warpgroup_barrier(1 + cw);
       // 16-byte coalesced stores of this warpgroup's valid rows and columns.
@@ -864,11 +886,13 @@ __global__ void __launch_bounds__(kThreads, 1)
               *reinterpret_cast<const int4*>(staging + r * kPitch + ch * 16);
         }
       }
+      SFM_TRACE_SPAN_END_BY(128, 1);
     };
 
     int it = 0;  // stages consumed before this tile
     int prev_m0 = -1, prev_c0 = 0;  // tile whose epilogue is pending
     for (int tile = first_tile; tile < tiles; tile += tile_stride, it += k_tiles) {
+      SFM_TRACE_SPAN_BEGIN_BY(128, 5);
       int m0, c0;
       tile_origin(tile, m0, c0);
       const int first = min(kFirstTiles, k_tiles);
@@ -889,6 +913,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       }
       prev_m0 = m0;
       prev_c0 = c0;
+      SFM_TRACE_SPAN_END_BY(128, 5);
     }
     epilogue(prev_m0, prev_c0);
     if constexpr (SPLIT) {
@@ -896,6 +921,8 @@ __global__ void __launch_bounds__(kThreads, 1)
         split_cluster_reduce<kBM, kOutCols, P::kPitch>(p, smem, prev_m0, prev_c0, threadIdx.x - 128);
       }
     }
+    SFM_TRACE_POINT_BY(128, 7);
+    SFM_TRACE_COMMIT_BY(128, 300 + static_cast<int>(EPI));
   }
   // The peer arrives on this CTA's barriers until its last stage: stay until then.
   if constexpr (CLUSTER > 1) cluster_sync();
@@ -916,6 +943,7 @@ cudaError_t launch_shape(const uint8_t* x, const uint8_t* w, const WgmmaParams& 
   const int cluster_y = SPLIT && p.cluster_reduce ? splits : 1;
   using P = Plan<EPI, WIDE, SPLIT, BN>;
   using S = typename P::S;
+  SFM_TRACE_BIND();
   CUtensorMap tma_x, tma_w;
   // Padded output rows: the FP8 hidden only (split-K is a down GEMM too).
   if (EPI == EpilogueKind::kBiasToBf16 && p.out_pitch != 0) return cudaErrorInvalidValue;

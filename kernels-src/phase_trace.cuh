@@ -7,6 +7,10 @@
 // before the first call). Buffer layout, in uint64 words: [0] the record count (atomic),
 // then records of kTraceWords words from word kTraceWords: tag, (smid << 48 | blockIdx.y
 // << 24 | blockIdx.x), then kTracePoints pairs (globaltimer ns, clock64).
+//
+// Spans, for persistent kernels whose CTAs loop over tiles (a point per event would not
+// fit): pair i then holds (clock64 cycles summed over every span i the thread closed,
+// how many it closed) instead of a stamp; pairs 0 and 7 stay the entry and exit stamps.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -40,6 +44,12 @@ __device__ __forceinline__ void stamp(Stamps& s, int i, uint32_t dep = 0) {
                : "r"(dep));
   s.ns[i] = ns;
   s.clk[i] = clk;
+}
+
+// Closes span i, opened at clock64 `begin`.
+__device__ __forceinline__ void close_span(Stamps& s, int i, unsigned long long begin) {
+  s.ns[i] += clock64() - begin;
+  s.clk[i] += 1;
 }
 
 __device__ __forceinline__ void commit(const Stamps& s, int tag) {
@@ -86,6 +96,14 @@ inline void bind_from_env() {
 #define SFM_TRACE_POINT(i, ...) SFM_TRACE_POINT_BY(0, i, ##__VA_ARGS__)
 #define SFM_TRACE_COMMIT(tag) SFM_TRACE_COMMIT_BY(0, tag)
 #define SFM_TRACE_BIND() ::static_fp8_mlp::phase_trace::bind_from_env()
+// Span i of thread `t` (needs SFM_TRACE_SPANS_DECLARE after SFM_TRACE_DECLARE).
+#define SFM_TRACE_SPANS_DECLARE \
+  unsigned long long sfm_trace_span_begin[::static_fp8_mlp::phase_trace::kTracePoints] = {}
+#define SFM_TRACE_SPAN_BEGIN_BY(t, i) \
+  if (threadIdx.x == (t)) sfm_trace_span_begin[i] = clock64()
+#define SFM_TRACE_SPAN_END_BY(t, i) \
+  if (threadIdx.x == (t))           \
+  ::static_fp8_mlp::phase_trace::close_span(sfm_trace_stamps, i, sfm_trace_span_begin[i])
 #else
 #define SFM_TRACE_DECLARE
 #define SFM_TRACE_POINT_BY(t, i, ...)
@@ -93,6 +111,9 @@ inline void bind_from_env() {
 #define SFM_TRACE_POINT(i, ...)
 #define SFM_TRACE_COMMIT(tag)
 #define SFM_TRACE_BIND()
+#define SFM_TRACE_SPANS_DECLARE
+#define SFM_TRACE_SPAN_BEGIN_BY(t, i)
+#define SFM_TRACE_SPAN_END_BY(t, i)
 #endif
 
 }  // namespace phase_trace

@@ -70,6 +70,8 @@ def main() -> None:
     ap.add_argument("--m", default="65,100,128")
     ap.add_argument("--reps", type=int, default=20, help="calls per graph")
     ap.add_argument("--rounds", type=int, default=9)
+    ap.add_argument("--per-row", action="store_true",
+                    help="per-row (channel-wise) weight scales instead of per-tensor ones")
     ap.add_argument("--json")
     args = ap.parse_args()
     modules: dict[str, object] = {}
@@ -88,7 +90,7 @@ def main() -> None:
         k, h, n = SHAPES[kind]
         for m in (int(v) for v in args.m.split(",")):
             gen = torch.Generator(device="cuda").manual_seed(m * 7 + k)
-            case = probe_case(kind, m, generator=gen)
+            case = probe_case(kind, m, per_row=args.per_row, generator=gen)
             call, reference = probe_mlp(kind, m, case=case)
             ref = reference(next(mod for _, mod, _ in variants if mod is not None))
             # A replayed graph writes into `out`: keep every variant's `out` alive as long as
@@ -121,7 +123,7 @@ def main() -> None:
                 print(f"{kind:7s} M={m:5d}  {md:8.2f} us  [{min(t):7.2f}-{max(t):7.2f}]  "
                       f"{md - med[0]:+6.2f}  {ok:4s}  {spec}", flush=True)
                 rows.append({"kind": kind, "m": m, "variant": spec, "median_us": md,
-                             "times_us": t, "rel_err": err})
+                             "times_us": t, "rel_err": err, "per_row": args.per_row})
             del graphs, outs
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))

@@ -5,14 +5,18 @@ SFM_PHASE_TRACE defined (kernels-src/phase_trace.cuh):
     python3 scripts/phase_trace.py .gpu-tune/trace/torch211-cxx11-cu130-x86_64-linux \
         --kind gelu --m 16,32 [--path auto] [--reps 20] [--json OUT]       # GPU machine
 
-Two kernels have trace points: the register-sourced wgmma kernel (fp8_gemm_wgmma_rs.cuh:
-dense MLPs at M = 9-39, or forced with --path tensor_core_stream) and the swap-AB kernel
-(fp8_gemm_swap.cuh: GeGLU from M = 1, dense from 40, most GEMMs at M = 65-192; its
-producer and first consumer thread each leave a record, and its "first stages in" and
-"mainloop" are the last tile's in a persistent CTA; these points were added at the end of
-the twentieth session and have compiled, but not yet run on a GPU: check the first
-trace against the kernel's graph time before trusting it). Other kernels leave no
-records.
+Three kernels have trace points: the register-sourced wgmma kernel
+(fp8_gemm_wgmma_rs.cuh: dense MLPs at M = 9-39, or forced with --path tensor_core_stream),
+the swap-AB kernel (fp8_gemm_swap.cuh: GeGLU from M = 1, dense from 40, most GEMMs at M =
+65-192; its producer and first consumer thread each leave a record, and its "first stages
+in" and "mainloop" are the last tile's in a persistent CTA), and the persistent wgmma
+kernel (fp8_gemm_wgmma.cuh: large M), whose producer and first consumer thread each
+leave a record of spans instead: how many clock cycles the thread spent in each kind of
+phase over all its tiles (epilogues, waits for stages, waits for wgmmas, ...), printed as
+each span kind's share of the CTA's cycles, its count and cycles per span. The wgmma
+kernel's spans were added in the twenty-eighth session and have compiled, but not yet run
+on a GPU: check the first trace against the kernel's time before trusting it. Other
+kernels leave no records.
 
 Captures REPS calls of the MLP in one CUDA graph, replays it with tracing on, and for the
 calls in the middle (the steady state: the neighbours' kernels overlap as in the
@@ -55,11 +59,18 @@ POINT_NAMES = {
                       "-", "-", "exit"],
     "swap producer": ["entry", "early weights issued", "wait done", "loads issued",
                       "ring ready", "first weights issued", "x of early stages issued", "exit"],
+    # spans (pairs of cycles summed and count), between the entry and exit stamps
+    "wgmma consumer": ["entry", "span epilogues", "span epilogue math", "span stage waits",
+                       "span wgmma waits", "span tiles", "-", "exit"],
+    "wgmma producer": ["entry", "span free-stage waits", "-", "-", "-", "-", "-", "exit"],
 }
+SPAN = "span "
 GEMMS = {0: "gated gemm1", 1: "dense gemm1", 2: "gemm2"}
 TAG_NAMES = {**{100 + e: ("rs", g) for e, g in GEMMS.items()},
              **{200 + e: ("swap consumer", f"{g} (swap, consumer)") for e, g in GEMMS.items()},
-             **{210 + e: ("swap producer", f"{g} (swap, producer)") for e, g in GEMMS.items()}}
+             **{210 + e: ("swap producer", f"{g} (swap, producer)") for e, g in GEMMS.items()},
+             **{300 + e: ("wgmma consumer", f"{g} (wgmma, consumer)") for e, g in GEMMS.items()},
+             **{310 + e: ("wgmma producer", f"{g} (wgmma, producer)") for e, g in GEMMS.items()}}
 
 
 def read_records(buf: torch.Tensor) -> list[dict]:
@@ -95,8 +106,14 @@ def summarize(calls: dict[int, list[list[dict]]], reps: int) -> dict:
     summary = {}
     for tag in tags:
         kind, name = TAG_NAMES.get(tag, ("rs", str(tag)))
-        per_point = []
+        per_point, spans = [], []
         for p in range(POINTS):
+            name_p = POINT_NAMES[kind][p]
+            if name_p.startswith(SPAN):
+                span = span_summary(calls[tag], middle, p)
+                if span:
+                    spans.append({"span": name_p[len(SPAN):], **span})
+                continue
             lo, med, hi = [], [], []
             for c in middle:
                 t0 = min(r["ns"][0] for t in tags for r in calls[t][c])
@@ -114,6 +131,7 @@ def summarize(calls: dict[int, list[list[dict]]], reps: int) -> dict:
         clk = [r["clk"][7] - r["clk"][0] for c in middle for r in calls[tag][c]]
         ns = [r["ns"][7] - r["ns"][0] for c in middle for r in calls[tag][c]]
         summary[name] = {"tag": tag, "ctas": ctas, "distinct_sms": sms, "points": per_point,
+                         "spans": spans,
                          "ghz": statistics.median(clk) / max(statistics.median(ns), 1)}
     # the period: first entry of call c+1 minus that of call c
     firsts = [min(r["ns"][0] for t in tags for r in calls[t][c]) for c in range(reps)]
@@ -121,8 +139,33 @@ def summarize(calls: dict[int, list[list[dict]]], reps: int) -> dict:
     return summary
 
 
+def span_summary(launches: list[list[dict]], middle: range, p: int) -> dict | None:
+    """Span pair p of a kernel's records (cycles summed, count) over the middle calls:
+    the median CTA's share of its cycles (entry to exit), count and cycles per span."""
+    share, count, each = [], [], []
+    for c in middle:
+        for r in launches[c]:
+            cycles, n = r["ns"][p], r["clk"][p]
+            total = r["clk"][7] - r["clk"][0]
+            if n <= 0 or total <= 0:
+                continue
+            share.append(cycles / total)
+            count.append(n)
+            each.append(cycles / n)
+    if not share:
+        return None
+    return {"share": statistics.median(share), "count": statistics.median(count),
+            "cycles_each": statistics.median(each)}
+
+
+def stamps(r: dict) -> list[int]:
+    """A record's %globaltimer stamps (its span pairs left out)."""
+    kind = TAG_NAMES.get(r["tag"], ("rs", ""))[0]
+    return [t for t, name in zip(r["ns"], POINT_NAMES[kind]) if not name.startswith(SPAN)]
+
+
 def timer_resolution(recs: list[dict]) -> int:
-    deltas = {b - a for r in recs for a, b in zip(r["ns"], r["ns"][1:]) if b > a}
+    deltas = {b - a for r in recs for s in (stamps(r),) for a, b in zip(s, s[1:]) if b > a}
     return min(deltas) if deltas else 0
 
 
@@ -165,6 +208,9 @@ def main() -> None:
             for pt in k["points"]:
                 print(f"    {pt['point']:>13}: first {pt['first']:7.0f}  median {pt['median']:7.0f}"
                       f"  last {pt['last']:7.0f} ns")
+            for sp in k["spans"]:
+                print(f"    {sp['span']:>18}: {100 * sp['share']:5.1f}% of the CTA's cycles, "
+                      f"{sp['count']:.0f} x {sp['cycles_each']:.0f} cycles")
     if a.json:
         Path(a.json).write_text(json.dumps(report, indent=1))
 

@@ -73,6 +73,48 @@ def test_parse_split_and_summarize_synthetic_calls():
     assert phase_trace.timer_resolution(parsed) == 100
 
 
+def span_record(tag: int, bx: int, t0: int, spans: dict[int, tuple[int, int]],
+                total_cycles: int) -> list[int]:
+    """A span record: entry and exit stamps (ns = cycles here), pair i = spans[i]."""
+    words = [tag, bx]
+    for i in range(phase_trace.POINTS):
+        if i == 0:
+            words += [t0, t0]
+        elif i == phase_trace.POINTS - 1:
+            words += [t0 + total_cycles, t0 + total_cycles]
+        else:
+            words += list(spans.get(i, (0, 0)))
+    return words
+
+
+def test_wgmma_span_records_summarize_as_shares():
+    """The persistent wgmma kernel's consumer (302: down GEMM) and producer (312) records:
+    span pairs read as cycles summed and count, reported as the CTA's share; the stamps
+    around them still give the period and the timer step."""
+    reps, period = 4, 50_000
+    recs = []
+    for c in range(reps):
+        for b in range(2):
+            t0 = c * period + 10 * b
+            recs.append(span_record(302, b, t0, {1: (4_000, 10), 3: (1_000, 50),
+                                                 5: (9_000, 10)}, total_cycles=10_000))
+            recs.append(span_record(312, b, t0, {1: (2_500, 100)}, total_cycles=10_000))
+    calls = phase_trace.split_calls(phase_trace.read_records(buffer_of(recs)), reps)
+    s = phase_trace.summarize(calls, reps)
+    consumer = {sp["span"]: sp for sp in s["gemm2 (wgmma, consumer)"]["spans"]}
+    assert set(consumer) == {"epilogues", "stage waits", "tiles"}  # zero counts left out
+    assert consumer["epilogues"] == {"span": "epilogues", "share": 0.4, "count": 10,
+                                     "cycles_each": 400}
+    assert consumer["stage waits"]["cycles_each"] == 20
+    producer = s["gemm2 (wgmma, producer)"]["spans"]
+    assert producer == [{"span": "free-stage waits", "share": 0.25, "count": 100,
+                         "cycles_each": 25}]
+    # only entry and exit are stamps: nothing is reported for the span pairs as points
+    assert [pt["point"] for pt in s["gemm2 (wgmma, consumer)"]["points"]] == ["entry", "exit"]
+    assert s["period_ns"] == period
+    assert phase_trace.timer_resolution(phase_trace.read_records(buffer_of(recs))) == 10_000
+
+
 def test_split_refuses_records_that_are_not_whole_launches():
     recs = phase_trace.read_records(buffer_of([record(101, b, 0, 10 * b) for b in range(5)]))
     with pytest.raises(SystemExit, match="do not split"):
@@ -84,8 +126,13 @@ KERNEL = r"""
 #include "phase_trace.cuh"
 __global__ void traced(int* out) {
   SFM_TRACE_DECLARE;
+  SFM_TRACE_SPANS_DECLARE;
   SFM_TRACE_POINT(0);
-  out[threadIdx.x] = threadIdx.x;
+  for (int i = 0; i < 3; ++i) {
+    SFM_TRACE_SPAN_BEGIN_BY(0, 2);
+    out[threadIdx.x] = threadIdx.x + i;
+    SFM_TRACE_SPAN_END_BY(0, 2);
+  }
   SFM_TRACE_POINT(1, static_cast<uint32_t>(out[0]));
   SFM_TRACE_COMMIT(7);
 }

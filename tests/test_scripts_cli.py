@@ -1,0 +1,44 @@
+"""The GPU-side tools (scripts/, benchmarks/) import and answer --help on the CPU.
+
+They run only on the lent GPU machine, where a broken import or a typo costs a device
+call; here each argparse script is run as __main__ with --help, which imports everything
+it imports and builds its parser, then exits before touching a GPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import runpy
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def argparse_scripts() -> list[Path]:
+    found = []
+    for folder in ("scripts", "benchmarks"):
+        for path in sorted((REPO_ROOT / folder).glob("*.py")):
+            text = path.read_text()
+            if "ArgumentParser(" in text and 'if __name__ == "__main__"' in text:
+                found.append(path)
+    return found
+
+
+def test_the_tools_are_found():
+    names = {p.name for p in argparse_scripts()}
+    assert {"build_equal.py", "mlp_ab.py", "kernel_grids.py", "bench_mlp.py"} <= names
+
+
+@pytest.mark.parametrize("script", argparse_scripts(), ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_script_answers_help(script: Path, monkeypatch):
+    monkeypatch.setattr(sys, "argv", [str(script), "--help"])
+    monkeypatch.setattr(sys, "path", sys.path[:])  # the scripts prepend their folders
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(str(script), run_name="__main__")
+    assert exit_info.value.code == 0
+    assert out.getvalue().startswith("usage:")
