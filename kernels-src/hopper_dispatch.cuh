@@ -174,11 +174,11 @@ inline Kernel pick(int64_t m, GemmPath path, bool gemm2, int64_t w_rows, int64_t
 
 // Row pitch of the FP8 hidden state between an MLP's two GEMMs (0: packed), given the
 // kernels picked for them. Where H is not a whole number of 128-byte K tiles (SigLIP's
-// 4304), every packed hidden row straddles L2 lines, and the down GEMM's token tiles (57-67%
-// of its operand bytes through L2 in the paired tall tiles of 192 or 128 weight rows, whose
-// weight halves are multicast) read a fifth more sectors; so where the wgmma kernel writes the hidden and the wgmma kernel reads it,
-// its rows are padded to a multiple of 128 bytes (the padding is never read: the TMA
-// boxes past H are zero-filled). Whole MLPs against packed rows (scripts/mlp_ab.py, 15
+// 4304), every packed hidden row straddles L2 lines, and the down GEMM's token tiles
+// (57-67% of its operand bytes through L2 in the paired tall tiles of 192 or 128 weight
+// rows, whose weight halves are multicast) read a fifth more sectors; so where the wgmma
+// kernel writes the hidden and the wgmma kernel reads it, its rows are padded to a
+// multiple of 128 bytes (the padding is never read: the TMA boxes past H are zero-filled). Whole MLPs against packed rows (scripts/mlp_ab.py, 15
 // rounds, H200, benchmarks/RESULTS.md, twenty-seventh session): 1152x4304 M = 1024 /
 // 2048 / 4096 / 8192 -0.6 / +0.2 / -1.8 / -1.6 us, 1536x4304 -1.0 / -2.1 / -1.6 / -3.0
 // (M = 769: -3.3); the down GEMM alone at M = 8192 77.5 -> 73.0 and 100.1 -> 93.8 us

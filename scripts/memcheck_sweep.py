@@ -23,7 +23,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "scripts"), str(ROOT / "tests")]
 from kernel_loader import load_kernel_module  # noqa: E402
-from perf_probe import SHAPES, add_sweep_args, probe_mlp  # noqa: E402
+from perf_probe import SHAPES, add_sweep_args, probe_mlp, refusal  # noqa: E402
 
 
 def quant_call(sfm, k: int, m: int) -> None:
@@ -48,12 +48,9 @@ def main() -> None:
             call, _ = probe_mlp(kind, m, per_row=m % 2 == 1)
             for path in paths:
                 print(f"call {kind} M={m} path={path}", flush=True)
-                try:
-                    call(sfm, path)
-                except RuntimeError as e:
-                    if isinstance(e, torch.AcceleratorError):
-                        raise
-                    print(f"  skipped: {str(e).splitlines()[0][:120]}", flush=True)
+                refused = refusal(lambda: call(sfm, path))
+                if refused is not None:
+                    print(f"  skipped: {refused[:120]}", flush=True)
                 torch.cuda.synchronize()
     print("sweep done", flush=True)
 

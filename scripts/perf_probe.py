@@ -106,6 +106,18 @@ def probe_mlp(kind, m, per_row=False, generator=None, case=None):
     return call, reference
 
 
+def refusal(run) -> str | None:
+    """Runs run(); the first line of the error if the endpoint refused the problem (a
+    forced path a shape does not support), else None. A CUDA error is raised."""
+    try:
+        run()
+    except RuntimeError as e:
+        if isinstance(e, torch.AcceleratorError):
+            raise
+        return str(e).splitlines()[0]
+    return None
+
+
 def add_sweep_args(ap, m: str) -> None:
     """The arguments of the scripts that loop one build over kinds, batch sizes and paths."""
     ap.add_argument("--build", required=True)

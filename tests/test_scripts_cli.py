@@ -42,3 +42,26 @@ def test_script_answers_help(script: Path, monkeypatch):
         runpy.run_path(str(script), run_name="__main__")
     assert exit_info.value.code == 0
     assert out.getvalue().startswith("usage:")
+
+
+def test_refusal_separates_refused_problems_from_cuda_errors():
+    """perf_probe.refusal, which the sweeps use to skip a forced path a shape does not
+    support: an endpoint's RuntimeError gives its first line, a CUDA error propagates."""
+    import torch
+
+    sys.path.insert(0, str(REPO_ROOT / "scripts"))
+    try:
+        from perf_probe import refusal
+    finally:
+        sys.path.remove(str(REPO_ROOT / "scripts"))
+
+    def refuse():
+        raise RuntimeError("static_fp8_mlp: path not supported\nmore detail")
+
+    def crash():
+        raise torch.AcceleratorError("CUDA error: an illegal memory access was encountered")
+
+    assert refusal(lambda: None) is None
+    assert refusal(refuse) == "static_fp8_mlp: path not supported"
+    with pytest.raises(torch.AcceleratorError):
+        refusal(crash)
