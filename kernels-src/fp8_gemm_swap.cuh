@@ -146,8 +146,12 @@ __global__ void __launch_bounds__(kThreads, 1)
   constexpr bool kDown = P::kSplitK;
   extern __shared__ uint8_t smem_raw[];
   // Phase trace (probe builds only): the producer thread 0 and the first consumer thread
-  // 128 each stamp and commit a record (tags 210 + EPI and 200 + EPI).
+  // 128 each stamp and commit a record (tags 210 + EPI and 200 + EPI). The consumer's
+  // pairs 2, 5 and 6 are spans over all its tiles (a persistent CTA runs several):
+  // epilogues but the last (which points 3 and 4 bound), waits for full stages, waits for
+  // wgmmas.
   SFM_TRACE_DECLARE;
+  SFM_TRACE_SPANS_DECLARE;
   SFM_TRACE_POINT_BY(0, 0);
   SFM_TRACE_POINT_BY(128, 0);
   uint8_t* smem = smem_raw + ((1024u - (smem_u32(smem_raw) & 1023u)) & 1023u);
@@ -285,7 +289,9 @@ __global__ void __launch_bounds__(kThreads, 1)
         if (j < n && kt0 + j < k_tiles) {
           const int st = it + kt0 + j;
           const int s = st % kStages;
+          SFM_TRACE_SPAN_BEGIN_BY(128, 5);
           mbar_wait(&full[s], (st / kStages) & 1);
+          SFM_TRACE_SPAN_END_BY(128, 5);
           const uint64_t da = smem_desc(smem + s * P::kStageBytes + a_offset);  // weights
           const uint64_t db = smem_desc(smem + s * P::kStageBytes + b_offset);  // tokens
 #pragma unroll
@@ -297,7 +303,9 @@ __global__ void __launch_bounds__(kThreads, 1)
       wgmma_gemm::wgmma_commit();
     };
     auto finish_group = [&](int it, int kt0, int n) {
+      SFM_TRACE_SPAN_BEGIN_BY(128, 6);
       wgmma_gemm::wgmma_wait<0>();
+      SFM_TRACE_SPAN_END_BY(128, 6);
       if (t == 0) {
         for (int j = 0; j < n && kt0 + j < k_tiles; ++j) mbar_arrive(&empty[(it + kt0 + j) % kStages]);
       }
@@ -438,8 +446,13 @@ __global__ void __launch_bounds__(kThreads, 1)
       const ColumnParams params = kEarlyParams ? column_params(c0) : ColumnParams{};
       const int first = min(P::kPromoteTiles, k_tiles);
       issue_group(it, 0, first);
-      SFM_TRACE_POINT_BY(128, 2);  // (the last tile's, in a persistent CTA)
+      if (prev_m0 >= 0) {
+        SFM_TRACE_SPAN_BEGIN_BY(128, 2);
+      }
       epilogue(prev_m0, prev_c0, prev_params);
+      if (prev_m0 >= 0) {
+        SFM_TRACE_SPAN_END_BY(128, 2);
+      }
 #pragma unroll
       for (int i = 0; i < BT / 2; ++i) acc[i] = 0.0f;
       finish_group(it, 0, first);

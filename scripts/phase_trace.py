@@ -8,8 +8,11 @@ SFM_PHASE_TRACE defined (kernels-src/phase_trace.cuh):
 Three kernels have trace points: the register-sourced wgmma kernel
 (fp8_gemm_wgmma_rs.cuh: dense MLPs at M = 9-39, or forced with --path tensor_core_stream),
 the swap-AB kernel (fp8_gemm_swap.cuh: GeGLU from M = 1, dense from 40, most GEMMs at M =
-65-192; its producer and first consumer thread each leave a record, and its "first stages
-in" and "mainloop" are the last tile's in a persistent CTA), and the persistent wgmma
+65-192; its producer and first consumer thread each leave a record; the consumer's
+"mainloop" and "epilogue" stamps are the last tile's in a persistent CTA, and three of its
+pairs are spans over all its tiles: the other epilogues, waits for full stages, waits for
+wgmmas; those spans were added in the twenty-ninth session and have not yet run on a
+GPU), and the persistent wgmma
 kernel (fp8_gemm_wgmma.cuh: large M), whose producer and first consumer thread each
 leave a record of spans instead: how many clock cycles the thread spent in each kind of
 phase over all its tiles (epilogues, waits for stages, waits for wgmmas, ...), printed as
@@ -55,8 +58,8 @@ CAPACITY = 1 << 18  # records
 POINT_NAMES = {
     "rs": ["entry", "weights in", "wait done", "x in", "mainloop", "tiles parked",
            "epilogue", "exit"],
-    "swap consumer": ["entry", "registers set", "first stages in", "mainloop", "epilogue",
-                      "-", "-", "exit"],
+    "swap consumer": ["entry", "registers set", "span epilogues but the last", "mainloop",
+                      "epilogue", "span stage waits", "span wgmma waits", "exit"],
     "swap producer": ["entry", "early weights issued", "wait done", "loads issued",
                       "ring ready", "first weights issued", "x of early stages issued", "exit"],
     # spans (pairs of cycles summed and count), between the entry and exit stamps

@@ -159,3 +159,30 @@ def test_hooks_compile(tmp_path, traced):
     if traced:
         cmd.insert(1, "-DSFM_PHASE_TRACE=1")
     subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=300)
+
+
+def test_swap_consumer_records_mix_stamps_and_spans():
+    """The swap-AB consumer (200: gated gate/up GEMM): pairs 2, 5 and 6 are spans, the
+    others stamps; each is reported as its kind, and the timer step ignores the spans."""
+    reps, period = 4, 20_000
+    recs = []
+    for c in range(reps):
+        t0 = c * period
+        words = [200, 0]
+        for i in range(phase_trace.POINTS):
+            if i in (2, 5, 6):
+                words += {2: [3_000, 3], 5: [1_000, 40], 6: [500, 40]}[i]
+            else:  # stamps 1 us apart; clock64 = ns
+                words += [t0 + 1_000 * i, t0 + 1_000 * i]
+        recs.append(words)
+    s = phase_trace.summarize(phase_trace.split_calls(
+        phase_trace.read_records(buffer_of(recs)), reps), reps)
+    consumer = s["gated gemm1 (swap, consumer)"]
+    assert [pt["point"] for pt in consumer["points"]] == [
+        "entry", "registers set", "mainloop", "epilogue", "exit"]
+    assert consumer["points"][2]["median"] == 3_000
+    spans = {sp["span"]: sp for sp in consumer["spans"]}
+    assert spans["epilogues but the last"]["cycles_each"] == 1_000
+    assert spans["stage waits"]["share"] == 1_000 / 7_000
+    assert spans["wgmma waits"]["count"] == 40
+    assert phase_trace.timer_resolution(phase_trace.read_records(buffer_of(recs))) == 1_000
