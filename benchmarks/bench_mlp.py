@@ -91,6 +91,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rotate-weights", action="store_true",
                         help="rotate every path over enough weight copies that weights come "
                         "from HBM, not L2 (default: off; L2-resident shapes are marked)")
+    parser.add_argument("--per-row", action="store_true",
+                        help="per-row (channel-wise) weight scales, as many FP8 checkpoints have, "
+                        "for every FP8 path (the split paths use torch._scaled_mm's row-wise "
+                        "mode); default: per-tensor weight scales")
     parser.add_argument("--compile-static", action="store_true",
                         help="compile the split path once per (shape, M) with dynamic=False "
                         "(default: once per shape with M marked dynamic, plus M=1)")
@@ -152,6 +156,7 @@ class Options:
     stem: str
     quick: bool
     interleave: bool = True
+    per_row: bool = False
     extra: dict = field(default_factory=dict)
 
     def settings(self) -> dict:
@@ -165,7 +170,7 @@ class Options:
             "batches": self.batches, "warmup_replays": self.warmup, "target_ms": self.target_ms,
             "max_calls": self.max_calls, "copy_mib": self.copy_mib, "gemm_n": self.gemm_n,
             "tol": self.tol, "seed": self.seed, "quick": self.quick,
-            "interleave": self.interleave,
+            "interleave": self.interleave, "per_row_weight_scales": self.per_row,
         }
 
 
@@ -201,7 +206,7 @@ def options_from_args(args: argparse.Namespace) -> Options:
         target_ms=args.target_ms, max_calls=args.max_calls,
         copy_mib=args.copy_mib or 256, gemm_n=args.gemm_n,
         tol=args.tol, seed=args.seed, stem=args.stem, quick=args.quick,
-        interleave=args.interleave,
+        interleave=args.interleave, per_row=args.per_row,
     )
 
 
@@ -355,7 +360,7 @@ def run_shape(ctx: Ctx, shape, data: dict) -> None:
     torch._dynamo.reset()
     gen = torch.Generator(device=dev).manual_seed(opts.seed * 1000003 + shape.k * 31 + shape.h * 7 + shape.n)
     copies = _weight_copies(ctx, shape)
-    weights = bt.make_weights(shape, dev, gen, copies)
+    weights = bt.make_weights(shape, dev, gen, copies, per_row=opts.per_row)
     W = weights.copies
     nw = len(W)
     split_fn = bt.split_gated if shape.gated else bt.split_dense

@@ -379,8 +379,10 @@ def _header(data) -> list[str]:
         + ("; the paths of a row captured together and their timed replays alternated, "
            "order rotating per replay" if s.get("interleave")
            else "; the paths of a row timed one after the other (--sequential)")
-        + "), µs per call, random data with static per-tensor scales "
-        "calibrated on the batch. `ours` takes the FP8 input (as the contract says); "
+        + "), µs per call, random data with static scales calibrated on the batch ("
+        + ("per-row weight scales, `--per-row`: the split paths use `torch._scaled_mm`'s "
+           "row-wise mode" if s.get("per_row_weight_scales") else "per-tensor")
+        + "). `ours` takes the FP8 input (as the contract says); "
         "`ours+quant` also runs the input-quant endpoint on the bf16 input, like the split "
         "paths, which quantize inside. floor = max(FP8 weight bytes / copy BW, FLOPs / FP8 "
         "GEMM rate). Speedup = baseline time / ours. Before timing, each (shape, M) output is "

@@ -5,6 +5,8 @@ Baselines (what users run without this kernel, BASELINES.md):
 - `split_*`: the static FP8 split path in torch ops: quantize x with the static scale,
   `torch._scaled_mm` to bf16 with the scalar scales, activation and re-quantize in torch
   ops, `torch._scaled_mm` for the down projection (with the biases for the dense MLP);
+  with per-row (channel-wise) weight scales, `torch._scaled_mm`'s row-wise mode (the
+  activation scale repeated per token, the weight scales per output column);
 - the same `split_*` functions under `torch.compile(fullgraph=True)`, where Inductor fuses
   activation + quantize into one Triton kernel between the two `_scaled_mm`s.
 """
@@ -214,28 +216,50 @@ def _act(g: torch.Tensor, activation: str) -> torch.Tensor:
     return F.gelu(g, approximate="tanh")
 
 
+def scaled_mm(a: torch.Tensor, weight: torch.Tensor, a_scale: torch.Tensor,
+              weight_scale: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """bf16(a * a_scale @ (weight * weight_scale)^T + bias) with `torch._scaled_mm`: a
+    per-tensor weight scale as is; a per-row one [rows] in the row-wise mode, which wants
+    [M, 1] and [1, rows] fp32 scales (contiguous), so the scalar activation scale is
+    repeated per token. The CPU's `_scaled_mm` has no row-wise mode: there (the CPU
+    self-test only) a unit-scale product in fp32 is scaled instead."""
+    if weight_scale.numel() == 1:
+        return torch._scaled_mm(a, weight.t(), scale_a=a_scale, scale_b=weight_scale,
+                                bias=bias, out_dtype=BF16)
+    if a.device.type != "cuda":
+        one = torch.ones((), device=a.device)
+        acc = torch._scaled_mm(a, weight.t(), scale_a=one, scale_b=one, out_dtype=torch.float32)
+        acc = acc * a_scale * weight_scale.reshape(1, -1)
+        return (acc if bias is None else acc + bias.float()).to(BF16)
+    sa, sb = rowwise_scales(a_scale, weight_scale, a.shape[0])
+    return torch._scaled_mm(a, weight.t(), scale_a=sa, scale_b=sb, bias=bias, out_dtype=BF16)
+
+
+def rowwise_scales(a_scale: torch.Tensor, weight_scale: torch.Tensor,
+                   m: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The row-wise `_scaled_mm` scales: [m, 1] (the scalar repeated) and [1, rows]."""
+    return (a_scale.float().reshape(1, 1).expand(m, 1).contiguous(),
+            weight_scale.float().reshape(1, -1).contiguous())
+
+
 def split_gated(x, gate_up_weight, down_weight, input_scale, gate_up_weight_scale,
                 hidden_scale, down_weight_scale, activation: str):
     """Static FP8 split path, gated: bf16 x [M, K] -> bf16 [M, N]."""
     h = down_weight.shape[1]
     xq = quant_static(x, input_scale)
-    gu = torch._scaled_mm(xq, gate_up_weight.t(), scale_a=input_scale,
-                          scale_b=gate_up_weight_scale, out_dtype=BF16)
+    gu = scaled_mm(xq, gate_up_weight, input_scale, gate_up_weight_scale)
     hid = _act(gu[:, :h], activation) * gu[:, h:]
     hq = quant_static(hid, hidden_scale)
-    return torch._scaled_mm(hq, down_weight.t(), scale_a=hidden_scale,
-                            scale_b=down_weight_scale, out_dtype=BF16)
+    return scaled_mm(hq, down_weight, hidden_scale, down_weight_scale)
 
 
 def split_dense(x, up_weight, up_bias, down_weight, down_bias, input_scale, up_weight_scale,
                 hidden_scale, down_weight_scale):
     """Static FP8 split path, dense GELU with biases: bf16 x [M, K] -> bf16 [M, N]."""
     xq = quant_static(x, input_scale)
-    pre = torch._scaled_mm(xq, up_weight.t(), scale_a=input_scale, scale_b=up_weight_scale,
-                           bias=up_bias, out_dtype=BF16)
+    pre = scaled_mm(xq, up_weight, input_scale, up_weight_scale, up_bias)
     hq = quant_static(F.gelu(pre, approximate="tanh"), hidden_scale)
-    return torch._scaled_mm(hq, down_weight.t(), scale_a=hidden_scale,
-                            scale_b=down_weight_scale, bias=down_bias, out_dtype=BF16)
+    return scaled_mm(hq, down_weight, hidden_scale, down_weight_scale, down_bias)
 
 
 def bf16_gated(x, gate_up_weight, down_weight, activation: str):
@@ -293,6 +317,16 @@ def _amax_scale(t: torch.Tensor) -> torch.Tensor:
     return (t.abs().amax().float().clamp_min(1e-6) / FP8_MAX).reshape(())
 
 
+def _row_amax_scale(t: torch.Tensor) -> torch.Tensor:
+    """Per-row (channel-wise) scales of a [rows, cols] weight: [rows] fp32."""
+    return t.abs().amax(dim=1).float().clamp_min(1e-6) / FP8_MAX
+
+
+def _per_row_view(scale: torch.Tensor) -> torch.Tensor:
+    """A weight scale ([] or [rows]) shaped to multiply a [rows, cols] weight."""
+    return scale if scale.numel() == 1 else scale.reshape(-1, 1)
+
+
 def _q(v: torch.Tensor) -> torch.Tensor:
     return torch.clamp(v.float(), -FP8_MAX, FP8_MAX).to(FP8)
 
@@ -313,20 +347,24 @@ class WeightSet:
 @dataclass
 class Weights:
     copies: list[WeightSet]
-    w1_scale: torch.Tensor  # fp32 []
+    w1_scale: torch.Tensor  # fp32 [] (per tensor) or [rows] (per row)
     w2_scale: torch.Tensor
     extra: dict = field(default_factory=dict)
 
 
-def make_weights(shape, device: str, gen: torch.Generator, copies: int = 1) -> Weights:
+def make_weights(shape, device: str, gen: torch.Generator, copies: int = 1,
+                 per_row: bool = False) -> Weights:
+    """Random weights quantized with per-tensor scales, or with per-row scales (each row
+    its own amax: the scales differ between rows, so a path that ignored them is wrong)."""
     k, h, n = shape.k, shape.h, shape.n
+    scale_of = _row_amax_scale if per_row else _amax_scale
     w1 = torch.randn(shape.gemm1_rows, k, device=device, generator=gen) / math.sqrt(k)
-    s1 = _amax_scale(w1)
-    w1q = _q(w1 / s1)
+    s1 = scale_of(w1)
+    w1q = _q(w1 / _per_row_view(s1))
     del w1
     w2 = torch.randn(n, h, device=device, generator=gen) / math.sqrt(h)
-    s2 = _amax_scale(w2)
-    w2q = _q(w2 / s2)
+    s2 = scale_of(w2)
+    w2q = _q(w2 / _per_row_view(s2))
     del w2
     b1 = b2 = None
     if not shape.gated:
@@ -337,7 +375,8 @@ def make_weights(shape, device: str, gen: torch.Generator, copies: int = 1) -> W
         a1 = w1q if c == 0 else w1q.clone()
         a2 = w2q if c == 0 else w2q.clone()
         sets.append(WeightSet(
-            a1, a2, (a1.float() * s1).to(BF16), (a2.float() * s2).to(BF16),
+            a1, a2, (a1.float() * _per_row_view(s1)).to(BF16),
+            (a2.float() * _per_row_view(s2)).to(BF16),
             None if b1 is None else (b1 if c == 0 else b1.clone()),
             None if b2 is None else (b2 if c == 0 else b2.clone())))
     return Weights(sets, s1, s2)
@@ -362,7 +401,7 @@ def make_batch(shape, weights: Weights, m: int, device: str, gen: torch.Generato
     xq = reference.channel_scale_quantize_fp8_static_bf16(x, ones, xs)
     w = weights.copies[0]
     a = xq.float() * xs
-    pre = a @ (w.w1.float() * weights.w1_scale).T
+    pre = a @ (w.w1.float() * _per_row_view(weights.w1_scale)).T
     if shape.gated:
         hid = _act(pre[:, : shape.h], shape.activation) * pre[:, shape.h:]
     else:

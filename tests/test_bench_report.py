@@ -507,10 +507,13 @@ def test_cpu_dry_run_wrong_kernel_is_marked_fail(tmp_path, capsys):
     assert "check(s) FAILED" in md
 
 
-def test_split_path_is_the_contract_math_cpu():
+@pytest.mark.parametrize("per_row", (False, True))
+def test_split_path_is_the_contract_math_cpu(per_row):
     """The torch-op baselines compute the contract's function: the FP8 split path up to
     its bf16 GEMM1 output (which flips an occasional hidden FP8 code), the BF16 path up
-    to the FP8 quantisation it skips. A wrong activation or a dropped bias is far off."""
+    to the FP8 quantisation it skips. A wrong activation or a dropped bias is far off.
+    With per-row weight scales the scales differ between rows (so ignoring them would be
+    far off too); on the CPU the split path takes its row-wise stand-in."""
     torch = pytest.importorskip("torch")
     import bench_torch as bt
 
@@ -518,7 +521,14 @@ def test_split_path_is_the_contract_math_cpu():
     for spec in ("swiglu:256x1024x256", "geglu:256x1024x256", "gelu:256x1024x256"):
         shape = bench_shapes.parse_shapes(spec)[0]
         gen = torch.Generator().manual_seed(3)
-        w = bt.make_weights(shape, "cpu", gen, copies=2)
+        w = bt.make_weights(shape, "cpu", gen, copies=2, per_row=per_row)
+        rows1 = 2 * shape.h if shape.gated else shape.h
+        assert tuple(w.w1_scale.shape) == ((rows1,) if per_row else ())
+        assert tuple(w.w2_scale.shape) == ((shape.n,) if per_row else ())
+        if per_row:
+            assert w.w1_scale.max() > 1.05 * w.w1_scale.min()
+            # each row uses its FP8 range: its largest code is the saturation value
+            assert torch.all(w.copies[0].w1.float().abs().amax(dim=1) == bt.FP8_MAX)
         assert torch.equal(w.copies[0].w1.view(torch.uint8), w.copies[1].w1.view(torch.uint8))
         assert w.copies[0].w1.data_ptr() != w.copies[1].w1.data_ptr()
         b = bt.make_batch(shape, w, 32, "cpu", gen, ref)
@@ -537,6 +547,12 @@ def test_split_path_is_the_contract_math_cpu():
             wrong = bt.split_dense(b.x, c.w1, torch.zeros_like(c.b1), c.w2, c.b2, b.input_scale,
                                    w.w1_scale, b.hidden_scale, w.w2_scale)
         assert bt.rel_err(wrong, r) > 0.1
+        if per_row:  # the per-row scales matter: their mean in their place is far off
+            c = w.copies[0]
+            args = (b.input_scale, w.w1_scale.mean(), b.hidden_scale, w.w2_scale.mean())
+            flat = (bt.split_gated(b.x, c.w1, c.w2, *args, shape.activation) if shape.gated
+                    else bt.split_dense(b.x, c.w1, c.b1, c.w2, c.b2, *args))
+            assert bt.rel_err(flat, r) > 0.02
         q = bt.check_mlp(r.clone(), r, 1e-2)
         assert q["status"] == "ok" and q["rel_err"] == 0.0
         nan = r.clone()
@@ -604,3 +620,62 @@ def test_graph_timer_sequential_and_interleaved():
     for name in ("copy", "mul"):
         assert got[name].us > 0 and len(got[name].batches_us) == 3, name
     torch.testing.assert_close(b, a * 2.0)  # the last replay was a graph of real work
+
+
+def test_rowwise_scales_have_the_shapes_scaled_mm_wants():
+    """torch._scaled_mm's row-wise mode (CUDA) wants fp32 [M, 1] and [1, rows], contiguous;
+    the CPU cannot run that mode, so the arguments are checked here."""
+    torch = pytest.importorskip("torch")
+    import bench_torch as bt
+
+    sa, sb = bt.rowwise_scales(torch.tensor(0.25), torch.arange(1.0, 7.0), 5)
+    assert tuple(sa.shape) == (5, 1) and tuple(sb.shape) == (1, 6)
+    assert sa.is_contiguous() and sb.is_contiguous()
+    assert sa.dtype == sb.dtype == torch.float32
+    assert torch.all(sa == 0.25) and torch.equal(sb[0], torch.arange(1.0, 7.0))
+
+
+def test_cpu_dry_run_per_row(tmp_path, capsys):
+    """--per-row: every row checks out against the reference with per-row weight scales,
+    the settings say so, and so does the markdown's method line."""
+    pytest.importorskip("torch")
+    import bench_torch
+
+    argv = ["--shapes", "geglu:64x128x48,gelu:32x64x48", "--m", "1,5", "--skip", "compiled",
+            "--no-quant", "--copy-mib", "1", "--gemm-n", "64", "--out", str(tmp_path),
+            "--per-row"]
+    opts = bench_mlp.options_from_args(bench_mlp.parse_args(argv))
+    assert opts.per_row
+    rc = bench_mlp.run_with(opts, fake_kernel(), "cpu", bench_torch.WallTimer(batches=1, calls=1))
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    data = json.loads((tmp_path / "bench_mlp.json").read_text())
+    assert data["meta"]["settings"]["per_row_weight_scales"] is True
+    for r in data["mlp"]:
+        assert r["check"]["status"] == "ok" and r["check"]["rel_err"] < 1e-6
+        assert r["baseline_rel_err"]["split"] < 6e-2
+    assert "per-row weight scales" in (tmp_path / "bench_mlp.md").read_text()
+
+
+def test_split_path_rowwise_on_the_gpu():
+    """The split path's CUDA row-wise `torch._scaled_mm` (per-row weight scales) computes
+    the contract's function, eager and under torch.compile with M marked dynamic."""
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    import bench_torch as bt
+
+    ref = _reference_module()
+    for spec in ("geglu:256x1024x256", "gelu:256x1024x256"):
+        shape = bench_shapes.parse_shapes(spec)[0]
+        gen = torch.Generator(device="cuda").manual_seed(5)
+        w = bt.make_weights(shape, "cuda", gen, per_row=True)
+        split = bt.split_gated if shape.gated else bt.split_dense
+        compiled = bt.compile_fn(split, static=False)
+        for m in (1, 33):
+            b = bt.make_batch(shape, w, m, "cuda", gen, ref)
+            r = bt.reference_mlp(shape, ref, w, b)
+            assert bt.rel_err(bt.split_call(shape, split, w, w.copies[0], b), r) < 3e-2
+            xc = bt.input_for_compiled(b.x, dynamic_m=True)
+            got = bt.split_call(shape, compiled, w, w.copies[0], b, x=xc)
+            assert bt.rel_err(got, r) < 3e-2
