@@ -28,6 +28,8 @@
 #include "fp8_gemm_wgmma.cuh"
 #include "phase_trace.cuh"
 
+#include <type_traits>
+
 namespace static_fp8_mlp {
 namespace {
 namespace swap_gemm {
@@ -55,6 +57,13 @@ using wgmma_gemm::WgmmaParams;
 #endif
 // Gated gate/up GEMMs up to this many tokens (one token tile) load their first weight
 // stages before they wait for the previous kernel (see the kernel); 0: never.
+// Token tiles up to this many tokens keep one promotion group in flight while the next is
+// issued (two partial accumulators, wgmma.wait_group 1): the group's wgmma latency then
+// hides under the wait for the next stage instead of adding to it. The partial sums are
+// added in the same order: outputs are bit-identical. 0: off.
+#ifndef SFM_SWAP_PIPELINED_PROMOTE_TOKENS
+#define SFM_SWAP_PIPELINED_PROMOTE_TOKENS 0
+#endif
 #ifndef SFM_SWAP_EARLY_GATED_TOKENS
 #define SFM_SWAP_EARLY_GATED_TOKENS 64
 #endif
@@ -278,11 +287,13 @@ __global__ void __launch_bounds__(kThreads, 1)
     const float inv_hidden = kDown ? 1.0f : inverse_hidden_scale(p.epi);
     float acc[BT / 2];
     float part[BT / 2];
+    float part_next[BT / 2];  // the group after `part`'s (pipelined promotion only)
+    constexpr bool kPipelined = BT <= SFM_SWAP_PIPELINED_PROMOTE_TOKENS;
     // This warpgroup's operands in a stage: its 64 weight rows and all BT tokens.
     const int a_offset = cw * 64 * kBK;
     const int b_offset = P::kTileABytes;
 
-    auto issue_group = [&](int it, int kt0, int n) {
+    auto issue_group = [&](float (&dst)[BT / 2], int it, int kt0, int n) {
       wgmma_gemm::wgmma_fence();
 #pragma unroll
       for (int j = 0; j < P::kPromoteTiles; ++j) {
@@ -296,19 +307,27 @@ __global__ void __launch_bounds__(kThreads, 1)
           const uint64_t db = smem_desc(smem + s * P::kStageBytes + b_offset);  // tokens
 #pragma unroll
           for (int kk = 0; kk < kBK / 32; ++kk) {
-            wgmma_gemm::wgmma_m64nk32<BT>(part, da + 2 * kk, db + 2 * kk, (j == 0 && kk == 0) ? 0 : 1);
+            wgmma_gemm::wgmma_m64nk32<BT>(dst, da + 2 * kk, db + 2 * kk, (j == 0 && kk == 0) ? 0 : 1);
           }
         }
       }
       wgmma_gemm::wgmma_commit();
     };
-    auto finish_group = [&](int it, int kt0, int n) {
+    // Waits for the group's wgmmas (PENDING: how many later groups may stay in flight)
+    // and hands its stages back to the producer.
+    auto finish_group = [&](auto pending, int it, int kt0, int n) {
       SFM_TRACE_SPAN_BEGIN_BY(128, 6);
-      wgmma_gemm::wgmma_wait<0>();
+      wgmma_gemm::wgmma_wait<decltype(pending)::value>();
       SFM_TRACE_SPAN_END_BY(128, 6);
       if (t == 0) {
         for (int j = 0; j < n && kt0 + j < k_tiles; ++j) mbar_arrive(&empty[(it + kt0 + j) % kStages]);
       }
+    };
+    constexpr std::integral_constant<int, 0> kNoneLeft{};
+    constexpr std::integral_constant<int, 1> kOneLeft{};
+    auto promote = [&](const float (&src)[BT / 2]) {
+#pragma unroll
+      for (int i = 0; i < BT / 2; ++i) acc[i] += src[i];
     };
 
     // Accumulator layout (m64 x BT, fp32): thread t holds weight rows r and r + 8, r =
@@ -445,7 +464,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       tile_origin(tile, m0, c0);
       const ColumnParams params = kEarlyParams ? column_params(c0) : ColumnParams{};
       const int first = min(P::kPromoteTiles, k_tiles);
-      issue_group(it, 0, first);
+      issue_group(part, it, 0, first);
       if (prev_m0 >= 0) {
         SFM_TRACE_SPAN_BEGIN_BY(128, 2);
       }
@@ -455,14 +474,35 @@ __global__ void __launch_bounds__(kThreads, 1)
       }
 #pragma unroll
       for (int i = 0; i < BT / 2; ++i) acc[i] = 0.0f;
-      finish_group(it, 0, first);
-#pragma unroll
-      for (int i = 0; i < BT / 2; ++i) acc[i] += part[i];
-      for (int kt0 = first; kt0 < k_tiles; kt0 += P::kPromoteTiles) {
-        issue_group(it, kt0, P::kPromoteTiles);
-        finish_group(it, kt0, P::kPromoteTiles);
-#pragma unroll
-        for (int i = 0; i < BT / 2; ++i) acc[i] += part[i];
+      if constexpr (kPipelined) {
+        // Groups alternate between `part` and `part_next`; the one in `part` is in flight.
+        constexpr int kP = P::kPromoteTiles;
+        for (int kt0 = 0;; kt0 += 2 * kP) {
+          if (kt0 + kP >= k_tiles) {
+            finish_group(kNoneLeft, it, kt0, kP);
+            promote(part);
+            break;
+          }
+          issue_group(part_next, it, kt0 + kP, kP);
+          finish_group(kOneLeft, it, kt0, kP);
+          promote(part);
+          if (kt0 + 2 * kP >= k_tiles) {
+            finish_group(kNoneLeft, it, kt0 + kP, kP);
+            promote(part_next);
+            break;
+          }
+          issue_group(part, it, kt0 + 2 * kP, kP);
+          finish_group(kOneLeft, it, kt0 + kP, kP);
+          promote(part_next);
+        }
+      } else {
+        finish_group(kNoneLeft, it, 0, first);
+        promote(part);
+        for (int kt0 = first; kt0 < k_tiles; kt0 += P::kPromoteTiles) {
+          issue_group(part, it, kt0, P::kPromoteTiles);
+          finish_group(kNoneLeft, it, kt0, P::kPromoteTiles);
+          promote(part);
+        }
       }
       prev_m0 = m0;
       prev_c0 = c0;
