@@ -178,8 +178,9 @@ inline Kernel pick(int64_t m, GemmPath path, bool gemm2, int64_t w_rows, int64_t
 // (57-67% of its operand bytes through L2 in the paired tall tiles of 192 or 128 weight
 // rows, whose weight halves are multicast) read a fifth more sectors; so where the wgmma
 // kernel writes the hidden and the wgmma kernel reads it, its rows are padded to a
-// multiple of 128 bytes (the padding is never read: the TMA boxes past H are zero-filled). Whole MLPs against packed rows (scripts/mlp_ab.py, 15
-// rounds, H200, benchmarks/RESULTS.md, twenty-seventh session): 1152x4304 M = 1024 /
+// multiple of 128 bytes (the padding is never read: the TMA boxes past H are
+// zero-filled). Whole MLPs against packed rows (scripts/mlp_ab.py, 15 rounds, H200,
+// benchmarks/RESULTS.md, twenty-seventh session): 1152x4304 M = 1024 /
 // 2048 / 4096 / 8192 -0.6 / +0.2 / -1.8 / -1.6 us, 1536x4304 -1.0 / -2.1 / -1.6 / -3.0
 // (M = 769: -3.3); the down GEMM alone at M = 8192 77.5 -> 73.0 and 100.1 -> 93.8 us
 // (torch.profiler, one call). SFM_PAD_HIDDEN 0: never.
