@@ -390,15 +390,21 @@ def _dry_opts(tmp_path, *extra):
     return bench_mlp.options_from_args(bench_mlp.parse_args(argv))
 
 
-def test_cpu_dry_run_end_to_end(tmp_path, capsys):
-    pytest.importorskip("torch")
+def _dry_run(opts, tmp_path, capsys, batches: int = 2) -> tuple[dict, str]:
+    """A CPU dry run of the benchmark on the reference posing as the kernel, which must
+    succeed: the saved JSON and what it printed."""
     import bench_torch
 
-    opts = _dry_opts(tmp_path)
-    rc = bench_mlp.run_with(opts, fake_kernel(), "cpu", bench_torch.WallTimer(batches=2, calls=1))
+    rc = bench_mlp.run_with(opts, fake_kernel(), "cpu",
+                            bench_torch.WallTimer(batches=batches, calls=1))
     out = capsys.readouterr().out
     assert rc == 0, out
-    data = json.loads((tmp_path / "bench_mlp.json").read_text())
+    return json.loads((tmp_path / "bench_mlp.json").read_text()), out
+
+
+def test_cpu_dry_run_end_to_end(tmp_path, capsys):
+    pytest.importorskip("torch")
+    data, out = _dry_run(_dry_opts(tmp_path), tmp_path, capsys)
     assert len(data["mlp"]) == 9 and len(data["quant"]) == 6  # K = 64, 32 (deduplicated)
     for r in data["mlp"]:
         assert r["check"]["status"] == "ok" and r["check"]["rel_err"] < 1e-6
@@ -457,12 +463,7 @@ def test_interleaved_timing_is_the_default():
 
 def test_cpu_dry_run_sequential(tmp_path, capsys):
     pytest.importorskip("torch")
-    import bench_torch
-
-    opts = _dry_opts(tmp_path, "--sequential")
-    rc = bench_mlp.run_with(opts, fake_kernel(), "cpu", bench_torch.WallTimer(batches=2, calls=1))
-    assert rc == 0, capsys.readouterr().out
-    data = json.loads((tmp_path / "bench_mlp.json").read_text())
+    data, _ = _dry_run(_dry_opts(tmp_path, "--sequential"), tmp_path, capsys)
     assert data["meta"]["settings"]["interleave"] is False
     assert all(len(v) == 2 for r in data["mlp"] for v in r["batches_us"].values())
     md = (tmp_path / "bench_mlp.md").read_text()
@@ -471,13 +472,7 @@ def test_cpu_dry_run_sequential(tmp_path, capsys):
 
 def test_cpu_dry_run_interleaved(tmp_path, capsys):
     pytest.importorskip("torch")
-    import bench_torch
-
-    opts = _dry_opts(tmp_path, "--interleave")
-    rc = bench_mlp.run_with(opts, fake_kernel(), "cpu", bench_torch.WallTimer(batches=2, calls=1))
-    out = capsys.readouterr().out
-    assert rc == 0, out
-    data = json.loads((tmp_path / "bench_mlp.json").read_text())
+    data, _ = _dry_run(_dry_opts(tmp_path, "--interleave"), tmp_path, capsys)
     assert data["meta"]["settings"]["interleave"] is True
     for r in data["mlp"]:
         assert set(r["times_us"]) == {"bf16", "split", "ours", "ours_quant"}, r["errors"]
@@ -639,17 +634,12 @@ def test_cpu_dry_run_per_row(tmp_path, capsys):
     """--per-row: every row checks out against the reference with per-row weight scales,
     the settings say so, and so does the markdown's method line."""
     pytest.importorskip("torch")
-    import bench_torch
-
     argv = ["--shapes", "geglu:64x128x48,gelu:32x64x48", "--m", "1,5", "--skip", "compiled",
             "--no-quant", "--copy-mib", "1", "--gemm-n", "64", "--out", str(tmp_path),
             "--per-row"]
     opts = bench_mlp.options_from_args(bench_mlp.parse_args(argv))
     assert opts.per_row
-    rc = bench_mlp.run_with(opts, fake_kernel(), "cpu", bench_torch.WallTimer(batches=1, calls=1))
-    out = capsys.readouterr().out
-    assert rc == 0, out
-    data = json.loads((tmp_path / "bench_mlp.json").read_text())
+    data, _ = _dry_run(opts, tmp_path, capsys, batches=1)
     assert data["meta"]["settings"]["per_row_weight_scales"] is True
     for r in data["mlp"]:
         assert r["check"]["status"] == "ok" and r["check"]["rel_err"] < 1e-6
