@@ -55,15 +55,16 @@ using wgmma_gemm::WgmmaParams;
 #ifndef SFM_SWAP_SMALL_PROMOTE_TILES
 #define SFM_SWAP_SMALL_PROMOTE_TILES 1
 #endif
-// Gated gate/up GEMMs up to this many tokens (one token tile) load their first weight
-// stages before they wait for the previous kernel (see the kernel); 0: never.
 // Token tiles up to this many tokens keep one promotion group in flight while the next is
 // issued (two partial accumulators, wgmma.wait_group 1): the group's wgmma latency then
 // hides under the wait for the next stage instead of adding to it. The partial sums are
-// added in the same order: outputs are bit-identical. 0: off.
+// added in the same order: outputs are bit-identical. The consumers then hold two
+// groups' stages at once: the ring must have room for both. 0: off.
 #ifndef SFM_SWAP_PIPELINED_PROMOTE_TOKENS
 #define SFM_SWAP_PIPELINED_PROMOTE_TOKENS 0
 #endif
+// Gated gate/up GEMMs up to this many tokens (one token tile) load their first weight
+// stages before they wait for the previous kernel (see the kernel); 0: never.
 #ifndef SFM_SWAP_EARLY_GATED_TOKENS
 #define SFM_SWAP_EARLY_GATED_TOKENS 64
 #endif
@@ -289,6 +290,10 @@ __global__ void __launch_bounds__(kThreads, 1)
     float part[BT / 2];
     float part_next[BT / 2];  // the group after `part`'s (pipelined promotion only)
     constexpr bool kPipelined = BT <= SFM_SWAP_PIPELINED_PROMOTE_TOKENS;
+    // Waiting for the next group's stages while holding the previous group's: with fewer
+    // than two groups' worth of stages the producer could never fill them (deadlock).
+    static_assert(!kPipelined || kStages >= 2 * P::kPromoteTiles,
+                  "pipelined promotion needs ring room for two groups' stages");
     // This warpgroup's operands in a stage: its 64 weight rows and all BT tokens.
     const int a_offset = cw * 64 * kBK;
     const int b_offset = P::kTileABytes;
