@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Rebuilds, on the CPU machine, every build the prepared GPU calls in this folder carry
+# (.gpu-tune/ is local and git-ignored, so a new machine starts without them):
+#   bash benchmarks/plans/rebuild_variants.sh [NAME ...]      (default: all; ~80 s each)
+# Each variant is this checkout's working tree with its experiment patch applied
+# (benchmarks/results/*_patch_*.patch) and its macros prepended by
+# scripts/variant_build.sh; kernels-src/ is restored after each. Needs a clean
+# kernels-src/ (it refuses otherwise: the restore would lose your edits).
+#   head    the release kernels (cubin-identical to 621cd1d's and 6fc6375's)
+#   eparam  experiment 1: epilogue parameters in shared-memory slots
+#   astage  experiment 2: aligned dynamic smem (a fifth stage for 192-row tiles)
+#   afg3    experiment 2 with a first wgmma group of 3 K tiles
+#   esg     experiment 3: the next tile's second wgmma group before the epilogue
+#   aesg    experiments 2 and 3
+#   hidact / eidact  head / eparam with the identity activation (a probe: wrong outputs)
+#   strace / etrace  head / eparam with SFM_PHASE_TRACE (span traces)
+#   spp     experiment 4: pipelined promotion in the swap-AB kernel, token tiles <= 128
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+R=benchmarks/results
+P1=$R/epilogue_param_slots_patch_2026-12-04_twentyeighth.patch
+P2=$R/aligned_smem_patch_2026-12-04_twentyeighth.patch
+P3=$R/early_second_group_patch_2026-12-04_twentyeighth.patch
+PI=$R/identity_activation_probe_patch_h200_2026-12-04_twentyseventh.patch
+T='#define SFM_PHASE_TRACE 1'
+I='#define SFM_PROBE_IDENTITY_ACTIVATION 1'
+A='#define SFM_WGMMA_ALIGNED_SMEM 1'
+S='#define SFM_WGMMA_EARLY_SECOND_GROUP 1'
+F='#define SFM_WGMMA_FIRST_GROUP_TILES 3'
+PP='#define SFM_SWAP_PIPELINED_PROMOTE_TOKENS 128'
+
+if ! git diff --quiet -- kernels-src; then
+  echo "kernels-src/ has uncommitted changes; commit or stash them first" >&2
+  exit 2
+fi
+trap 'git checkout -q -- kernels-src' EXIT
+
+# variant NAME "PATCH ..." [MACRO ...]
+variant() {
+  local name=$1 patches=$2
+  shift 2
+  echo "== $name (patches: ${patches:-none}; macros: $*)" >&2
+  for p in $patches; do git apply "$p"; done
+  local t0=$SECONDS
+  bash scripts/variant_build.sh "$name" "$@" > "/tmp/rebuild-$name.log" 2>&1 ||
+    { echo "build of $name failed: /tmp/rebuild-$name.log" >&2; exit 1; }
+  git checkout -q -- kernels-src
+  echo "   built .gpu-tune/$name in $((SECONDS - t0)) s" >&2
+}
+
+all=(head eparam astage afg3 esg aesg hidact eidact strace etrace spp)
+for name in "${@:-${all[@]}}"; do
+  case $name in
+    head) variant head "" ;;
+    eparam) variant eparam "$P1" ;;
+    astage) variant astage "$P2" "$A" ;;
+    afg3) variant afg3 "$P2" "$A" "$F" ;;
+    esg) variant esg "$P3" "$S" ;;
+    aesg) variant aesg "$P2 $P3" "$A" "$S" ;;
+    hidact) variant hidact "$PI" "$I" ;;
+    eidact) variant eidact "$P1 $PI" "$I" ;;
+    strace) variant strace "" "$T" ;;
+    etrace) variant etrace "$P1" "$T" ;;
+    spp) variant spp "" "$PP" ;;
+    *) echo "unknown variant $name; known: ${all[*]}" >&2; exit 2 ;;
+  esac
+done
