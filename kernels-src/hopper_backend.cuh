@@ -113,9 +113,12 @@ inline wgmma_gemm::WgmmaParams make_params(const Fp8GemmOperands& op, int64_t n_
   return p;
 }
 
-// Only the wgmma kernel reads x or writes the hidden with padded rows (padded_hidden_pitch
-// pads only between two of its GEMMs).
-inline bool takes_pitch(Kernel kernel) { return kernel == Kernel::kWgmma; }
+// Whether `kernel` cannot take these row pitches (0: packed): only the wgmma kernel reads
+// x or writes the hidden with padded rows (padded_hidden_pitch pads only between two of
+// its GEMMs).
+inline bool refuses_pitch(Kernel kernel, int64_t x_pitch, int64_t out_pitch = 0) {
+  return (x_pitch != 0 || out_pitch != 0) && kernel != Kernel::kWgmma;
+}
 
 template <Activation ACT>
 cudaError_t gated_gemm1_with(const GatedGemm1Args& a, Kernel kernel, GemmPath path, int sms,
@@ -136,9 +139,7 @@ inline cudaError_t gated_gemm1(const GatedGemm1Args& a, GemmPath path, cudaStrea
   const int sms = current_sms();
   const Kernel kernel =
       pick_on_device<EpilogueKind::kGatedToFp8>(a.op.m, path, a.op.n, a.op.k, a.op.n / 2, sms);
-  if ((a.hidden_pitch != 0 || a.op.x_pitch != 0) && !takes_pitch(kernel)) {
-    return cudaErrorInvalidValue;
-  }
+  if (refuses_pitch(kernel, a.op.x_pitch, a.hidden_pitch)) return cudaErrorInvalidValue;
   if (kernel == Kernel::kPortable) return portable::gated_gemm1(a, path, stream);
   if (kernel == Kernel::kWarp) return warp_gemm::Gemms::gated_gemm1(a, stream);
   if (kernel == Kernel::kRegWgmma) return wgmma_rs::Gemms::gated_gemm1(a, stream);
@@ -152,9 +153,7 @@ inline cudaError_t dense_gemm1(const DenseGemm1Args& a, GemmPath path, cudaStrea
   const int sms = current_sms();
   const Kernel kernel =
       pick_on_device<EpilogueKind::kBiasGeluToFp8>(a.op.m, path, a.op.n, a.op.k, a.op.n, sms);
-  if ((a.hidden_pitch != 0 || a.op.x_pitch != 0) && !takes_pitch(kernel)) {
-    return cudaErrorInvalidValue;
-  }
+  if (refuses_pitch(kernel, a.op.x_pitch, a.hidden_pitch)) return cudaErrorInvalidValue;
   if (kernel == Kernel::kPortable) return portable::dense_gemm1(a, path, stream);
   if (kernel == Kernel::kWarp) return warp_gemm::Gemms::dense_gemm1(a, stream);
   if (kernel == Kernel::kRegWgmma) return wgmma_rs::Gemms::dense_gemm1(a, stream);
@@ -175,7 +174,7 @@ inline cudaError_t gemm2(const Gemm2Args& a, GemmPath path, cudaStream_t stream)
   const int sms = current_sms();
   const Kernel kernel =
       pick_on_device<EpilogueKind::kBiasToBf16>(a.op.m, path, a.op.n, a.op.k, a.op.n, sms);
-  if (a.op.x_pitch != 0 && !takes_pitch(kernel)) return cudaErrorInvalidValue;
+  if (refuses_pitch(kernel, a.op.x_pitch)) return cudaErrorInvalidValue;
   if (kernel == Kernel::kPortable) return portable::gemm2(a, path, stream);
   if (kernel == Kernel::kWarp) return warp_gemm::Gemms::gemm2(a, stream);
   if (kernel == Kernel::kRegWgmma) return wgmma_rs::Gemms::gemm2(a, stream);

@@ -62,7 +62,8 @@ def masked(cubin: bytes) -> bytes:
 
 
 def export_tree(rev: str | None, dst: Path) -> None:
-    """kernels-src and build.toml of `rev` (None: the working tree) into dst."""
+    """kernels-src/ of `rev` (None: the working tree) into dst. The kernel units come
+    from the working tree's build.toml for both sides."""
     if rev is None:
         shutil.copytree(ROOT / "kernels-src", dst / "kernels-src")
         return

@@ -22,10 +22,10 @@ def known_variants() -> set[str]:
 def used_builds(text: str) -> set[str]:
     """Build names a call uses: .gpu-tune/NAME/ paths and the loop lists ($v, $b)."""
     names = set(re.findall(r"\.gpu-tune/([a-z0-9]+)/", text))
-    for loop in re.findall(r"for [vb] in ([a-z0-9 ]+);", text):
-        names |= set(loop.split())
-    names |= set(re.findall(r'^V="([a-z0-9 ]+)"', text, re.M)[0].split()
-                 if re.search(r'^V="', text, re.M) else [])
+    lists = re.findall(r"for [vb] in ([a-z0-9 ]+);", text)
+    lists += re.findall(r'^V="([a-z0-9 ]+)"', text, re.M)
+    for listed in lists:
+        names |= set(listed.split())
     return names
 
 

@@ -1,6 +1,6 @@
 # Call 1 (~7 min; carry .whl, from scripts/fetch_device_wheels.sh, and
-# .gpu-tune/{head,eparam,astage,esg}/$T). head = 621cd1d (= 07d76b1's release code;
-# 8aa2c6d's kernels never ran on a GPU): its full GPU suite; the experiments' kernel
+# .gpu-tune/{head,eparam,astage,esg}/$T). head = the release kernels (cubin-identical from
+# 621cd1d to HEAD; 8aa2c6d's kernels never ran on a GPU): its full GPU suite; the experiments' kernel
 # suites; byte equality with head for eparam and astage (both must be bit-identical;
 # esg is not: it promotes the first 4 K tiles of a tile at once).
 set -x
