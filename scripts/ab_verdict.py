@@ -23,7 +23,8 @@ import statistics
 import sys
 from pathlib import Path
 
-CONTRACT_TOL = 1e-2
+CONTRACT_TOL = 1e-2  # CONTRACT.md: ||out - ref|| / ||ref|| (mlp_ab.py imports both)
+COMPILE = "compile"  # mlp_ab.py's name for the torch.compile split path
 
 
 def load_rows(path: Path) -> list[dict]:
@@ -76,7 +77,7 @@ def verdicts(rows: list[dict], base: str | None, agree: float, min_us: float,
                 continue
             pv = point_verdict(per[base]["times_us"], per[v]["times_us"], agree, min_us, min_pct)
             err = per[v].get("rel_err")
-            if v != "compile" and err is not None and not err <= CONTRACT_TOL:
+            if v != COMPILE and err is not None and not err <= CONTRACT_TOL:
                 pv["call"] = "FAIL"
             if pv["call"] in counts:
                 counts[pv["call"]] += 1

@@ -4,6 +4,7 @@ rebuild (.gpu-tune/ is local: a new machine must be able to recreate it)."""
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 from pathlib import Path
@@ -49,3 +50,54 @@ def test_every_build_is_rebuildable_and_carried(script):
     for group in re.findall(r"\.gpu-tune/\{([a-z0-9,]+)\}", header):
         carried |= set(group.split(","))
     assert used <= carried, f"used but not in the carry list: {used - carried}"
+
+
+SCRIPT_CALL = re.compile(r"python3 ((?:scripts|benchmarks)/[a-z_]+\.py)([^;>|\n]*)")
+
+
+def script_calls() -> list[tuple[str, str, str]]:
+    """(call file, script path, its arguments) for every python3 command in the calls."""
+    return [(call.name, script, args) for call in CALLS
+            for script, args in SCRIPT_CALL.findall(call.read_text().replace("\\\n", " "))]
+
+
+def option_values(args: str, option: str) -> list[str]:
+    return [v for value in re.findall(rf"{option}[ =]([a-z0-9_,/]+)", args) for v in value.split(",")]
+
+
+def test_the_calls_run_scripts():
+    assert len(script_calls()) >= 10
+
+
+@pytest.mark.parametrize("call,script,args", script_calls(), ids=lambda v: v if v.endswith(".sh") else "")
+def test_every_option_is_one_the_script_takes(call, script, args):
+    """A misspelt option or an unknown shape or path would cost a device call: the script
+    exits at once, and the whole call's minutes go to the rest of its commands."""
+    source = script_source(PLANS.parents[1] / script)
+    for option in set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", args)):
+        assert f'"{option}"' in source, f"{call}: {script} has no option {option}"
+
+    for kind in option_values(args, "--kinds?"):
+        assert kind in literal_in("scripts/perf_probe.py", "SHAPES"), f"{call}: unknown shape {kind!r}"
+    gemm_paths = literal_in("torch-ext/static_fp8_mlp/__init__.py", "GEMM_PATHS")
+    for path in option_values(args, "--paths?"):
+        for gemm_path in path.split("/"):
+            assert gemm_path in gemm_paths, f"{call}: unknown path {gemm_path!r}"
+
+
+def script_source(script: Path) -> str:
+    """A script's text and that of the modules beside it that it imports (options may be
+    added by a shared helper: perf_probe.add_sweep_args)."""
+    text = script.read_text()
+    local = [script.parent / f"{name}.py" for name in re.findall(r"^from (\w+) import", text, re.M)]
+    return "\n".join([text] + [f.read_text() for f in local if f.exists()])
+
+
+def literal_in(file: str, name: str):
+    """The literal assigned to NAME at the top of FILE, read without importing it (the
+    scripts import torch; the package needs a build)."""
+    tree = ast.parse((PLANS.parents[1] / file).read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == name for t in node.targets):
+            return ast.literal_eval(node.value)
+    raise AssertionError(f"{file} assigns no {name}")
