@@ -330,6 +330,19 @@ def tiny_llama(*, act: str = "silu", inter: int = 128, hidden: int = 64, mlp_bia
     return LlamaForCausalLM(cfg).to(torch.bfloat16).eval()
 
 
+def tiny_phi3(*, act: str = "silu", layers: int = 2, seed: int = 0):
+    """Phi-3: one merged gate_up_proj ([gate; up] rows) per MLP."""
+    import torch
+    from transformers import Phi3Config, Phi3ForCausalLM
+
+    torch.manual_seed(seed)
+    cfg = Phi3Config(
+        vocab_size=64, hidden_size=64, intermediate_size=128, num_hidden_layers=layers, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=64, hidden_act=act, pad_token_id=0, bos_token_id=1, eos_token_id=2,
+    )
+    return Phi3ForCausalLM(cfg).to(torch.bfloat16).eval()
+
+
 def tiny_gemma(*, act: str = "gelu_pytorch_tanh", layers: int = 2, seed: int = 0):
     import torch
     from transformers import GemmaConfig, GemmaForCausalLM
@@ -381,7 +394,7 @@ def fusion_config_for(spec) -> dict:
 
 
 def calibrated_on(kind: str, device: str = "cpu", *, per_channel: bool = False, **kw):
-    """A tiny model of `kind` ('llama', 'gemma', 'siglip') on `device`, its MLP linears
+    """A tiny model of `kind` ('llama', 'gemma', 'phi3', 'siglip') on `device`, its MLP linears
     calibrated to StaticFP8Linear; returns (model, batches)."""
     from static_fp8_mlp_registry.layers import calibrate_static_fp8
 
@@ -389,6 +402,8 @@ def calibrated_on(kind: str, device: str = "cpu", *, per_channel: bool = False, 
         model, batches = tiny_llama(**kw), token_batches(device=device)
     elif kind == "gemma":
         model, batches = tiny_gemma(**kw), token_batches(device=device)
+    elif kind == "phi3":
+        model, batches = tiny_phi3(**kw), token_batches(device=device)
     elif kind == "siglip":
         model, batches = tiny_siglip(**kw), pixel_batches(device=device)
     else:

@@ -14,14 +14,13 @@ pytest.importorskip("kernels")
 pytest.importorskip("transformers")
 import torch
 from registry_helpers import (  # noqa: F401 - fixture
+    calibrated_on,
     fresh_registry,
     fusion_config_for,
     make_standin,
     model_out,
-    pixel_batches,
-    tiny_gemma,
     tiny_llama,
-    tiny_siglip,
+    tiny_phi3,
     token_batches,
 )
 from torch import nn
@@ -48,14 +47,7 @@ def standin(tmp_path):
 
 
 def calibrated(kind: str, **kw):
-    if kind == "llama":
-        m, batches = tiny_llama(**kw), token_batches()
-    elif kind == "gemma":
-        m, batches = tiny_gemma(**kw), token_batches()
-    else:
-        m, batches = tiny_siglip(**kw), pixel_batches()
-    calibrate_static_fp8(m, batches, progress=False)
-    return m, batches
+    return calibrated_on(kind, "cpu", **kw)
 
 
 def mlps(model):
@@ -86,6 +78,7 @@ def snapshot(model) -> dict:
 MODELS = [
     ("llama", "fp8_swiglu_mlp_bf16", "silu", ["model.layers.0.mlp", "model.layers.1.mlp"]),
     ("gemma", "fp8_geglu_mlp_bf16", "gelu_tanh", ["model.layers.0.mlp", "model.layers.1.mlp"]),
+    ("phi3", "fp8_swiglu_mlp_bf16", "silu", ["model.layers.0.mlp", "model.layers.1.mlp"]),  # merged gate_up_proj
     ("siglip", "fp8_gelu_mlp_bf16", "gelu_tanh", ["encoder.layers.0.mlp", "encoder.layers.1.mlp", "head.mlp"]),
 ]
 
@@ -281,19 +274,79 @@ def test_instance_forward_override_is_refused(standin):
     assert report.fused_names == ["model.layers.1.mlp"]
 
 
-def test_merged_gate_up_layout_is_reported(standin):
-    class Phi3Like(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.gate_up_proj = nn.Linear(64, 256, bias=False)
-            self.down_proj = nn.Linear(128, 64, bias=False)
+class MergedMLP(nn.Module):
+    """Phi-3's layout (one gate_up_proj), wired as Phi-3 does it, or not."""
 
-        def forward(self, x):
-            g, u = self.gate_up_proj(x).chunk(2, dim=-1)
-            return self.down_proj(nn.functional.silu(g) * u)
+    def __init__(self, variant: str = "phi3", rows: int = 256, bias: bool = False):
+        super().__init__()
+        self.variant = variant
+        self.gate_up_proj = nn.Linear(64, rows, bias=bias)
+        self.down_proj = nn.Linear(128, 64, bias=False)
+        self.activation_fn = nn.SiLU()
 
-    report = fuse_static_fp8_mlps(nn.Sequential(Phi3Like()), fusion_config_for(standin))
-    assert "merged gate_up_proj layout is not supported" in report.not_fused[0].reason
+    def forward(self, x):
+        first, second = self.gate_up_proj(x).chunk(2, dim=-1)
+        if self.variant == "up_first":  # [up; gate] rows: not the kernels' layout
+            return self.down_proj(self.activation_fn(second) * first)
+        return self.down_proj(second * self.activation_fn(first))  # as Phi3MLP writes it
+
+
+@pytest.mark.parametrize(
+    "variant,reason",
+    [
+        ("phi3", ""),
+        ("up_first", "its forward does not feed down_proj with act(gate) * up with gate, up = "
+                     "gate_up_proj(x).chunk(2, dim=-1) for act=silu"),
+    ],
+)
+def test_merged_gate_up_wiring_probe(variant, reason, standin):
+    model = nn.Sequential(MergedMLP(variant)).to(torch.bfloat16).eval()
+    calibrate_static_fp8(model, [torch.randn(4, 64).bfloat16()], progress=False)
+    assert isinstance(model[0].gate_up_proj, StaticFP8Linear)  # calibration finds the merged layout
+    report = fuse_static_fp8_mlps(model, fusion_config_for(standin), devices=CPU)
+    d = report.decision("0")
+    assert d.reason == reason and d.fused == (reason == "")
+    if d.fused:
+        assert d.shape == (64, 128, 64) and d.endpoint == "fp8_swiglu_mlp_bf16"
+        x = torch.randn(5, 7, 64).bfloat16()
+        mlp = model[0]
+        assert ref.rel_frobenius_error(mlp(x), type(mlp)._sfm_base_cls.forward(mlp, x.float()).bfloat16()) <= 1e-2
+
+
+@pytest.mark.parametrize(
+    "rows,bias,reason",
+    [
+        (254, False, "inconsistent shapes: gate_up_proj (254, 64) (needs twice down_proj's input features), "
+                     "down_proj (64, 128)"),
+        (256, True, "bias on gate_up_proj (the gated kernels take no bias)"),
+    ],
+)
+def test_merged_gate_up_refusals(rows, bias, reason, standin):
+    mlp = MergedMLP(rows=rows, bias=bias)
+    for name in ("gate_up_proj", "down_proj"):  # its forward may not run: no calibration
+        setattr(mlp, name, StaticFP8Linear.from_linear(getattr(mlp, name), torch.tensor(1.0)))
+    model = nn.Sequential(mlp)
+    report = fuse_static_fp8_mlps(model, fusion_config_for(standin))
+    assert report.decision("0").reason == reason and report.fused == []
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_merged_gate_up_weight_is_passed_as_it_is(per_channel, standin):
+    """No [gate; up] copy is made: the kernel gets gate_up_proj's own weight and scale."""
+    model = tiny_phi3()
+    calibrate_static_fp8(model, token_batches(), progress=False, per_channel=per_channel)
+    report = fuse_static_fp8_mlps(model, fusion_config_for(standin), devices=CPU)
+    assert {d.scales for d in report.fused} == {"per-channel" if per_channel else "per-tensor"}
+    mlp = model.model.layers[0].mlp
+    assert not any("gate_up_weight" in n for n, _ in mlp.named_buffers())
+    assert mlp._sfm_main_weight() is mlp.gate_up_proj.weight
+    assert mlp._sfm_gate_up_scale().numel() == (256 if per_channel else 1)
+    x = torch.randn(5, 7, 64).bfloat16()
+    assert ref.rel_frobenius_error(mlp(x), type(mlp)._sfm_base_cls.forward(mlp, x.float()).bfloat16()) <= 1e-2
+    # an in-place weight edit needs no refresh: the fused path reads the parameter itself
+    with torch.no_grad():
+        mlp.gate_up_proj.weight.copy_(mlp.gate_up_proj.weight.flip(0))
+    assert ref.rel_frobenius_error(mlp(x), type(mlp)._sfm_base_cls.forward(mlp, x.float()).bfloat16()) <= 1e-2
 
 
 def test_pattern_not_enabled(standin):
@@ -526,8 +579,9 @@ def test_unfuse_and_refuse_double_fusion(standin):
     assert same_state(model.state_dict(), before)
 
 
-def test_torch_compile_fullgraph_traces_the_fused_forward(standin):
-    model, _ = calibrated("gemma", layers=1)
+@pytest.mark.parametrize("kind", ["gemma", "phi3"])
+def test_torch_compile_fullgraph_traces_the_fused_forward(kind, standin):
+    model, _ = calibrated(kind, layers=1)
     fuse_static_fp8_mlps(model, fusion_config_for(standin), devices=CPU)
     mlp = model.model.layers[0].mlp
     x = torch.randn(2, 3, 64).bfloat16()

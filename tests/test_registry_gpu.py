@@ -69,6 +69,8 @@ CASES = [
     ("llama", {"hidden": 256, "inter": 768}, "fp8_swiglu_mlp_bf16"),
     ("llama", {"per_channel": True}, "fp8_swiglu_mlp_bf16"),
     ("gemma", {}, "fp8_geglu_mlp_bf16"),
+    ("phi3", {}, "fp8_swiglu_mlp_bf16"),  # merged gate_up_proj, passed to the kernel as it is
+    ("phi3", {"per_channel": True}, "fp8_swiglu_mlp_bf16"),
     ("siglip", {}, "fp8_gelu_mlp_bf16"),
 ]
 
@@ -175,7 +177,7 @@ def test_whole_vision_model_captures_in_a_cuda_graph(real_kernel):
     assert ref.rel_frobenius_error(static_out, eager) <= 1e-3
 
 
-@pytest.mark.parametrize("kind", ["llama", "siglip"])
+@pytest.mark.parametrize("kind", ["llama", "phi3", "siglip"])
 def test_fused_mlp_compiles_fullgraph(kind, real_kernel):
     model, _ = calibrated_on(kind, DEV)
     report = fuse(model, real_kernel)

@@ -6,13 +6,15 @@
 2. resolves and validates every enabled kernel *before touching any module*; if one
    fails, the model is left untouched with one `StaticFP8FusionWarning` (or the error
    is raised with `strict=True`);
-3. finds gated MLPs (`gate_proj`, `up_proj`, `down_proj`; SiLU or tanh-GELU) and dense
-   GELU MLPs (`fc1`, `fc2`; tanh-GELU) whose linears are static FP8 (this project's
+3. finds gated MLPs (`gate_proj`, `up_proj`, `down_proj`, or Phi-3/GLM's merged
+   `gate_up_proj`, `down_proj`; SiLU or tanh-GELU) and dense GELU MLPs (`fc1`, `fc2`;
+   tanh-GELU) whose linears are static FP8 (this project's
    `StaticFP8Linear`, transformers' `FP8Linear` in static per-tensor mode, or
    compressed-tensors-style `weight`/`weight_scale`/`input_scale` layers), checks
    layout, activation, biases, scales and shapes, and runs a wiring probe (the
    module's own forward on stand-in linears must compute `down(act(gate(x)) * up(x))`,
-   resp. `fc2(gelu(fc1(x)))`);
+   with gate the first half of `gate_up_proj(x)` in the merged layout, resp.
+   `fc2(gelu(fc1(x)))`);
 4. turns each supported module into a fused one *in place*: its class becomes a
    subclass of the original (so `isinstance`, attributes, parameters and `state_dict()`
    keys and values stay exactly as they were) whose forward calls the kernels, and
@@ -20,7 +22,8 @@
    bf16, not on a device the build covers, training mode, autograd, extra
    arguments).
 
-The concatenated gate/up weight and derived scales are non-persistent buffers (not in
+The concatenated gate/up weight (not needed for a merged `gate_up_proj`, whose weight is
+already `[gate; up]`) and derived scales are non-persistent buffers (not in
 `state_dict()`), rebuilt by a `load_state_dict` post-hook; `refresh_fused_mlps(model)`
 rebuilds them after in-place edits. `unfuse_static_fp8_mlps(model)` restores the
 original classes.
@@ -43,6 +46,7 @@ from torch import nn
 from . import reference as ref
 from .config import FusionConfig, KernelSpec
 from .errors import RegistryError, StaticFP8FusionWarning
+from .layers import DENSE_NAMES, GATED_NAMES, MERGED_NAMES, StaticFP8Linear  # MERGED: Phi-3, GLM
 from .report import FusionReport, KernelSummary, ModuleDecision
 
 logger = logging.getLogger(__name__)
@@ -123,8 +127,6 @@ def inspect_linear(module: nn.Module, role: str) -> tuple[QLinear | None, str]:
             return None, f"{role} is an FP8Linear with dynamic activation scales, not static FP8"
         q = QLinear(module, "FP8Linear (transformers, static)", "weight", "weight_scale_inv", "activation_scale")
     else:
-        from .layers import StaticFP8Linear
-
         weight = getattr(module, "weight", None)
         if not isinstance(weight, torch.Tensor):
             return None, f"{role} ({tname}) has no weight tensor"
@@ -243,18 +245,26 @@ def _probe(module: nn.Module, names: tuple[str, ...], dims: dict[str, tuple[int,
     counts = [len(stubs[n].inputs) for n in names]
     if counts != [1] * len(names):
         return f"its forward calls {', '.join(names)} {tuple(counts)} times, expected once each"
-    if len(names) == 3:
+    if names == GATED_NAMES:
         g, u, d = (stubs[n] for n in names)
         if not (torch.equal(g.inputs[0], x) and torch.equal(u.inputs[0], x)):
             return f"{names[0]} and {names[1]} do not both receive the MLP input unchanged"
         expected_h = actf(g.outputs[0]) * u.outputs[0]
+        formula = f"act({names[0]}(x)) * {names[1]}(x)"
     else:
         g, d = (stubs[n] for n in names)
         if not torch.equal(g.inputs[0], x):
             return f"{names[0]} does not receive the MLP input unchanged"
-        expected_h = actf(g.outputs[0])
+        if names == MERGED_NAMES:
+            # The kernels take [gate; up]: a forward that reads the halves the other way
+            # round (up first) or interleaved computes something else and is refused here.
+            gate, up = g.outputs[0].chunk(2, dim=-1)
+            expected_h = actf(gate) * up
+            formula = f"act(gate) * up with gate, up = {names[0]}(x).chunk(2, dim=-1)"
+        else:
+            expected_h = actf(g.outputs[0])
+            formula = f"act({names[0]}(x))"
     if d.inputs[0].shape != expected_h.shape or not torch.allclose(d.inputs[0], expected_h, rtol=1e-5, atol=1e-6):
-        formula = f"act({names[0]}(x)) * {names[1]}(x)" if len(names) == 3 else f"act({names[0]}(x))"
         return f"its forward does not feed {names[-1]} with {formula} for act={act}"
     if not (isinstance(out, torch.Tensor) and torch.equal(out, d.outputs[0])):
         return f"its forward does not return {names[-1]}'s output unchanged"
@@ -291,16 +301,13 @@ def _shape_reason(K: int, H: int, N: int) -> str:
 
 def _analyze(name: str, module: nn.Module, specs: dict[str, KernelSpec]) -> _Plan | ModuleDecision | None:
     """A plan to fuse `module`, a decision saying why not, or None (not an MLP)."""
-    gated = all(isinstance(getattr(module, n, None), nn.Module) for n in ("gate_proj", "up_proj", "down_proj"))
-    dense = all(isinstance(getattr(module, n, None), nn.Module) for n in ("fc1", "fc2"))
-    if not gated and not dense:
-        if isinstance(getattr(module, "gate_up_proj", None), nn.Module) and isinstance(
-            getattr(module, "down_proj", None), nn.Module
-        ):
-            return _decision(name, module, "gated_mlp", "merged gate_up_proj layout is not supported (needs gate_proj and up_proj)")
+    names = next((group for group in (GATED_NAMES, MERGED_NAMES, DENSE_NAMES)
+                  if all(isinstance(getattr(module, n, None), nn.Module) for n in group)), None)
+    if names is None:
         return None
-    pattern = "gated_mlp" if gated else "dense_gelu_mlp"
-    names = ("gate_proj", "up_proj", "down_proj") if gated else ("fc1", "fc2")
+    dense = names == DENSE_NAMES
+    merged = names == MERGED_NAMES
+    pattern = "dense_gelu_mlp" if dense else "gated_mlp"
 
     if isinstance(module, FusedStaticFP8MLP):
         return _decision(name, module, pattern, "already fused")
@@ -326,44 +333,16 @@ def _analyze(name: str, module: nn.Module, specs: dict[str, KernelSpec]) -> _Pla
         return _decision(name, module, pattern, f"no activation found (looked for {', '.join(ACT_ATTRS)})", linear_type=linear_type)
     activation, act_desc = classify_activation(act)
     if activation is None or (dense and activation != "gelu_tanh"):
-        want = "SiLU or tanh-approximated GELU" if gated else "tanh-approximated GELU"
+        want = "tanh-approximated GELU" if dense else "SiLU or tanh-approximated GELU"
         return _decision(
             name, module, pattern, f"activation {act_desc} is not supported (needs {want})",
             activation=act_desc, linear_type=linear_type,
         )
 
     first, last = linears[names[0]], linears[names[-1]]
-    K, H, N = first.in_features, first.out_features, last.out_features
+    K, H, N = first.in_features, first.out_features // (2 if merged else 1), last.out_features
     common = dict(activation=activation, linear_type=linear_type, shape=(K, H, N))
-    if gated:
-        up = linears["up_proj"]
-        if (up.in_features, up.out_features) != (K, H) or last.in_features != H:
-            return _decision(
-                name, module, pattern,
-                f"inconsistent shapes: gate_proj {tuple(first.weight.shape)}, up_proj {tuple(up.weight.shape)}, "
-                f"down_proj {tuple(last.weight.shape)}",
-                **common,
-            )
-        biased = [n for n in names if linears[n].bias is not None]
-        if biased:
-            return _decision(name, module, pattern, f"bias on {', '.join(biased)} (the gated kernels take no bias)", **common)
-        if not _same_values(first.input_scale, up.input_scale):
-            return _decision(
-                name, module, pattern,
-                f"gate_proj and up_proj have different input_scale ({_val(first.input_scale)} vs "
-                f"{_val(up.input_scale)}); the fused kernel quantizes the input once, so they must share one",
-                **common,
-            )
-        if first.per_tensor and up.per_tensor:
-            scales = "per-tensor" if _same_values(first.weight_scale, up.weight_scale) else "per-row (gate/up scales differ)"
-        else:
-            scales = "per-channel"
-        spec = specs[pattern]
-        endpoint = GATED_ENDPOINTS[activation]
-        if endpoint not in spec.functions():
-            field_name = "swiglu_func" if activation == "silu" else "geglu_func"
-            return _decision(name, module, pattern, f"fusion_config disables {field_name} (activation {activation})", scales=scales, **common)
-    else:
+    if dense:
         if last.in_features != H:
             return _decision(
                 name, module, pattern,
@@ -372,6 +351,33 @@ def _analyze(name: str, module: nn.Module, specs: dict[str, KernelSpec]) -> _Pla
             )
         scales = "per-tensor" if first.per_tensor else "per-channel"
         endpoint = DENSE_ENDPOINT
+    else:
+        why = _gated_shape_reason(linears, names, K, H)
+        if why:
+            return _decision(name, module, pattern, why, **common)
+        biased = [n for n in names if linears[n].bias is not None]
+        if biased:
+            return _decision(name, module, pattern, f"bias on {', '.join(biased)} (the gated kernels take no bias)", **common)
+        if merged:
+            scales = "per-tensor" if first.per_tensor else "per-channel"
+        else:
+            up = linears["up_proj"]
+            if not _same_values(first.input_scale, up.input_scale):
+                return _decision(
+                    name, module, pattern,
+                    f"gate_proj and up_proj have different input_scale ({_val(first.input_scale)} vs "
+                    f"{_val(up.input_scale)}); the fused kernel quantizes the input once, so they must share one",
+                    **common,
+                )
+            if first.per_tensor and up.per_tensor:
+                scales = "per-tensor" if _same_values(first.weight_scale, up.weight_scale) else "per-row (gate/up scales differ)"
+            else:
+                scales = "per-channel"
+        spec = specs[pattern]
+        endpoint = GATED_ENDPOINTS[activation]
+        if endpoint not in spec.functions():
+            field_name = "swiglu_func" if activation == "silu" else "geglu_func"
+            return _decision(name, module, pattern, f"fusion_config disables {field_name} (activation {activation})", scales=scales, **common)
     down = "per-tensor" if last.per_tensor else "per-channel"
     if scales != down and not (scales.startswith("per-row") and last.per_tensor):
         scales = f"{scales}, {down} {names[-1]}"
@@ -385,6 +391,21 @@ def _analyze(name: str, module: nn.Module, specs: dict[str, KernelSpec]) -> _Pla
     if why:
         return _decision(name, module, pattern, why, scales=scales, **common)
     return _Plan(name, module, pattern, activation, endpoint, names, linears, K, H, N, scales, linear_type)
+
+
+def _gated_shape_reason(linears: dict[str, QLinear], names: tuple[str, ...], K: int, H: int) -> str:
+    """'' if the gated MLP's projections fit together: [2H, K] or 2 x [H, K], then [N, H]."""
+    first, down = linears[names[0]], linears["down_proj"]
+    if names == MERGED_NAMES:
+        if first.out_features % 2 == 0 and down.in_features == H:
+            return ""
+        return (f"inconsistent shapes: gate_up_proj {tuple(first.weight.shape)} (needs twice down_proj's "
+                f"input features), down_proj {tuple(down.weight.shape)}")
+    up = linears["up_proj"]
+    if (up.in_features, up.out_features) == (K, H) and down.in_features == H:
+        return ""
+    return (f"inconsistent shapes: gate_proj {tuple(first.weight.shape)}, up_proj {tuple(up.weight.shape)}, "
+            f"down_proj {tuple(down.weight.shape)}")
 
 
 def _same_values(a: torch.Tensor, b: torch.Tensor) -> bool:
@@ -501,18 +522,23 @@ class FusedStaticFP8MLP:
 
 
 class FusedGatedMLP(FusedStaticFP8MLP):
+    """gate_proj + up_proj: the kernels' [gate; up] weight is a derived buffer."""
+
     def _sfm_main_weight(self) -> torch.Tensor:
         return self._sfm_gate_up_weight
+
+    def _sfm_gate_up_scale(self) -> torch.Tensor:
+        return _f32(self._sfm_gate_up_weight_scale)
 
     def _sfm_fused_forward(self, x: torch.Tensor) -> torch.Tensor:
         in_scale = self._sfm_input_scale()
         xq = self._sfm_quant_fn(x, self._sfm_channel_scale.to(torch.bfloat16), in_scale)
         return self._sfm_mlp_fn(
             xq,
-            self._sfm_gate_up_weight,
+            self._sfm_main_weight(),
             self._sfm_down_weight(),
             in_scale,
-            _f32(self._sfm_gate_up_weight_scale),
+            self._sfm_gate_up_scale(),
             self._sfm_hidden_scale(),
             self._sfm_down_scale(),
         )
@@ -549,6 +575,22 @@ class FusedGatedMLP(FusedStaticFP8MLP):
         self._sfm_set_buffer(
             "_sfm_channel_scale", torch.ones(gq.in_features, dtype=torch.bfloat16, device=gu.device)
         )
+        self._sfm_enabled = True
+
+
+class FusedMergedGatedMLP(FusedGatedMLP):
+    """gate_up_proj (Phi-3, GLM): its weight is already [gate; up] and is passed as it is,
+    with its own scale (per tensor or per row of the 2H); nothing is copied."""
+
+    def _sfm_main_weight(self) -> torch.Tensor:
+        return getattr(self, "gate_up_proj").weight
+
+    def _sfm_gate_up_scale(self) -> torch.Tensor:
+        return _f32(getattr(getattr(self, "gate_up_proj"), self._sfm_up_scale_attr))
+
+    def _sfm_refresh(self) -> None:
+        w = self._sfm_main_weight()
+        self._sfm_set_buffer("_sfm_channel_scale", torch.ones(w.shape[1], dtype=torch.bfloat16, device=w.device))
         self._sfm_enabled = True
 
 
@@ -638,7 +680,7 @@ _SFM_ATTRS = (
 
 def _install(plan: _Plan, fns: dict[str, Any], kernel_label: str, device_types: frozenset, cuda_devices: frozenset) -> None:
     module = plan.module
-    mixin = FusedGatedMLP if plan.pattern == "gated_mlp" else FusedDenseGeluMLP
+    mixin = {GATED_NAMES: FusedGatedMLP, MERGED_NAMES: FusedMergedGatedMLP, DENSE_NAMES: FusedDenseGeluMLP}[plan.names]
     first, last = plan.linears[plan.names[0]], plan.linears[plan.names[-1]]
     d = module.__dict__
     d["_sfm_enabled"] = False
