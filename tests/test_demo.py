@@ -2,9 +2,9 @@
 
 The end-to-end test runs the real demo in a child process (build reused from the
 shared `kernel_variant_dir` fixture -> validate -> publish into a git mirror -> olah on
-127.0.0.1 -> `get_kernel(version=1)` -> three transformers models -> fusion) and checks
+127.0.0.1 -> `get_kernel(version=1)` -> four transformers models -> fusion) and checks
 its JSON: the kernel arrived through the local Hub (endpoint, repo, revision = the
-published commit, a snapshot in the demo's temporary cache), the three models are
+published commit, a snapshot in the demo's temporary cache), the four models are
 there, every fused MLP fell back to its original forward on CPU, and the outputs are
 identical to the unfused static-FP8 model's.
 
@@ -126,18 +126,19 @@ def test_demo_cpu_through_the_local_hub(tmp_path, demo_build):
     assert set(entries) == {"input_quant", "gated_mlp", "dense_gelu_mlp"}
     assert all(e["repo_id"] == src["repo_id"] and e["version"] == 1 for e in entries.values())
 
-    # Three models; on CPU every fused MLP falls back and the outputs are identical.
-    assert set(data["models"]) == {"llama", "gemma", "siglip"}
+    # Four models; on CPU every fused MLP falls back and the outputs are identical.
+    assert set(data["models"]) == {"llama", "gemma", "phi3", "siglip"}
     for name, r in data["models"].items():
         _check_cpu_model(name, r)
     assert data["models"]["llama"]["mlps"]["endpoints"] == {"fp8_swiglu_mlp_bf16": 1}
     assert data["models"]["gemma"]["mlps"]["endpoints"] == {"fp8_geglu_mlp_bf16": 1}
+    assert data["models"]["phi3"]["mlps"]["endpoints"] == {"fp8_swiglu_mlp_bf16": 1}  # merged gate_up_proj
     assert data["models"]["siglip"]["mlps"]["endpoints"] == {"fp8_gelu_mlp_bf16": 1}
-    assert data["totals"] == {"found": 6, "fused": 3, "left_alone": 3, "ran_fused": 0, "fell_back": 3}
+    assert data["totals"] == {"found": 8, "fused": 4, "left_alone": 4, "ran_fused": 0, "fell_back": 4}
     assert data["all_identical_to_unfused"] is True
 
     # The tables say the same.
-    assert proc.stdout.count("  MLPs found ") == 3 and proc.stdout.count("identical") >= 3
+    assert proc.stdout.count("  MLPs found ") == 4 and proc.stdout.count("identical") >= 4
     assert "every fused MLP fell back to its original forward, outputs identical" in proc.stdout
     assert "calibrating static FP8" in proc.stderr  # the progress bar
 

@@ -40,7 +40,7 @@ from typing import Any, Iterator
 
 from .errors import CliError
 
-HELP = ("run the end-to-end demo: fuse the static-FP8 MLPs of three small transformers models (Llama, Gemma, SigLIP) "
+HELP = ("run the end-to-end demo: fuse the static-FP8 MLPs of four small transformers models (Llama, Gemma, Phi-3, SigLIP) "
         "with the kernel served from a local Hub mirror, and compare outputs and latency")
 
 DEFAULT_MIRROR_REPO = "static-fp8-mlp/static-fp8-mlp"
@@ -74,8 +74,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="port of the local Hub mirror on 127.0.0.1 (default: a free one)")
 
     mdl = parser.add_argument_group("models (sizes default to a preset; hidden and intermediate must be multiples of 16)")
-    mdl.add_argument("--models", default="llama,gemma,siglip",
-                     help="comma list of llama, gemma, siglip (default: all three)")
+    mdl.add_argument("--models", default="llama,gemma,phi3,siglip",
+                     help="comma list of llama, gemma, phi3, siglip (default: all four)")
     mdl.add_argument("--preset", choices=("auto", "cpu", "gpu"), default="auto",
                      help="size preset: cpu (tiny, well under a minute), gpu (big enough to time); "
                           "auto: gpu on a CUDA device, else cpu")

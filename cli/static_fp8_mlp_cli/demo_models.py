@@ -1,4 +1,4 @@
-"""The model half of `static-fp8-mlp demo`: three small transformers models with random
+"""The model half of `static-fp8-mlp demo`: four small transformers models with random
 weights, static-FP8 conversion with calibrated scales, fusion through the registry,
 output agreement and (on a GPU) latency.
 
@@ -26,12 +26,13 @@ from torch import nn
 
 from .errors import CliError
 
-MODEL_NAMES = ("llama", "gemma", "siglip")
+MODEL_NAMES = ("llama", "gemma", "phi3", "siglip")
 
 # What each demo model is, for the tables.
 MODEL_INFO = {
     "llama": ("LlamaModel", "Llama-style decoder", "SwiGLU MLPs (gate/up/down_proj, SiLU)"),
     "gemma": ("GemmaModel", "Gemma-style decoder", "GeGLU MLPs (gate/up/down_proj, tanh-GELU)"),
+    "phi3": ("Phi3Model", "Phi-3-style decoder", "SwiGLU MLPs (merged gate_up_proj, down_proj, SiLU)"),
     "siglip": ("SiglipVisionModel", "SigLIP-style vision encoder", "dense MLPs (fc1/fc2, tanh-GELU)"),
 }
 
@@ -115,7 +116,7 @@ def build_model(key: str, s: Sizes, device: torch.device, seed: int) -> DemoMode
         num_hidden_layers=s.layers,
         num_attention_heads=s.heads,
     )
-    if key in ("llama", "gemma"):
+    if key in ("llama", "gemma", "phi3"):
         dec = dict(
             common,
             vocab_size=s.vocab_size,
@@ -127,6 +128,11 @@ def build_model(key: str, s: Sizes, device: torch.device, seed: int) -> DemoMode
         if key == "llama":
             config = transformers.LlamaConfig(hidden_act="silu", **dec)
             cls = transformers.LlamaModel
+        elif key == "phi3":
+            # Phi-3's config has no head_dim (hidden / heads) and token ids past a small vocabulary
+            dec.pop("head_dim")
+            config = transformers.Phi3Config(hidden_act="silu", pad_token_id=0, bos_token_id=1, eos_token_id=2, **dec)
+            cls = transformers.Phi3Model
         else:
             config = transformers.GemmaConfig(hidden_activation="gelu_pytorch_tanh", hidden_act="gelu_pytorch_tanh", **dec)
             cls = transformers.GemmaModel
