@@ -343,6 +343,33 @@ def tiny_phi3(*, act: str = "silu", layers: int = 2, seed: int = 0):
     return Phi3ForCausalLM(cfg).to(torch.bfloat16).eval()
 
 
+def tiny_starcoder2(*, act: str = "gelu_pytorch_tanh", layers: int = 2, seed: int = 0):
+    """StarCoder2: dense MLPs named c_fc / c_proj, with biases."""
+    import torch
+    from transformers import Starcoder2Config, Starcoder2ForCausalLM
+
+    torch.manual_seed(seed)
+    cfg = Starcoder2Config(
+        vocab_size=64, hidden_size=64, intermediate_size=128, num_hidden_layers=layers, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=64, hidden_act=act, use_bias=True,
+        bos_token_id=1, eos_token_id=2,
+    )
+    return Starcoder2ForCausalLM(cfg).to(torch.bfloat16).eval()
+
+
+def tiny_gpt_neox(*, act: str = "gelu_pytorch_tanh", layers: int = 2, seed: int = 0):
+    """GPT-NeoX: dense MLPs named dense_h_to_4h / dense_4h_to_h."""
+    import torch
+    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+
+    torch.manual_seed(seed)
+    cfg = GPTNeoXConfig(
+        vocab_size=64, hidden_size=64, intermediate_size=128, num_hidden_layers=layers, num_attention_heads=4,
+        max_position_embeddings=64, hidden_act=act, bos_token_id=1, eos_token_id=2,
+    )
+    return GPTNeoXForCausalLM(cfg).to(torch.bfloat16).eval()
+
+
 def tiny_gemma(*, act: str = "gelu_pytorch_tanh", layers: int = 2, seed: int = 0):
     import torch
     from transformers import GemmaConfig, GemmaForCausalLM
@@ -394,7 +421,7 @@ def fusion_config_for(spec) -> dict:
 
 
 def calibrated_on(kind: str, device: str = "cpu", *, per_channel: bool = False, **kw):
-    """A tiny model of `kind` ('llama', 'gemma', 'phi3', 'siglip') on `device`, its MLP linears
+    """A tiny model of `kind` ('llama', 'gemma', 'phi3', 'starcoder2', 'gpt_neox', 'siglip') on `device`, its MLP linears
     calibrated to StaticFP8Linear; returns (model, batches)."""
     from static_fp8_mlp_registry.layers import calibrate_static_fp8
 
@@ -404,6 +431,10 @@ def calibrated_on(kind: str, device: str = "cpu", *, per_channel: bool = False, 
         model, batches = tiny_gemma(**kw), token_batches(device=device)
     elif kind == "phi3":
         model, batches = tiny_phi3(**kw), token_batches(device=device)
+    elif kind == "starcoder2":
+        model, batches = tiny_starcoder2(**kw), token_batches(device=device)
+    elif kind == "gpt_neox":
+        model, batches = tiny_gpt_neox(**kw), token_batches(device=device)
     elif kind == "siglip":
         model, batches = tiny_siglip(**kw), pixel_batches(device=device)
     else:

@@ -80,6 +80,8 @@ MODELS = [
     ("gemma", "fp8_geglu_mlp_bf16", "gelu_tanh", ["model.layers.0.mlp", "model.layers.1.mlp"]),
     ("phi3", "fp8_swiglu_mlp_bf16", "silu", ["model.layers.0.mlp", "model.layers.1.mlp"]),  # merged gate_up_proj
     ("siglip", "fp8_gelu_mlp_bf16", "gelu_tanh", ["encoder.layers.0.mlp", "encoder.layers.1.mlp", "head.mlp"]),
+    ("starcoder2", "fp8_gelu_mlp_bf16", "gelu_tanh", ["model.layers.0.mlp", "model.layers.1.mlp"]),  # c_fc / c_proj
+    ("gpt_neox", "fp8_gelu_mlp_bf16", "gelu_tanh", ["gpt_neox.layers.0.mlp", "gpt_neox.layers.1.mlp"]),
 ]
 
 
@@ -189,11 +191,45 @@ def test_unsupported_activation_is_left_alone(standin):
     assert torch.equal(model_out(model, batches[0]), out)
 
 
-def test_erf_gelu_dense_is_left_alone(standin):
-    model, _ = calibrated("siglip", act="gelu")
+@pytest.mark.parametrize("kind,mlps", [("siglip", 3), ("gpt_neox", 2)])  # GPT-NeoX's default act
+def test_erf_gelu_dense_is_left_alone(kind, mlps, standin):
+    model, _ = calibrated(kind, act="gelu")
     report = fuse_static_fp8_mlps(model, fusion_config_for(standin))
-    assert report.fused == [] and len(report.not_fused) == 3
+    assert report.fused == [] and len(report.not_fused) == mlps
     assert all("activation gelu (erf) is not supported" in d.reason for d in report.not_fused)
+
+
+def test_conv1d_weights_stored_in_out_are_refused(standin):
+    """GPT-2's c_fc / c_proj are transformers' Conv1D: weight [in, out]. Read as [out, in]
+    a square-ish MLP would pass the shape checks and compute garbage."""
+    from transformers.pytorch_utils import Conv1D
+
+    class GPT2LikeMLP(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c_fc, self.c_proj = Conv1D(128, 64), Conv1D(64, 128)
+            self.act = nn.GELU(approximate="tanh")
+
+        def forward(self, x):
+            return self.c_proj(self.act(self.c_fc(x)))
+
+    mlp = GPT2LikeMLP()
+    for layer in (mlp.c_fc, mlp.c_proj):  # compressed-tensors-style static FP8 tensors
+        layer.weight = nn.Parameter(layer.weight.detach().to(torch.float8_e4m3fn), requires_grad=False)
+        layer.register_buffer("weight_scale", torch.tensor(1.0))
+        layer.register_buffer("input_scale", torch.tensor(1.0))
+    report = fuse_static_fp8_mlps(nn.Sequential(mlp), fusion_config_for(standin))
+    assert report.fused == []
+    assert report.decision("0").reason == "c_fc (Conv1D) stores its weight as [in, out] (Conv1D); the kernels take [out, in]"
+
+
+def test_declared_features_must_match_the_weight(standin):
+    model, _ = calibrated("siglip", layers=1)
+    fc1 = model.encoder.layers[0].mlp.fc1
+    fc1.in_features, fc1.out_features = fc1.out_features, fc1.in_features
+    report = fuse_static_fp8_mlps(model, fusion_config_for(standin))
+    assert report.decision("encoder.layers.0.mlp").reason == (
+        "fc1 declares out_features, in_features = (64, 128) but its weight has shape (128, 64), expected [out, in]")
 
 
 def test_shape_not_multiple_of_16(standin):

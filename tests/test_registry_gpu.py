@@ -72,6 +72,7 @@ CASES = [
     ("phi3", {}, "fp8_swiglu_mlp_bf16"),  # merged gate_up_proj, passed to the kernel as it is
     ("phi3", {"per_channel": True}, "fp8_swiglu_mlp_bf16"),
     ("siglip", {}, "fp8_gelu_mlp_bf16"),
+    ("starcoder2", {}, "fp8_gelu_mlp_bf16"),  # c_fc / c_proj, biases
 ]
 
 

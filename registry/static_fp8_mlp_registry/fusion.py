@@ -7,8 +7,9 @@
    fails, the model is left untouched with one `StaticFP8FusionWarning` (or the error
    is raised with `strict=True`);
 3. finds gated MLPs (`gate_proj`, `up_proj`, `down_proj`, or Phi-3/GLM's merged
-   `gate_up_proj`, `down_proj`; SiLU or tanh-GELU) and dense GELU MLPs (`fc1`, `fc2`;
-   tanh-GELU) whose linears are static FP8 (this project's
+   `gate_up_proj`, `down_proj`; SiLU or tanh-GELU) and dense GELU MLPs (`fc1`, `fc2`,
+   or `c_fc`, `c_proj`, or `dense_h_to_4h`, `dense_4h_to_h`; tanh-GELU) whose linears
+   are static FP8 (this project's
    `StaticFP8Linear`, transformers' `FP8Linear` in static per-tensor mode, or
    compressed-tensors-style `weight`/`weight_scale`/`input_scale` layers), checks
    layout, activation, biases, scales and shapes, and runs a wiring probe (the
@@ -46,7 +47,7 @@ from torch import nn
 from . import reference as ref
 from .config import FusionConfig, KernelSpec
 from .errors import RegistryError, StaticFP8FusionWarning
-from .layers import DENSE_NAMES, GATED_NAMES, MERGED_NAMES, StaticFP8Linear  # MERGED: Phi-3, GLM
+from .layers import DENSE_NAME_SETS, GATED_NAMES, MERGED_NAMES, MLP_NAME_SETS, StaticFP8Linear
 from .report import FusionReport, KernelSummary, ModuleDecision
 
 logger = logging.getLogger(__name__)
@@ -142,6 +143,14 @@ def inspect_linear(module: nn.Module, role: str) -> tuple[QLinear | None, str]:
         q = QLinear(module, kind, "weight", ws, ins)
 
     w = q.weight
+    if isinstance(getattr(module, "nf", None), int) and isinstance(getattr(module, "nx", None), int):
+        # transformers' Conv1D (GPT-2's c_fc / c_proj) keeps its weight as [in, out]; read as
+        # [out, in] it would pass every shape check when square-ish and compute garbage.
+        return None, f"{role} ({tname}) stores its weight as [in, out] (Conv1D); the kernels take [out, in]"
+    declared = (getattr(module, "out_features", None), getattr(module, "in_features", None))
+    if all(isinstance(v, int) for v in declared) and w.dim() == 2 and declared != tuple(w.shape):
+        return None, (f"{role} declares out_features, in_features = {declared} but its weight has shape "
+                      f"{tuple(w.shape)}, expected [out, in]")
     if w.dtype != FP8:
         return None, f"{role} weight is {w.dtype}, the kernels take float8_e4m3fn"
     if w.dim() != 2:
@@ -301,11 +310,11 @@ def _shape_reason(K: int, H: int, N: int) -> str:
 
 def _analyze(name: str, module: nn.Module, specs: dict[str, KernelSpec]) -> _Plan | ModuleDecision | None:
     """A plan to fuse `module`, a decision saying why not, or None (not an MLP)."""
-    names = next((group for group in (GATED_NAMES, MERGED_NAMES, DENSE_NAMES)
+    names = next((group for group in MLP_NAME_SETS
                   if all(isinstance(getattr(module, n, None), nn.Module) for n in group)), None)
     if names is None:
         return None
-    dense = names == DENSE_NAMES
+    dense = names in DENSE_NAME_SETS
     merged = names == MERGED_NAMES
     pattern = "dense_gelu_mlp" if dense else "gated_mlp"
 
@@ -346,7 +355,7 @@ def _analyze(name: str, module: nn.Module, specs: dict[str, KernelSpec]) -> _Pla
         if last.in_features != H:
             return _decision(
                 name, module, pattern,
-                f"inconsistent shapes: fc1 {tuple(first.weight.shape)}, fc2 {tuple(last.weight.shape)}",
+                f"inconsistent shapes: {names[0]} {tuple(first.weight.shape)}, {names[1]} {tuple(last.weight.shape)}",
                 **common,
             )
         scales = "per-tensor" if first.per_tensor else "per-channel"
@@ -595,11 +604,13 @@ class FusedMergedGatedMLP(FusedGatedMLP):
 
 
 class FusedDenseGeluMLP(FusedStaticFP8MLP):
+    """fc1 / fc2 here stand for the module's (up, down) pair, whatever its names."""
+
     def _sfm_main_weight(self) -> torch.Tensor:
-        return getattr(self, "fc1").weight
+        return getattr(self, self._sfm_names[0]).weight
 
     def _sfm_fused_forward(self, x: torch.Tensor) -> torch.Tensor:
-        fc1, fc2 = getattr(self, "fc1"), getattr(self, "fc2")
+        fc1, fc2 = (getattr(self, n) for n in self._sfm_names)
         in_scale = self._sfm_input_scale()
         xq = self._sfm_quant_fn(x, self._sfm_channel_scale.to(torch.bfloat16), in_scale)
         b1 = (self._sfm_zero_up_bias if fc1.bias is None else fc1.bias).to(torch.bfloat16)
@@ -617,7 +628,7 @@ class FusedDenseGeluMLP(FusedStaticFP8MLP):
         )
 
     def _sfm_refresh(self) -> None:
-        fc1, fc2 = getattr(self, "fc1"), getattr(self, "fc2")
+        fc1, fc2 = (getattr(self, n) for n in self._sfm_names)
         dev = fc1.weight.device
         self._sfm_set_buffer("_sfm_channel_scale", torch.ones(fc1.weight.shape[1], dtype=torch.bfloat16, device=dev))
         self._sfm_set_buffer("_sfm_zero_up_bias", torch.zeros(fc1.weight.shape[0], dtype=torch.bfloat16, device=dev))
@@ -680,7 +691,7 @@ _SFM_ATTRS = (
 
 def _install(plan: _Plan, fns: dict[str, Any], kernel_label: str, device_types: frozenset, cuda_devices: frozenset) -> None:
     module = plan.module
-    mixin = {GATED_NAMES: FusedGatedMLP, MERGED_NAMES: FusedMergedGatedMLP, DENSE_NAMES: FusedDenseGeluMLP}[plan.names]
+    mixin = {GATED_NAMES: FusedGatedMLP, MERGED_NAMES: FusedMergedGatedMLP}.get(plan.names, FusedDenseGeluMLP)
     first, last = plan.linears[plan.names[0]], plan.linears[plan.names[-1]]
     d = module.__dict__
     d["_sfm_enabled"] = False

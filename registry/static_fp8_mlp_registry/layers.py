@@ -123,16 +123,18 @@ class StaticFP8Linear(nn.Module):
 # ----------------------------------------------------------------------- calibration
 
 GATED_NAMES = ("gate_proj", "up_proj", "down_proj")
-MERGED_NAMES = ("gate_up_proj", "down_proj")
-DENSE_NAMES = ("fc1", "fc2")
+MERGED_NAMES = ("gate_up_proj", "down_proj")  # Phi-3, GLM: one [gate; up] projection
+# Dense MLPs' (up, down) names: CLIP/SigLIP/Phi-2; GPTBigCode/StarCoder2; GPT-NeoX/Falcon.
+DENSE_NAME_SETS = (("fc1", "fc2"), ("c_fc", "c_proj"), ("dense_h_to_4h", "dense_4h_to_h"))
+MLP_NAME_SETS = (GATED_NAMES, MERGED_NAMES, *DENSE_NAME_SETS)
 
 
 def mlp_linear_names(model: nn.Module) -> list[str]:
     """Qualified names of the linears of every gated (gate/up/down_proj, or a merged
-    gate_up_proj and down_proj) or dense (fc1/fc2) MLP."""
+    gate_up_proj and down_proj) or dense (fc1/fc2 and the other DENSE_NAME_SETS) MLP."""
     names = []
     for mname, module in model.named_modules():
-        for group in (GATED_NAMES, MERGED_NAMES, DENSE_NAMES):
+        for group in MLP_NAME_SETS:
             children = [getattr(module, n, None) for n in group]
             if all(isinstance(c, nn.Linear) for c in children):
                 names.extend(f"{mname}.{n}" if mname else n for n in group)
@@ -166,8 +168,8 @@ def calibrate_static_fp8(
     input amax over all samples gives `input_scale = amax / 448`; weights get
     `weight_scale = amax(|W|) / 448` per tensor (or per output row with
     `per_channel=True`). `modules` selects the linears (qualified names, or a
-    predicate); default: every gated MLP's gate/up/down_proj (or gate_up_proj and
-    down_proj) and every dense MLP's fc1/fc2. Returns the new layers by name.
+    predicate); default: the linears of every MLP `mlp_linear_names` finds. Returns
+    the new layers by name.
     """
     if modules is None:
         selected = set(mlp_linear_names(model))
