@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -101,3 +102,36 @@ def literal_in(file: str, name: str):
         if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == name for t in node.targets):
             return ast.literal_eval(node.value)
     raise AssertionError(f"{file} assigns no {name}")
+
+
+def variant_recipes() -> dict[str, tuple[list[str], list[str]]]:
+    """rebuild_variants.sh's variants: name -> (patch files in order, macro names)."""
+    text = (PLANS / "rebuild_variants.sh").read_text()
+    results = "benchmarks/results"
+    patches = {k: f"{results}/{v}" for k, v in re.findall(r"^(P\w*)=\$R/(\S+)$", text, re.M)}
+    macros = {k: v for k, v in re.findall(r"^(\w+)='#define (\w+) [^']*'$", text, re.M)}
+    recipes = {}
+    for name, args in re.findall(r"^\s+(\w+)\) variant \1 (.*) ;;$", text, re.M):
+        quoted = re.findall(r'"([^"]*)"', args)
+        recipes[name] = ([patches[p.lstrip("$")] for p in quoted[0].split()],
+                         [macros[m.lstrip("$")] for m in quoted[1:]])
+    return recipes
+
+
+def test_every_variant_has_a_recipe():
+    assert set(variant_recipes()) == known_variants()
+
+
+@pytest.mark.parametrize("name", sorted(known_variants()))
+def test_each_variant_patches_apply_to_this_tree_and_its_macros_exist(name, tmp_path):
+    """A patch that no longer applies stops rebuild_variants.sh; a misspelt macro is
+    worse: the variant builds as the release kernels and its A/B reads "even"."""
+    root = PLANS.parents[1]
+    patches, macros = variant_recipes()[name]
+    shutil.copytree(root / "kernels-src", tmp_path / "kernels-src")
+    for patch in patches:
+        proc = subprocess.run(["git", "apply", str(root / patch)], cwd=tmp_path, capture_output=True, text=True)
+        assert proc.returncode == 0, f"{patch} does not apply: {proc.stderr}"
+    source = "\n".join(f.read_text() for f in (tmp_path / "kernels-src").rglob("*") if f.suffix in (".cu", ".cuh", ".h"))
+    for macro in macros:
+        assert re.search(rf"#\s*if(?:n?def)?\b[^\n]*\b{macro}\b", source), f"no kernel source tests {macro}"
