@@ -59,9 +59,13 @@ using wgmma_gemm::WgmmaParams;
 // issued (two partial accumulators, wgmma.wait_group 1): the group's wgmma latency then
 // hides under the wait for the next stage instead of adding to it. The partial sums are
 // added in the same order: outputs are bit-identical. The consumers then hold two
-// groups' stages at once: the ring must have room for both. 0: off.
+// groups' stages at once: the ring must have room for both. 0: off. Only the 8-stage
+// (not DEEP) kernels, the dense up GEMM and the down GEMM over a workspace, take it:
+// there it was faster at every dense MLP point from 50 tokens (-0.15 to -0.37 us), while
+// the deep-ring gated gate/up and clustered down GEMMs were even up to 64 tokens and
+// slower at 96-128 (GeGLU +0.7 / +1.4 us, SwiGLU M = 128 +3.8 us; thirtieth session).
 #ifndef SFM_SWAP_PIPELINED_PROMOTE_TOKENS
-#define SFM_SWAP_PIPELINED_PROMOTE_TOKENS 0
+#define SFM_SWAP_PIPELINED_PROMOTE_TOKENS 128
 #endif
 // Gated gate/up GEMMs up to this many tokens (one token tile) load their first weight
 // stages before they wait for the previous kernel (see the kernel); 0: never.
@@ -289,7 +293,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     float acc[BT / 2];
     float part[BT / 2];
     float part_next[BT / 2];  // the group after `part`'s (pipelined promotion only)
-    constexpr bool kPipelined = BT <= SFM_SWAP_PIPELINED_PROMOTE_TOKENS;
+    constexpr bool kPipelined = !DEEP && BT <= SFM_SWAP_PIPELINED_PROMOTE_TOKENS;
     // Waiting for the next group's stages while holding the previous group's: with fewer
     // than two groups' worth of stages the producer could never fill them (deadlock).
     static_assert(!kPipelined || kStages >= 2 * P::kPromoteTiles,

@@ -3,6 +3,7 @@
 # 621cd1d to HEAD; 8aa2c6d's kernels never ran on a GPU): its full GPU suite; the experiments' kernel
 # suites; byte equality with head for eparam and astage (both must be bit-identical;
 # esg is not: it promotes the first 4 K tiles of a tile at once).
+# Ran in the thirtieth session: results/gpu_tests_h200_2026-12-05_thirtieth.txt, build_equal_large_m_experiments_*
 set -x
 export PYTHONPATH=$PWD/cli
 T=torch211-cxx11-cu130-x86_64-linux

@@ -5,6 +5,7 @@
 # decode M (29th session: its consumer's epilogues, full-stage waits, wgmma waits over all
 # tiles) for the GeGLU / SwiGLU M = 50 decode-floor points and the dense M = 50 / 128.
 # First run of both span kinds: compare the traced kernels' times with kernel_grids.
+# Ran in the thirtieth session: results/phase_trace_spans_h200_2026-12-05_thirtieth.txt
 set -x
 export PYTHONPATH=$PWD/cli
 T=torch211-cxx11-cu130-x86_64-linux

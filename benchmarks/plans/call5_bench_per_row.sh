@@ -2,6 +2,7 @@
 # per-row (channel-wise) weight scales (29th session's --per-row: ours on the per-row
 # epilogue path; the split paths on torch._scaled_mm's row-wise mode), beside the
 # per-tensor default, the same build and process kind. Neither had been timed before.
+# Ran in the thirtieth session: results/bench_mlp_per_row_h200_2026-12-05_thirtieth.* (on the landed kernels)
 set -x
 export PYTHONPATH=$PWD/cli
 T=torch211-cxx11-cu130-x86_64-linux

@@ -3,6 +3,7 @@
 # '#define SFM_SWAP_PIPELINED_PROMOTE_TOKENS 128': one promotion group stays in flight
 # while the next is issued, token tiles up to 128). Must be byte-identical to head;
 # then the decode / mid-M A/B where the swap-AB kernel runs (M = 1-192), 11 rounds.
+# Ran in the thirtieth session: results/pipelined_promotion_*_h200_2026-12-05_thirtieth.* (landed for the 8-stage kernels only)
 set -x
 export PYTHONPATH=$PWD/cli
 T=torch211-cxx11-cu130-x86_64-linux

@@ -6,7 +6,8 @@
 # (benchmarks/results/*_patch_*.patch) and its macros prepended by
 # scripts/variant_build.sh; kernels-src/ is restored after each. Needs a clean
 # kernels-src/ (it refuses otherwise: the restore would lose your edits).
-#   head    the release kernels (cubin-identical to 621cd1d's and 6fc6375's)
+#   head    the release kernels (this checkout's; since the thirtieth session with
+#           pipelined promotion in the 8-stage swap-AB kernels)
 #   eparam  experiment 1: epilogue parameters in shared-memory slots
 #   astage  experiment 2: aligned dynamic smem (a fifth stage for 192-row tiles)
 #   afg3    experiment 2 with a first wgmma group of 3 K tiles
@@ -15,6 +16,8 @@
 #   hidact / eidact  head / eparam with the identity activation (a probe: wrong outputs)
 #   strace / etrace  head / eparam with SFM_PHASE_TRACE (span traces)
 #   spp     experiment 4: pipelined promotion in the swap-AB kernel, token tiles <= 128
+#           (the thirtieth session's A/B; that knob is now the default and the deep-ring
+#           kernels are left out in the code, so spp now builds what head builds)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 R=benchmarks/results
