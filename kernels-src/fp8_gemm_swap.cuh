@@ -83,9 +83,13 @@ constexpr int kMinSmallTokens = 1;  // auto: GeGLU-sized GEMMs from here (auto_t
 constexpr int kMinTokens = 65;       // auto: the others from here
 constexpr int64_t kMinClusterDownTokens = 40;  // the down GEMM's splits in clusters from here
 #ifndef SFM_SWAP_MIN_L2_TOKENS  // auto: L2-resident GEMMs (not gate/up) from here to 64
-#define SFM_SWAP_MIN_L2_TOKENS 40
+#define SFM_SWAP_MIN_L2_TOKENS 33
+#endif
+#ifndef SFM_SWAP_MIN_L2_UP_TOKENS  // ... and a dense MLP's (L2-resident) up GEMM from here
+#define SFM_SWAP_MIN_L2_UP_TOKENS 8
 #endif
 constexpr int kMinL2Tokens = SFM_SWAP_MIN_L2_TOKENS;
+constexpr int kMinL2UpTokens = SFM_SWAP_MIN_L2_UP_TOKENS;
 constexpr int kMaxTokens = 192;  // two accumulator sets of BT / 2 registers per thread
 constexpr int kMaxAutoTokens = 384;  // auto gate/up GEMMs: up to two token tiles
 constexpr int kMaxAutoTokensShortK = 512;  // ... with K <= 2048 (GeGLU-sized): three
@@ -682,12 +686,18 @@ inline bool auto_takes(int64_t m, bool down, int64_t w_rows, int64_t k, bool l2_
 }
 
 // Whether auto takes the swap-AB kernel for an L2-resident GEMM (a vision tower's up or
-// down GEMM) at M = kMinL2Tokens..64, ahead of the register-sourced wgmma kernel. Both
-// GEMMs on it, whole MLPs (H200, scripts/mlp_ab.py, sixteenth session): 1152x4304
-// 0.6 / 1.0 / 2.1 / 2.5 us faster at M = 33 / 40 / 50 / 64, slower at 32 and below
-// (+0.9 us at 32, +1.6 at 16); 1536x6144 +0.5 at 33, equal at 40, 0.6 / 1.2 faster at
-// 50 / 64. Not for gated gate/up GEMMs (not measured).
-inline bool l2_mid_takes(int64_t m) { return m >= kMinL2Tokens && m < kMinTokens; }
+// down GEMM; `up`: a dense MLP's up GEMM) at M = kMinL2Tokens (up: kMinL2UpTokens)..64,
+// ahead of the register-sourced wgmma and warp kernels. Whole MLPs (H200,
+// scripts/mlp_ab.py): sixteenth session, both GEMMs on it, 1152x4304 0.6 / 1.0 / 2.1 /
+// 2.5 us faster at M = 33 / 40 / 50 / 64, slower at 32 and below. Thirtieth session,
+// after the deep rings, 8-token tiles and pipelined promotion: both GEMMs on it 1.6-2.2
+// us faster at M = 33-39 for 1152x4304, 1536x6144 and 768x3072; the up GEMM alone at
+// M = 8-32 0.3-0.4 us faster for 1152x4304, 1.4-1.7 for 768x3072, within -0.2 / +0.35
+// for 1536x6144; the down GEMM there too only helped 1152x4304 (1536x6144 +0.5 to +1.0).
+// Not for gated gate/up GEMMs (not measured).
+inline bool l2_mid_takes(int64_t m, bool up) {
+  return m >= (up ? kMinL2UpTokens : kMinL2Tokens) && m < kMinTokens;
+}
 
 // Whether the down GEMM (and behind it the reduce kernel, reduced over a workspace) lets
 // the next kernel launch as it starts rather than when its work is done

@@ -295,19 +295,20 @@ def test_auto_kernel_per_gemm(rules):
 
 def test_auto_kernel_l2_resident(rules):
     """hopper::pick on L2-resident GEMMs (a vision tower's MLP): the warp kernel up to 8
-    tokens, the register-sourced wgmma kernel from 9; from 40 to 64 the dense up and down
-    GEMMs on the swap-AB kernel (sixteenth session), a gated gate/up GEMM staying on the
-    register-sourced one; above 64 the dense up GEMM on the wgmma tiles and the down GEMM
-    on the swap-AB kernel to 896 tokens (1152 columns, K = 4304 not a multiple of 128;
-    was 160 before the twenty-second session), the aligned 768x3072 and 1536x6144 ones
-    not above 160 (measured slower there). Kernel order as in
-    test_auto_kernel_per_gemm."""
+    tokens, the register-sourced wgmma kernel from 9; the dense up GEMM on the swap-AB
+    kernel from 8 tokens and the down GEMM from 33 (thirtieth session; from 40 for both
+    since the sixteenth), a gated gate/up GEMM staying on the register-sourced one; above
+    64 the dense up GEMM on the wgmma tiles and the down GEMM on the swap-AB kernel to 896
+    tokens (1152 columns, K = 4304 not a multiple of 128; was 160 before the
+    twenty-second session), the aligned 768x3072 and 1536x6144 ones not above 160
+    (measured slower there). Kernel order as in test_auto_kernel_per_gemm."""
     warp, rs, wgmma, swap = 0, 1, 3, 6
-    for m in (1, 7, 8):
+    for m in (1, 7):
         assert rules[("pick_l2", m)] == [warp, warp, warp], m
-    for m in (16, 17, 32, 39):
-        assert rules[("pick_l2", m)] == [rs, rs, rs], m
-    for m in (40, 50, 64):
+    assert rules[("pick_l2", 8)] == [swap, warp, warp]
+    for m in (16, 17, 32):
+        assert rules[("pick_l2", m)] == [swap, rs, rs], m
+    for m in (33, 39, 40, 50, 64):
         assert rules[("pick_l2", m)] == [swap, swap, rs], m
     for m in (65, 100, 128):
         assert rules[("pick_l2", m)][:2] == [wgmma, swap], m
@@ -331,15 +332,18 @@ def test_swap_ab_down_reduction(rules):
     M = 6-15, +0.03 to +0.15 at 1-4); with the deep ring (twenty-fifth session) every
     down GEMM from DRAM with N <= 4096 from 2 tokens (SwiGLU M = 8-39 -0.8 to -1.1 us,
     GeGLU M = 2-5 -0.55 to -0.75, M = 1 equal). The 1536x6144 down GEMM takes the swap-AB
-    kernel with clusters from 40 to 160 tokens."""
+    kernel over a workspace at 33-39 tokens (thirtieth session) and with clusters from 40
+    to 160."""
     assert rules[("down_cluster", 1)] == [0, 0, 0, 0]
     for m in (5, 6, 7, 8, 16, 17, 32, 39):
         assert rules[("down_cluster", m)] == [1, 1, 0, 0], m
     for m in (40, 50, 64, 65, 100, 128, 160, 192):
         assert rules[("down_cluster", m)] == [1, 1, 0, 1], m
-    rs, swap_cluster = 1, 7
-    for m in (16, 32, 39):
+    rs, swap, swap_cluster = 1, 6, 7
+    for m in (16, 32):
         assert rules[("pick_l2_1536", m)] == [rs], m
+    for m in (33, 39):
+        assert rules[("pick_l2_1536", m)] == [swap], m
     for m in (40, 64, 65, 100, 160):
         assert rules[("pick_l2_1536", m)] == [swap_cluster], m
 

@@ -18,6 +18,8 @@
 #   spp     experiment 4: pipelined promotion in the swap-AB kernel, token tiles <= 128
 #           (the thirtieth session's A/B; that knob is now the default and the deep-ring
 #           kernels are left out in the code, so spp now builds what head builds)
+#   l2r40   head with the L2-resident GEMMs on the swap-AB kernel from 40 tokens again
+#           (the routing before the thirtieth session's; = that session's fin2 build)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 R=benchmarks/results
@@ -31,6 +33,8 @@ A='#define SFM_WGMMA_ALIGNED_SMEM 1'
 S='#define SFM_WGMMA_EARLY_SECOND_GROUP 1'
 F='#define SFM_WGMMA_FIRST_GROUP_TILES 3'
 PP='#define SFM_SWAP_PIPELINED_PROMOTE_TOKENS 128'
+L1='#define SFM_SWAP_MIN_L2_TOKENS 40'
+L2='#define SFM_SWAP_MIN_L2_UP_TOKENS 40'
 
 if ! git diff --quiet -- kernels-src; then
   echo "kernels-src/ has uncommitted changes; commit or stash them first" >&2
@@ -51,7 +55,7 @@ variant() {
   echo "   built .gpu-tune/$name in $((SECONDS - t0)) s" >&2
 }
 
-all=(head eparam astage afg3 esg aesg hidact eidact strace etrace spp)
+all=(head eparam astage afg3 esg aesg hidact eidact strace etrace spp l2r40)
 for name in "${@:-${all[@]}}"; do
   case $name in
     head) variant head "" ;;
@@ -65,6 +69,7 @@ for name in "${@:-${all[@]}}"; do
     strace) variant strace "" "$T" ;;
     etrace) variant etrace "$P1" "$T" ;;
     spp) variant spp "" "$PP" ;;
+    l2r40) variant l2r40 "" "$L1" "$L2" ;;
     *) echo "unknown variant $name; known: ${all[*]}" >&2; exit 2 ;;
   esac
 done
