@@ -484,7 +484,8 @@ def test_auto_paths_at_mid_m(sfm, m):
     above 192), and the down GEMMs (N x H = 17 MB, N = 2048) the swap-AB split-K one up to
     M = 192. The dense up GEMM (67 tiles) never takes it at K = 4096 (the streaming kernel
     to M = 16, the wgmma tiles above); at K = 1152 its 9.7 MB of weights count as
-    L2-resident, so up to M = 64 it runs the L2 kernels, the swap-AB one from M = 40.
+    L2-resident, so up to M = 64 it runs the L2 kernels, the swap-AB one from M = 8
+    (from 40 before the thirtieth session; M = 5 and 8 are both sides of the edge).
     K = 4096 and 1152 (a K tail)."""
     h, n = 8464, 2048
     gen = torch.Generator(device="cuda").manual_seed(5000 + m)
