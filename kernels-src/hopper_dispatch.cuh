@@ -52,8 +52,9 @@ namespace hopper {
 //   and the warp kernel's copy of all of x into every CTA cost more than the wgmma
 //   kernel's cluster reduction; the warp kernel also where the wgmma one does not take
 //   the problem, up to kMaxWarpTokens; except from 33 tokens, and for a dense MLP's up
-//   GEMM from 8 (swap_gemm::l2_mid_takes), where the swap-AB kernel (the weights
-//   streamed through a TMA ring, every token in one tile) was faster;
+//   GEMM and SigLIP's 1152x4304 down GEMM from 8 (swap_gemm::l2_mid_takes), where the
+//   swap-AB kernel (the weights streamed through a TMA ring, every token in one tile)
+//   was faster;
 // - up to 16 tokens every other GEMM is a pass over DRAM: the streaming kernel, whose
 //   TMA ring keeps more bytes in flight; except the gated GEMM1, where the wide wgmma
 //   kernel streams as fast or faster (H200, M = 8..40: GeGLU equal, SwiGLU 2 us faster
@@ -144,7 +145,7 @@ inline Kernel pick(int64_t m, GemmPath path, bool gemm2, int64_t w_rows, int64_t
     case GemmPath::kAuto: {
       const bool l2_resident = l2_resident_weights(w_rows, k);
       if (l2_resident) {
-        if (SFM_WGMMA_SWAP_AB && !gated_gemm1 && swap_gemm::l2_mid_takes(m, !gemm2)) {
+        if (SFM_WGMMA_SWAP_AB && !gated_gemm1 && swap_gemm::l2_mid_takes(m, gemm2, w_rows, k)) {
           return swap_kernel(m, gemm2, w_rows, l2_resident);
         }
         if (rs_ok && rs_preferred(m, k)) return Kernel::kRegWgmma;

@@ -496,6 +496,21 @@ def test_auto_paths_at_mid_m(sfm, m):
         assert_close_to_reference(got, sfm.reference.fp8_gelu_mlp_bf16(*dcase.args()))
 
 
+@pytest.mark.parametrize("m", (7, 8, 9, 16, 17, 32, 33, 39, 40))
+@pytest.mark.parametrize("shape", ((1152, 4304, 1152), (768, 3072, 768), (1536, 6144, 1536)))
+def test_auto_l2_resident_dense_decode(sfm, m, shape):
+    """Vision-tower MLPs (weights L2-resident) at 7-40 tokens on auto: the up GEMM on the
+    swap-AB kernel from 8 tokens, SigLIP's 1152x4304 down GEMM too (K = 4304 not a whole
+    K tile), the aligned towers' down GEMMs on it from 33 (thirtieth and thirty-first
+    sessions; before, both from 40): both sides of each edge, per-tensor and per-row
+    weight scales."""
+    k, h, n = shape
+    gen = torch.Generator(device="cuda").manual_seed(9100 + m + k)
+    dcase = dense_case(m, k, h, n, m % 2 == 1, generator=gen)
+    got = sfm.fp8_gelu_mlp_bf16(*dcase.args(), out=poisoned_bf16((m, n)))
+    assert_close_to_reference(got, sfm.reference.fp8_gelu_mlp_bf16(*dcase.args()))
+
+
 @pytest.mark.parametrize(("shape", "m"), (((2048, 16384, 2048), 400), ((2048, 16384, 2048), 512),
                                           ((2048, 16384, 2048), 768), ((4096, 14336, 4096), 257),
                                           ((4096, 14336, 4096), 384), ((4096, 14336, 4096), 521),

@@ -19,7 +19,8 @@
 #           (the thirtieth session's A/B; that knob is now the default and the deep-ring
 #           kernels are left out in the code, so spp now builds what head builds)
 #   l2r40   head with the L2-resident GEMMs on the swap-AB kernel from 40 tokens again
-#           (the routing before the thirtieth session's; = that session's fin2 build)
+#           (the routing before the thirtieth session's, and before the thirty-first's
+#           SigLIP down GEMM from 8; = the thirtieth session's fin2 build)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 R=benchmarks/results
