@@ -21,6 +21,9 @@
 #   l2r40   head with the L2-resident GEMMs on the swap-AB kernel from 40 tokens again
 #           (the routing before the thirtieth session's, and before the thirty-first's
 #           SigLIP down GEMM from 8; = the thirtieth session's fin2 build)
+#   usk     experiment 5 (thirty-first session): a dense up GEMM on the swap-AB kernel
+#           at M <= 64 splits K over a cluster of 2-3 CTAs per weight tile (GELU after
+#           the reduction over distributed shared memory)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 R=benchmarks/results
@@ -28,6 +31,7 @@ P1=$R/epilogue_param_slots_patch_2026-12-04_twentyeighth.patch
 P2=$R/aligned_smem_patch_2026-12-04_twentyeighth.patch
 P3=$R/early_second_group_patch_2026-12-04_twentyeighth.patch
 PI=$R/identity_activation_probe_patch_h200_2026-12-04_twentyseventh.patch
+PU=$R/up_split_cluster_patch_2026-12-05_thirtyfirst.patch
 T='#define SFM_PHASE_TRACE 1'
 I='#define SFM_PROBE_IDENTITY_ACTIVATION 1'
 A='#define SFM_WGMMA_ALIGNED_SMEM 1'
@@ -56,7 +60,7 @@ variant() {
   echo "   built .gpu-tune/$name in $((SECONDS - t0)) s" >&2
 }
 
-all=(head eparam astage afg3 esg aesg hidact eidact strace etrace spp l2r40)
+all=(head eparam astage afg3 esg aesg hidact eidact strace etrace spp l2r40 usk)
 for name in "${@:-${all[@]}}"; do
   case $name in
     head) variant head "" ;;
@@ -71,6 +75,7 @@ for name in "${@:-${all[@]}}"; do
     etrace) variant etrace "$P1" "$T" ;;
     spp) variant spp "" "$PP" ;;
     l2r40) variant l2r40 "" "$L1" "$L2" ;;
+    usk) variant usk "$PU" ;;
     *) echo "unknown variant $name; known: ${all[*]}" >&2; exit 2 ;;
   esac
 done
