@@ -24,6 +24,8 @@
 #   usk     experiment 5 (thirty-first session): a dense up GEMM on the swap-AB kernel
 #           at M <= 64 splits K over a cluster of 2-3 CTAs per weight tile (GELU after
 #           the reduction over distributed shared memory)
+#   usk192  usk with the split up to 192 tokens (auto keeps the dense up GEMM on the
+#           wgmma kernel above 64: forced onto the swap-AB kernel in call8's A/B)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 R=benchmarks/results
@@ -40,6 +42,7 @@ F='#define SFM_WGMMA_FIRST_GROUP_TILES 3'
 PP='#define SFM_SWAP_PIPELINED_PROMOTE_TOKENS 128'
 L1='#define SFM_SWAP_MIN_L2_TOKENS 40'
 L2='#define SFM_SWAP_MIN_L2_UP_TOKENS 40'
+U192='#define SFM_SWAP_UP_SPLIT_TOKENS 192'
 
 if ! git diff --quiet -- kernels-src; then
   echo "kernels-src/ has uncommitted changes; commit or stash them first" >&2
@@ -60,7 +63,7 @@ variant() {
   echo "   built .gpu-tune/$name in $((SECONDS - t0)) s" >&2
 }
 
-all=(head eparam astage afg3 esg aesg hidact eidact strace etrace spp l2r40 usk)
+all=(head eparam astage afg3 esg aesg hidact eidact strace etrace spp l2r40 usk usk192)
 for name in "${@:-${all[@]}}"; do
   case $name in
     head) variant head "" ;;
@@ -76,6 +79,7 @@ for name in "${@:-${all[@]}}"; do
     spp) variant spp "" "$PP" ;;
     l2r40) variant l2r40 "" "$L1" "$L2" ;;
     usk) variant usk "$PU" ;;
+    usk192) variant usk192 "$PU" "$U192" ;;
     *) echo "unknown variant $name; known: ${all[*]}" >&2; exit 2 ;;
   esac
 done
