@@ -476,6 +476,15 @@ def check_gated_auto(sfm, m, shape, gen, per_row_scales, before_call=None):
         assert_close_to_reference(got, sfm.reference.gated_mlp(*case.args(), activation))
 
 
+def check_dense_auto(sfm, m, shape, gen, per_row_scales):
+    """A dense GELU MLP of `shape` (K, H, N) on the auto paths, inputs from `gen`, into a
+    poisoned output, against the reference."""
+    k, h, n = shape
+    dcase = dense_case(m, k, h, n, per_row_scales, generator=gen)
+    got = sfm.fp8_gelu_mlp_bf16(*dcase.args(), out=poisoned_bf16((m, n)))
+    assert_close_to_reference(got, sfm.reference.fp8_gelu_mlp_bf16(*dcase.args()))
+
+
 @pytest.mark.parametrize("m", (1, 5, 8, 16, 17, 40, 64, 65, 100, 128, 129, 150, 192, 193, 224, 240))
 def test_auto_paths_at_mid_m(sfm, m):
     """The auto GEMMs at M = 1-240 where the weights stream from DRAM: H = 8464 gives the
@@ -491,9 +500,7 @@ def test_auto_paths_at_mid_m(sfm, m):
     gen = torch.Generator(device="cuda").manual_seed(5000 + m)
     for k in (4096, 1152):
         check_gated_auto(sfm, m, (k, h, n), gen, m % 2 == 1)
-        dcase = dense_case(m, k, h, n, m % 2 == 0, generator=gen)
-        got = sfm.fp8_gelu_mlp_bf16(*dcase.args(), out=poisoned_bf16((m, n)))
-        assert_close_to_reference(got, sfm.reference.fp8_gelu_mlp_bf16(*dcase.args()))
+        check_dense_auto(sfm, m, (k, h, n), gen, m % 2 == 0)
 
 
 @pytest.mark.parametrize("m", (7, 8, 9, 16, 17, 32, 33, 39, 40))
@@ -504,11 +511,8 @@ def test_auto_l2_resident_dense_decode(sfm, m, shape):
     K tile), the aligned towers' down GEMMs on it from 33 (thirtieth and thirty-first
     sessions; before, both from 40): both sides of each edge, per-tensor and per-row
     weight scales."""
-    k, h, n = shape
-    gen = torch.Generator(device="cuda").manual_seed(9100 + m + k)
-    dcase = dense_case(m, k, h, n, m % 2 == 1, generator=gen)
-    got = sfm.fp8_gelu_mlp_bf16(*dcase.args(), out=poisoned_bf16((m, n)))
-    assert_close_to_reference(got, sfm.reference.fp8_gelu_mlp_bf16(*dcase.args()))
+    gen = torch.Generator(device="cuda").manual_seed(9100 + m + shape[0])
+    check_dense_auto(sfm, m, shape, gen, m % 2 == 1)
 
 
 @pytest.mark.parametrize(("shape", "m"), (((2048, 16384, 2048), 400), ((2048, 16384, 2048), 512),

@@ -351,6 +351,7 @@ def _analyze(name: str, module: nn.Module, specs: dict[str, KernelSpec]) -> _Pla
     first, last = linears[names[0]], linears[names[-1]]
     K, H, N = first.in_features, first.out_features // (2 if merged else 1), last.out_features
     common = dict(activation=activation, linear_type=linear_type, shape=(K, H, N))
+    scales = _scale_kind(first)  # separate gate_proj / up_proj refine it below
     if dense:
         if last.in_features != H:
             return _decision(
@@ -358,7 +359,6 @@ def _analyze(name: str, module: nn.Module, specs: dict[str, KernelSpec]) -> _Pla
                 f"inconsistent shapes: {names[0]} {tuple(first.weight.shape)}, {names[1]} {tuple(last.weight.shape)}",
                 **common,
             )
-        scales = "per-tensor" if first.per_tensor else "per-channel"
         endpoint = DENSE_ENDPOINT
     else:
         why = _gated_shape_reason(linears, names, K, H)
@@ -367,9 +367,7 @@ def _analyze(name: str, module: nn.Module, specs: dict[str, KernelSpec]) -> _Pla
         biased = [n for n in names if linears[n].bias is not None]
         if biased:
             return _decision(name, module, pattern, f"bias on {', '.join(biased)} (the gated kernels take no bias)", **common)
-        if merged:
-            scales = "per-tensor" if first.per_tensor else "per-channel"
-        else:
+        if not merged:
             up = linears["up_proj"]
             if not _same_values(first.input_scale, up.input_scale):
                 return _decision(
@@ -387,7 +385,7 @@ def _analyze(name: str, module: nn.Module, specs: dict[str, KernelSpec]) -> _Pla
         if endpoint not in spec.functions():
             field_name = "swiglu_func" if activation == "silu" else "geglu_func"
             return _decision(name, module, pattern, f"fusion_config disables {field_name} (activation {activation})", scales=scales, **common)
-    down = "per-tensor" if last.per_tensor else "per-channel"
+    down = _scale_kind(last)
     if scales != down and not (scales.startswith("per-row") and last.per_tensor):
         scales = f"{scales}, {down} {names[-1]}"
 
@@ -400,6 +398,10 @@ def _analyze(name: str, module: nn.Module, specs: dict[str, KernelSpec]) -> _Pla
     if why:
         return _decision(name, module, pattern, why, scales=scales, **common)
     return _Plan(name, module, pattern, activation, endpoint, names, linears, K, H, N, scales, linear_type)
+
+
+def _scale_kind(q: QLinear) -> str:
+    return "per-tensor" if q.per_tensor else "per-channel"
 
 
 def _gated_shape_reason(linears: dict[str, QLinear], names: tuple[str, ...], K: int, H: int) -> str:
