@@ -46,11 +46,21 @@ def test_every_build_is_rebuildable_and_carried(script):
     used = used_builds(text)
     assert used, "a call that uses no build"
     assert used <= known_variants(), used - known_variants()
-    header = "".join(line for line in text.splitlines(keepends=True) if line.startswith("#"))
+    carried = carried_builds(header_of(script))
+    assert used <= carried, f"used but not in the carry list: {used - carried}"
+
+
+def header_of(script: Path) -> str:
+    """A call's comment lines: what it does and what it carries."""
+    return "".join(line for line in script.read_text().splitlines(keepends=True) if line.startswith("#"))
+
+
+def carried_builds(header: str) -> set[str]:
+    """Build names a call's header carries: .gpu-tune/NAME/ and .gpu-tune/{A,B}/."""
     carried = set(re.findall(r"\.gpu-tune/([a-z0-9]+)/", header))
     for group in re.findall(r"\.gpu-tune/\{([a-z0-9,]+)\}", header):
         carried |= set(group.split(","))
-    assert used <= carried, f"used but not in the carry list: {used - carried}"
+    return carried
 
 
 SCRIPT_CALL = re.compile(r"python3 ((?:scripts|benchmarks)/[a-z_]+\.py)([^;>|\n]*)")
@@ -142,9 +152,7 @@ CARRY_LIMIT = 64 * 2**20  # the device tool's limit on the tree plus the carried
 
 def carried_paths(header: str) -> list[str]:
     T = "torch211-cxx11-cu130-x86_64-linux"
-    paths = [f".gpu-tune/{n}/{T}" for n in re.findall(r"\.gpu-tune/([a-z0-9]+)/\$T", header)]
-    for group in re.findall(r"\.gpu-tune/\{([a-z0-9,]+)\}/\$T", header):
-        paths += [f".gpu-tune/{n}/{T}" for n in group.split(",")]
+    paths = [f".gpu-tune/{n}/{T}" for n in sorted(carried_builds(header))]
     return paths + ([".whl"] if re.search(r"carry \.whl", header) else [])
 
 
@@ -158,8 +166,7 @@ def test_the_carry_list_fits_the_device_tool(script):
     starts (call2 named five builds: 73 MB with the tree, found on the GPU in the thirtieth
     session). The builds are local: skipped where they are not built."""
     root = PLANS.parents[1]
-    header = "".join(line for line in script.read_text().splitlines(keepends=True) if line.startswith("#"))
-    paths = carried_paths(header)
+    paths = carried_paths(header_of(script))
     assert paths, "no carry list in the header"
     if not all((root / p).exists() for p in paths):
         pytest.skip("builds not here (bash benchmarks/plans/rebuild_variants.sh)")
