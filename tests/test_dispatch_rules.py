@@ -300,11 +300,10 @@ def test_auto_kernel_l2_resident(rules):
     since the sixteenth), SigLIP's down GEMM (1152 columns, K = 4304 not a multiple of
     128) from 8 too (thirty-first session; the aligned 768x3072 and 1536x6144 ones were
     slower there, and stay off it below 33), a gated gate/up GEMM staying on the
-    register-sourced one; above
-    64 the dense up GEMM on the wgmma tiles and the down GEMM on the swap-AB kernel to 896
-    tokens (1152 columns, K = 4304 not a multiple of 128; was 160 before the
-    twenty-second session), the aligned 768x3072 and 1536x6144 ones not above 160
-    (measured slower there). Kernel order as in test_auto_kernel_per_gemm."""
+    register-sourced one; above 64 the dense up GEMM on the wgmma tiles and the down GEMM
+    on the swap-AB kernel to 896 tokens (1152 columns, K = 4304 not a multiple of 128; was
+    160 before the twenty-second session), the aligned 768x3072 and 1536x6144 ones not
+    above 160 (measured slower there). Kernel order as in test_auto_kernel_per_gemm."""
     warp, rs, wgmma, swap = 0, 1, 3, 6
     for m in (1, 7):
         assert rules[("pick_l2", m)] == [warp, warp, warp], m

@@ -1,6 +1,6 @@
 # Call 9 (one device call, <= 560 s; carry .whl, .gpu-tune/{head,l2r40,usk}/$T): the
 # essentials of calls 7 and 8 for a session that gets one short window (the thirty-second
-# session lost four starts at 90 s each). In order of what matters: head's GPU suite (the
+# session lost 751 s to ten failed starts). In order of what matters: head's GPU suite (the
 # owed check of the landed L2 routing), memcheck of head's new auto picks, the A/B of the
 # routing against l2r40 and of usk against head (mlp_ab contract-checks every output:
 # "ok"), memcheck of usk's split path. Each step has its own time limit so that a slow one
