@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from capture_cases import CAPTURE_CASES, KERNELS
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SMS = 132  # H200 / H100 SXM
 
@@ -117,8 +119,23 @@ int main() {
   SFM_RING(8) SFM_RING(16) SFM_RING(24) SFM_RING(32) SFM_RING(40) SFM_RING(48) SFM_RING(56)
   SFM_RING(64)
 #undef SFM_RING
+  // The auto cases of tests/capture_cases.py (index, M, K, H, N): gated gate/up and down,
+  // dense up and down
+  const auto capture = [&](int index, long m, long k, long h, long n) {
+    const auto p = [&](bool gemm2, long w_rows, long kk, bool gated) {
+      return int(hopper::pick(m, GemmPath::kAuto, gemm2, w_rows, kk, m <= 32, m <= 64, SMS, gated));
+    };
+    printf("capture %d %d %d %d %d\n", index, p(false, 2 * h, k, true), p(true, n, h, false),
+           p(false, h, k, false), p(true, n, h, false));
+  };
+  CAPTURE_CALLS
 }
 """
+
+
+def capture_calls() -> str:
+    return "\n  ".join(f"capture({i}, {c.m}, {c.shape[0]}, {c.shape[1]}, {c.shape[2]});"
+                         for i, c in enumerate(CAPTURE_CASES) if c.paths is None)
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +149,7 @@ def rules(tmp_path_factory) -> dict[tuple[str, int], list[int]]:
         pytest.skip(f"no nvcc: {exc}")
     tmp = tmp_path_factory.mktemp("dispatch")
     src, exe = tmp / "rules.cu", tmp / "rules"
-    src.write_text(PROGRAM.replace("SMS", str(SMS)))
+    src.write_text(PROGRAM.replace("SMS", str(SMS)).replace("CAPTURE_CALLS", capture_calls()))
     subprocess.run([str(compiler), "-std=c++17", "-arch=sm_90a", "-w", "-I",
                     str(REPO_ROOT / "kernels-src"), "-o", str(exe), str(src)],
                    check=True, capture_output=True, text=True, timeout=600)
@@ -390,3 +407,18 @@ def test_hidden_rows_padded_between_wgmma_gemms(rules):
     for m in (1024, 1040, 2064, 8192):  # above narrow_l2_down_takes' 896 tokens
         assert rules[("hidden_pitch", m)][:3] == [4352, 4352, 4352], m
         assert rules[("hidden_pitch", m)][3] == 0, m
+
+
+def test_first_call_capture_cases_reach_their_kernels(rules):
+    """Each auto case of the first-call capture test (tests/capture_cases.py) reaches the
+    kernels it names, and together with the forced cases they cover every Hopper kernel
+    family: a routing change that moves a case elsewhere has to update the table."""
+    covered = set()
+    for i, case in enumerate(CAPTURE_CASES):
+        if case.paths is None:
+            assert tuple(KERNELS[k] for k in rules[("capture", i)]) == case.kernels, case.id
+            covered.update(case.kernels)
+        else:
+            covered.add({"tensor_core_split_k": "split_k", "weight_stream": "stream"}.get(
+                case.paths[1], "wgmma"))
+    assert covered == set(KERNELS)

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from capture_cases import CAPTURE_CASES, GEGLU_DECODE
 from mlp_cases import FP8, dense_case, gated_case, q
 
 pytestmark = [
@@ -769,21 +770,34 @@ FIRST_CALL_IN_GRAPH = textwrap.dedent(
     from mlp_cases import gated_case, dense_case
     sfm = load_kernel_module({variant!r})
     torch.manual_seed(0)
-    m = {m}
-    g = gated_case(m, 256, {h}, 256, "silu", True)
-    d = dense_case(m, 256, {h}, 256, False)
-    xb = torch.randn(m, 256, device="cuda").bfloat16()
-    cs = torch.ones(256, device="cuda", dtype=torch.bfloat16)
-    s = torch.tensor(0.02, device="cuda")
+    m, (k, h, n), paths = {m}, {shape}, {paths!r}
+    dev = torch.device({device!r})
+    torch.cuda.set_device(dev)   # the process's CUDA work all on this device
+    g = gated_case(m, k, h, n, "silu", True, device=dev)
+    d = dense_case(m, k, h, n, False, device=dev)
+    xb = torch.randn(m, k, device=dev).bfloat16()
+    cs = torch.ones(k, device=dev, dtype=torch.bfloat16)
+    s = torch.tensor(0.02, device=dev)
+
+    def gated(name, activation):   # auto (the public endpoint) or both GEMMs forced
+        if paths is None:
+            return getattr(sfm, "fp8_%s_mlp_bf16" % name)(*g.args())
+        return sfm._gated_mlp_with_paths(activation, paths, *g.args())
+
+    def dense():
+        if paths is None:
+            return sfm.fp8_gelu_mlp_bf16(*d.args())
+        return sfm._gelu_mlp_with_paths(paths, *d.args())
+
     outs = {{}}
     graph = torch.cuda.CUDAGraph()
     stream = torch.cuda.Stream()
     with torch.cuda.stream(stream):
         with torch.cuda.graph(graph):   # the very first call of every endpoint
             outs["q"] = sfm.channel_scale_quantize_fp8_static_bf16(xb, cs, s)
-            outs["swiglu"] = sfm.fp8_swiglu_mlp_bf16(*g.args())
-            outs["geglu"] = sfm.fp8_geglu_mlp_bf16(*g.args())
-            outs["gelu"] = sfm.fp8_gelu_mlp_bf16(*d.args())
+            outs["swiglu"] = gated("swiglu", "silu")
+            outs["geglu"] = gated("geglu", "gelu_tanh")
+            outs["gelu"] = dense()
     for o in outs.values():
         o.view(torch.uint8).fill_(0x7F)   # poison, then replay must rewrite everything
     graph.replay()
@@ -792,6 +806,7 @@ FIRST_CALL_IN_GRAPH = textwrap.dedent(
     assert torch.equal(outs["q"].view(torch.uint8), r.channel_scale_quantize_fp8_static_bf16(xb, cs, s).view(torch.uint8))
     for name, case in (("swiglu", g), ("geglu", g), ("gelu", d)):
         ref = getattr(r, "fp8_%s_mlp_bf16" % name)(*case.args())
+        assert outs[name].device == dev, (name, outs[name].device)
         err = r.relative_error(outs[name], ref)
         assert err < 1e-2, (name, err)
     print("GRAPH-OK")
@@ -799,16 +814,31 @@ FIRST_CALL_IN_GRAPH = textwrap.dedent(
 )
 
 
-# 9: register-streaming warp kernels; 40: register-sourced wgmma (clusters); 100 with
-# H = 4096: the split-K down GEMM (its cluster occupancy queries inside the capture);
-# 600: persistent wgmma, and with H = 528 (K rows of the down GEMM not whole 128-byte
-# lines) in CTA pairs
-@pytest.mark.parametrize("m, h", ((9, 512), (40, 512), (100, 4096), (600, 512), (600, 528)))
-def test_cuda_graph_capture_of_first_call(kernel_variant_dir, m, h):
-    script = FIRST_CALL_IN_GRAPH.format(tests=str(Path(__file__).parent),
-                                        variant=str(kernel_variant_dir), m=m, h=h)
+def run_first_call_in_graph(variant_dir, case, device):
+    script = FIRST_CALL_IN_GRAPH.format(tests=str(Path(__file__).parent), variant=str(variant_dir),
+                                        m=case.m, shape=case.shape, paths=case.paths, device=device)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and "GRAPH-OK" in proc.stdout, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("case", CAPTURE_CASES, ids=[c.id for c in CAPTURE_CASES])
+def test_cuda_graph_capture_of_first_call(kernel_variant_dir, case):
+    """Each kernel family's very first call inside a CUDA-graph capture (tests/capture_cases.py
+    says which case reaches which kernel); poisoned outputs, then one replay against the
+    reference."""
+    if case.paths is not None and not is_hopper():
+        pytest.skip("forced Hopper kernels")
+    run_first_call_in_graph(kernel_variant_dir, case, "cuda:0")
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs a second CUDA device")
+@pytest.mark.parametrize("case_id", ("auto-rs", "auto-swap-cluster", "auto-wgmma-pairs",
+                                     "auto-split-k-cluster"))
+def test_cuda_graph_capture_of_first_call_on_second_device(kernel_variant_dir, case_id):
+    """A process whose only CUDA work is on device 1: every per-device cache (attributes,
+    cluster occupancy, multiprocessor count) is filled for device 1 inside the capture."""
+    case = next(c for c in CAPTURE_CASES if c.id == case_id)
+    run_first_call_in_graph(kernel_variant_dir, case, "cuda:1")
 
 
 def test_torch_compile_fullgraph(sfm):
@@ -835,7 +865,10 @@ def test_torch_compile_fullgraph(sfm):
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs a second CUDA device")
 def test_second_device(sfm):
     with torch.cuda.device(0):  # current device 0, tensors on device 1
-        for m in (1, 17, 50, 300, 600, 1300):  # warp-stream, wide, tall wgmma (1300: CTA pairs)
+        # gated 256x512: warp, register-sourced wgmma (and the swap-AB down GEMM at 50),
+        # persistent wgmma; dense 1152x4304: warp, swap-AB (L2-resident), wgmma up GEMM
+        # with the swap-AB down GEMM to 896 tokens, then the down GEMM's CTA pairs (1300)
+        for m in (1, 17, 50, 300, 600, 1300):
             g = gated_case(m, 256, 512, 256, "silu", True, device="cuda:1")
             got = sfm.fp8_swiglu_mlp_bf16(*g.args())
             assert got.device == torch.device("cuda:1")
@@ -844,6 +877,12 @@ def test_second_device(sfm):
             got = sfm.fp8_gelu_mlp_bf16(*d.args())
             assert got.device == torch.device("cuda:1")
             assert_close_to_reference(got, sfm.reference.fp8_gelu_mlp_bf16(*d.args()))
+        for m in (1, 16, 50):  # swap-AB from DRAM: workspace at 1, clusters from 2
+            k, h, n = GEGLU_DECODE
+            g = gated_case(m, k, h, n, "gelu_tanh", m == 16, device="cuda:1")
+            got = sfm.fp8_geglu_mlp_bf16(*g.args())
+            assert got.device == torch.device("cuda:1")
+            assert_close_to_reference(got, sfm.reference.fp8_geglu_mlp_bf16(*g.args()))
         for paths, m in ((("weight_stream", "weight_stream"), 9), (("warp_stream", "warp_stream"), 9),
                          (("tensor_core_stream", "tensor_core_stream"), 50)):
             g = gated_case(m, 256, 512, 256, "silu", False, device="cuda:1")
