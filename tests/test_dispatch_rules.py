@@ -23,7 +23,7 @@ PROGRAM = r"""
 using namespace static_fp8_mlp;
 using E = EpilogueKind;
 int main() {
-  const long ms[] = {1, 5, 6, 7, 8, 16, 17, 32, 33, 39, 40, 48, 49, 50, 64, 65, 100, 128, 129, 160, 192, 193, 224, 240, 241, 256, 257, 384, 385, 512, 520, 576, 577, 640, 648, 768, 769, 1024, 1040, 2064, 8192};
+  const long ms[] = {1, 5, 6, 7, 8, 16, 17, 32, 33, 39, 40, 48, 49, 50, 64, 65, 100, 128, 129, 160, 192, 193, 224, 240, 241, 256, 257, 384, 385, 512, 520, 576, 577, 600, 640, 648, 768, 769, 1024, 1040, 2064, 8192};
   for (long m : ms) {
     // tall rows: gated gate/up GEMM (H = 14336, 16384), dense up (4304, 6144), down (4096)
     printf("tall %ld %d %d %d %d %d\n", m,
@@ -377,6 +377,16 @@ def test_swap_ab_down_triggers_next(rules):
     at M = 160); twenty-third session, scripts/mlp_ab.py."""
     for m in (1, 16, 39, 40, 64, 65, 128, 192):
         assert rules[("trigger", m)] == [1, 1, 0, 0], m
+
+
+def test_input_quant_hand_off_test_follows_an_early_trigger(rules):
+    """tests/test_kernels_gpu.py's test_input_quant_reads_the_previous_kernels_output needs
+    the kernel before each quant to let it launch early: GeGLU's down GEMM on the swap-AB
+    kernel (over a workspace at M = 1, in clusters at 50 and 600), which triggers."""
+    swap, swap_cluster = 6, 7
+    for m, kernel in ((1, swap), (50, swap_cluster), (600, swap_cluster)):
+        assert rules[("pick", m)][3] == kernel, m
+        assert rules[("trigger", m)][1] == 1, m
 
 
 def test_gated_gate_up_early_weight_stages(rules):

@@ -310,39 +310,63 @@ def test_gated_layers_hand_off_through_input_quant(sfm, m, in_graph):
         assert torch.equal(xs[i + 1].view(torch.uint8).cpu(), expected_q), i
 
 
-@pytest.mark.parametrize("m", (1, 50, 700))
+def cuda_kernel_names(fn) -> list[str]:
+    """The names of the kernels one eager call of fn launches (torch.profiler)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        fn()
+        torch.cuda.synchronize()
+    return [e.key for e in prof.key_averages()]
+
+
+# The input quant kernel each M of the hand-off test takes (input_quant::launch) on a
+# 132-SM H100 / H200: one chunk per thread while M x K / 8 chunks fit one wave of
+# 132 x 1024, the scalar kernel for y[:, 1:] (2 bytes off alignment), else the vector one.
+QUANT_KERNEL_AT = {1: "quantize_rows_kernel", 50: "quantize_scalar_kernel", 600: "quantize_vec_kernel"}
+
+
+@pytest.mark.parametrize("m", tuple(QUANT_KERNEL_AT))
 @pytest.mark.parametrize("in_graph", (False, True))
 def test_input_quant_reads_the_previous_kernels_output(sfm, m, in_graph):
     """Input quant is a programmatic dependent launch: it may be scheduled while the
-    kernel before it runs, and must wait for it before reading. Here that kernel is our
-    own MLP's down GEMM, which lets its dependents start early, and it writes the very
-    input quant reads (a layer's output into the next layer's quant). Five layers
-    back to back into one reused buffer, no synchronisation in between; a quant that
-    read early would see poison or the previous layer's output. The three M take the
-    one-chunk-per-thread, vector and scalar kernels (M = 700 quantises y[:, 1:]: 2 bytes
-    off alignment)."""
+    kernel before it runs, and must wait for it before reading. Here that kernel is a
+    GeGLU MLP's down GEMM with its weights from DRAM (K = N = 2048, H = 16384), which
+    lets the next kernel launch as it starts (swap_gemm::triggers_next: the swap-AB down
+    GEMM over a workspace and its reduce kernel at M = 1, in clusters at 50 and 600;
+    tests/test_dispatch_rules.py), and it writes the very bytes input quant reads (a
+    layer's output into the next layer's quant). Five layers back to back into one
+    reused buffer, no synchronisation in between; a quant that read early would see
+    poison or the previous layer's output. Each M takes another quant kernel
+    (QUANT_KERNEL_AT, checked by name on 132-SM GPUs). Until the thirty-third session
+    this test ran a dense 512x1536 MLP, whose L2-resident down GEMM no longer lets the
+    next kernel launch early at 50 and 700 tokens, and its M = 50 took the one-chunk
+    kernel, not the vector one."""
     gen = torch.Generator(device="cuda").manual_seed(5 + m)
-    cases = [dense_case(m, 512, 1536, 1024, False, generator=gen) for _ in range(5)]
-    y = torch.empty(m, 1024, dtype=torch.bfloat16, device="cuda")
-    quant_in = (lambda t: t[:, 1:]) if m == 700 else (lambda t: t)
-    k = quant_in(y).shape[1]
-    cs = (torch.rand(k, device="cuda", generator=gen) + 0.5).to(torch.bfloat16)
+    k, h, n = GEGLU_DECODE
+    cases = [gated_case(m, k, h, n, "gelu_tanh", m == 50, generator=gen) for _ in range(5)]
+    y = torch.empty(m, n, dtype=torch.bfloat16, device="cuda")
+    quant_in = (lambda t: t[:, 1:]) if QUANT_KERNEL_AT[m] == "quantize_scalar_kernel" else (lambda t: t)
+    kq = quant_in(y).shape[1]
+    cs = (torch.rand(kq, device="cuda", generator=gen) + 0.5).to(torch.bfloat16)
     s = torch.tensor(0.37, device="cuda")
-    outs = [torch.empty(m, k, dtype=FP8, device="cuda") for _ in cases]
+    outs = [torch.empty(m, kq, dtype=FP8, device="cuda") for _ in cases]
 
     def layers():
         for c, o in zip(cases, outs):
             y.fill_(float("nan"))
-            sfm.fp8_gelu_mlp_bf16(*c.args(), out=y)
+            sfm.fp8_geglu_mlp_bf16(*c.args(), out=y)
             sfm.channel_scale_quantize_fp8_static_bf16(quant_in(y), cs, s, out=o)
 
     run_layers(layers, outs, in_graph)
     for c, o in zip(cases, outs):
-        expected = sfm.reference.fp8_gelu_mlp_bf16(*c.args())
-        got_y = sfm.fp8_gelu_mlp_bf16(*c.args())  # deterministic: the same bytes as in layers()
-        assert_close_to_reference(got_y, expected)
+        got_y = sfm.fp8_geglu_mlp_bf16(*c.args())  # deterministic: the same bytes as in layers()
+        assert_close_to_reference(got_y, sfm.reference.gated_mlp(*c.args(), "gelu_tanh"))
         expected_q = ref_quant(quant_in(got_y).cpu(), cs.cpu(), s.cpu())
         assert torch.equal(o.view(torch.uint8).cpu(), expected_q)
+    if not in_graph and torch.cuda.get_device_properties(0).multi_processor_count == 132:
+        names = cuda_kernel_names(lambda: sfm.channel_scale_quantize_fp8_static_bf16(quant_in(y), cs, s))
+        assert any(QUANT_KERNEL_AT[m] in name for name in names), names
 
 
 # --------------------------------------------------------------------------- MLPs
