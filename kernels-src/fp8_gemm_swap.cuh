@@ -85,11 +85,11 @@ constexpr int64_t kMinClusterDownTokens = 40;  // the down GEMM's splits in clus
 #ifndef SFM_SWAP_MIN_L2_TOKENS  // auto: L2-resident GEMMs (not gate/up) from here to 64
 #define SFM_SWAP_MIN_L2_TOKENS 33
 #endif
-#ifndef SFM_SWAP_MIN_L2_UP_TOKENS  // ... and a dense MLP's (L2-resident) up GEMM, and a
-#define SFM_SWAP_MIN_L2_UP_TOKENS 8  // narrow down GEMM with K unaligned, from here
+#ifndef SFM_SWAP_MIN_L2_EARLY_TOKENS  // ... and a dense MLP's (L2-resident) up GEMM,
+#define SFM_SWAP_MIN_L2_EARLY_TOKENS 8  // and a narrow down GEMM, K unaligned, from here
 #endif
 constexpr int kMinL2Tokens = SFM_SWAP_MIN_L2_TOKENS;
-constexpr int kMinL2UpTokens = SFM_SWAP_MIN_L2_UP_TOKENS;
+constexpr int kMinL2EarlyTokens = SFM_SWAP_MIN_L2_EARLY_TOKENS;
 constexpr int kMaxTokens = 192;  // two accumulator sets of BT / 2 registers per thread
 constexpr int kMaxAutoTokens = 384;  // auto gate/up GEMMs: up to two token tiles
 constexpr int kMaxAutoTokensShortK = 512;  // ... with K <= 2048 (GeGLU-sized): three
@@ -688,20 +688,21 @@ inline bool auto_takes(int64_t m, bool down, int64_t w_rows, int64_t k, bool l2_
 // Whether auto takes the swap-AB kernel for an L2-resident GEMM (a vision tower's up or
 // down GEMM, of a [w_rows, k] weight) at M = kMinL2Tokens..64, ahead of the
 // register-sourced wgmma and warp kernels; a dense MLP's up GEMM, and a down GEMM that
-// narrow_l2_down_takes (SigLIP's 1152x4304), from kMinL2UpTokens. Whole MLPs (H200,
-// scripts/mlp_ab.py): sixteenth session, both GEMMs on it, 1152x4304 0.6 / 1.0 / 2.1 /
-// 2.5 us faster at M = 33 / 40 / 50 / 64, slower at 32 and below. Thirtieth session,
-// after the deep rings, 8-token tiles and pipelined promotion: both GEMMs on it 1.6-2.2
-// us faster at M = 33-39 for 1152x4304, 1536x6144 and 768x3072; the up GEMM alone at
-// M = 8-32 0.3-0.4 us faster for 1152x4304, 1.4-1.7 for 768x3072, within -0.2 / +0.35
-// for 1536x6144; the down GEMM there too, against the up GEMM alone, 0.1-0.5 us faster
-// for 1152x4304 at every M measured (8, 9, 12, 16, 17, 24, 25, 32; M = 16 7.72 -> 7.35
-// us), 0.1-0.55 slower for 768x3072 and 0.35-1.1 for 1536x6144 (at 9-32; -0.8 at 8):
-// results/dense_swap_{8_16,17_40}_ab_h200_2026-12-05_thirtieth.txt. Not for gated
-// gate/up GEMMs (not measured).
+// narrow_l2_down_takes (SigLIP's 1152x4304), from kMinL2EarlyTokens (its knob was
+// SFM_SWAP_MIN_L2_UP_TOKENS until the thirty-third session, named before it took that
+// down GEMM). Whole MLPs (H200, scripts/mlp_ab.py): sixteenth session, both GEMMs on it,
+// 1152x4304 0.6 / 1.0 / 2.1 / 2.5 us faster at M = 33 / 40 / 50 / 64, slower at 32 and
+// below. Thirtieth session, after the deep rings, 8-token tiles and pipelined promotion:
+// both GEMMs on it 1.6-2.2 us faster at M = 33-39 for 1152x4304, 1536x6144 and 768x3072;
+// the up GEMM alone at M = 8-32 0.3-0.4 us faster for 1152x4304, 1.4-1.7 for 768x3072,
+// within -0.2 / +0.35 for 1536x6144; the down GEMM there too, against the up GEMM alone,
+// 0.1-0.5 us faster for 1152x4304 at every M measured (8, 9, 12, 16, 17, 24, 25, 32; M =
+// 16 7.72 -> 7.35 us), 0.1-0.55 slower for 768x3072 and 0.35-1.1 for 1536x6144 (at 9-32;
+// -0.8 at 8): results/dense_swap_{8_16,17_40}_ab_h200_2026-12-05_thirtieth.txt. Not for
+// gated gate/up GEMMs (not measured).
 inline bool l2_mid_takes(int64_t m, bool down, int64_t w_rows, int64_t k) {
   const bool early = !down || narrow_l2_down_takes(m, w_rows, k);
-  return m >= (early ? kMinL2UpTokens : kMinL2Tokens) && m < kMinTokens;
+  return m >= (early ? kMinL2EarlyTokens : kMinL2Tokens) && m < kMinTokens;
 }
 
 // Whether the down GEMM (and behind it the reduce kernel, reduced over a workspace) lets
