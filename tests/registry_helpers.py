@@ -195,7 +195,8 @@ class FakeHub:
 
     Serves repos from local project directories (each holding `build/<variant>/`), so
     `kernels.get_kernel` runs its real online code path: trust check, branch listing,
-    variant listing, metadata download and snapshot download.
+    revision lookup (kernels >= 0.18), variant listing, metadata download and snapshot
+    download.
     """
 
     def __init__(self):
@@ -282,6 +283,15 @@ class FakeHub:
             hub._net("snapshot", repo_id)
             return str(hub._dir(repo_id, revision))
 
+        def repo_info(api, repo_id, *, revision=None, repo_type=None, token=None, **kw):
+            # kernels >= 0.18 resolves a revision (branch or sha) to its commit this way
+            hub._net("info", repo_id)
+            refs = hub._repo(repo_id)
+            hub._dir(repo_id, revision)  # RevisionNotFoundError for an unknown one
+            sha = next(sha for b, (sha, _) in refs.items() if revision in (b, sha))
+            return SimpleNamespace(id=repo_id, sha=sha)
+
+        monkeypatch.setattr(HfApi, "repo_info", repo_info)
         monkeypatch.setattr(HfApi, "get_organization_overview", get_organization_overview)
         monkeypatch.setattr(HfApi, "list_repo_refs", list_repo_refs)
         monkeypatch.setattr(HfApi, "list_repo_tree", list_repo_tree)
@@ -291,17 +301,19 @@ class FakeHub:
 
 
 def use_offline_cache(monkeypatch, cache: Path) -> None:
-    """In-process equivalent of HF_HUB_OFFLINE=1 KERNELS_CACHE=<cache> (kernels reads the
-    cache dir at import time, so the module constants are patched too)."""
+    """In-process equivalent of HF_HUB_OFFLINE=1 KERNELS_CACHE=<cache> (kernels 0.17 reads
+    the cache dir at import time, so its module constants are patched too; 0.18 and later
+    read the variable at each call)."""
     import huggingface_hub.constants as hc
-    import kernels.hf_hub
-    import kernels.resolver
+    from static_fp8_mlp_registry.kernels_api import internal
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("KERNELS_CACHE", str(cache))
     monkeypatch.setattr(hc, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(kernels.hf_hub, "CACHE_DIR", str(cache))
-    monkeypatch.setattr(kernels.resolver, "CACHE_DIR", str(cache))
+    for name in ("hf_hub", "resolver"):
+        module = internal(name)
+        if hasattr(module, "CACHE_DIR"):
+            monkeypatch.setattr(module, "CACHE_DIR", str(cache))
 
 
 @pytest.fixture

@@ -45,7 +45,8 @@ def _env(extra: dict | None = None) -> dict:
     env = dict(os.environ)
     for k in ("HF_HUB_OFFLINE", "LOCAL_KERNELS", "KERNELS_CACHE", "HF_ENDPOINT"):
         env.pop(k, None)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "cli"), str(REPO / "registry")])
+    inherited = [env["PYTHONPATH"]] if env.get("PYTHONPATH") else []  # e.g. scripts/kernels_compat.sh's
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "cli"), str(REPO / "registry")] + inherited)
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     env.update(extra or {})
     return env

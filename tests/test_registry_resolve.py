@@ -280,16 +280,21 @@ def test_copies_of_one_build_load_once(tmp_path, monkeypatch):
 
 
 def test_without_the_registry_a_second_copy_would_be_registered_twice(tmp_path):
-    """Why de-duplication matters: kernels itself imports a copy at another path again,
-    and the op namespace cannot be registered twice."""
+    """Why de-duplication matters: kernels 0.17 imports a copy at another path again, and
+    the op namespace cannot be registered twice. From 0.18 kernels reuses the module of a
+    build id it already imported; the registry's answer must be the same either way."""
     import kernels
+    from packaging.version import Version
 
     proj = make_standin(tmp_path / "k", op_schemas={"probe": "(Tensor x) -> Tensor"})
     copy = tmp_path / "copy"
     shutil.copytree(proj, copy)
-    kernels.get_local_kernel(repo_path=proj)
-    with pytest.raises(RuntimeError):
-        kernels.get_local_kernel(repo_path=copy)
+    first = kernels.get_local_kernel(repo_path=proj)
+    if Version(kernels.__version__) < Version("0.18"):
+        with pytest.raises(RuntimeError):
+            kernels.get_local_kernel(repo_path=copy)
+    else:
+        assert kernels.get_local_kernel(repo_path=copy) is first
     # the registry still resolves both, to the first module
     assert resolve_kernel({"path": str(copy)}).module is resolve_kernel({"path": str(proj)}).module
 
@@ -365,3 +370,34 @@ def test_real_build_via_path_local_kernels_and_offline_cache(request, tmp_path, 
     c = resolve_kernel(REPO)
     assert c.source == "hub-cache" and c.revision == sha
     assert c.module is a.module  # the same artifact is never imported twice
+
+
+# ------------------------------------------------------------ kernels releases
+
+
+def test_kernels_internals_found_in_this_release():
+    """kernels_api finds the private modules the loader uses, in whichever layout this
+    kernels release has (scripts/kernels_compat.sh runs this under 0.18.3 and 0.19.1)."""
+    from static_fp8_mlp_registry.kernels_api import internal, loaded_kernels, metadata_validator
+
+    resolver = internal("resolver")
+    assert all(hasattr(resolver, n) for n in ("HubResolver", "HubCacheResolver", "resolve_local_kernel", "LocalKernel"))
+    assert hasattr(internal("deps"), "resolve_kernel_tree")
+    assert isinstance(loaded_kernels(), dict)
+    assert len(metadata_validator(check_arch=True).validators) == len(metadata_validator(check_arch=False).validators) + 1
+
+
+def test_unknown_kernels_layout_fails_loudly(tmp_path, monkeypatch):
+    """A kernels release that keeps its resolvers elsewhere must not load a build
+    unchecked: resolution fails and says which module it looked for."""
+    import kernels
+
+    from static_fp8_mlp_registry import kernels_api
+    from static_fp8_mlp_registry.errors import KernelResolutionError
+
+    with pytest.raises(ModuleNotFoundError, match=rf"kernels {kernels.__version__} has no module 'no_such_module'"):
+        kernels_api.internal("no_such_module")
+    proj = make_standin(tmp_path / "k")
+    monkeypatch.setattr(kernels_api, "_PREFIXES", ("kernels.moved_elsewhere.",))
+    with pytest.raises(KernelResolutionError, match=r"has no module 'resolver'.*0\.17\.2 to 0\.19"):
+        resolve_kernel({"path": str(proj)})

@@ -91,6 +91,7 @@ def resolve_fusion_config():
 try:
     if mode in ("load", "offline"):
         import kernels
+        out["kernels_version"] = kernels.__version__
         m = kernels.get_kernel(repo_id, version=1, trust_remote_code=True)
         out["module"] = m.__name__
         out["file"] = m.__file__
@@ -146,7 +147,10 @@ def _child(script: Path, mode: str, env: dict) -> dict:
     for k in ("HF_HUB_OFFLINE", "LOCAL_KERNELS", "KERNELS_CACHE", "HF_HOME", "HF_TOKEN"):
         full.pop(k, None)
     full.update(env)
-    full["PYTHONPATH"] = os.pathsep.join([str(REPO / "registry"), str(REPO / "cli")])
+    # the parent's PYTHONPATH after ours: scripts/kernels_compat.sh puts another kernels
+    # release there, and the child must load with that one
+    inherited = [os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else []
+    full["PYTHONPATH"] = os.pathsep.join([str(REPO / "registry"), str(REPO / "cli")] + inherited)
     full["PYTHONDONTWRITEBYTECODE"] = "1"
     proc = subprocess.run(
         [sys.executable, str(script), mode, REPO_ID],
@@ -208,6 +212,9 @@ def test_release_end_to_end(tmp_path, release_variant):
         timings["server_up"] = time.monotonic() - t0
 
         loaded = _child(script, "load", client_env(endpoint, cache_online))
+        import kernels
+
+        assert loaded.get("kernels_version") == kernels.__version__, loaded  # the same release as here
         assert loaded["module"].startswith("_static_fp8_mlp_cuda_")
         assert str(cache_online) in loaded["file"] and f"build/{local}/__init__.py" in loaded["file"]
         assert loaded["endpoints"]["ok"], loaded["endpoints"]

@@ -24,6 +24,7 @@ what to do.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import logging
 import os
 import platform
@@ -37,6 +38,7 @@ from types import ModuleType
 from typing import Any
 
 from .config import KernelSpec, parse_kernel_spec
+from .kernels_api import internal, loaded_kernels, metadata_validator
 from .errors import (
     ArchitectureNotSupportedError,
     DuplicateArtifactError,
@@ -264,26 +266,21 @@ def _resolve_uncached(spec: KernelSpec, *, check_arch: bool) -> ResolvedKernel:
 
 
 def _kernels_api():
-    """The pieces of `kernels` (0.17.x) that get_kernel itself is made of."""
+    """The pieces of `kernels` that get_kernel itself is made of (kernels_api: 0.17.2 to
+    0.19.x keep them in different private modules)."""
     from kernels._rust import KernelDependency, KernelVersion
-    from kernels.deps import resolve_kernel_tree
-    from kernels.hf_hub import _get_hf_api
-    from kernels.load import _get_local_kernel_overrides
-    from kernels.resolver import HubCacheResolver, HubResolver, resolve_local_kernel
-    from kernels.validate import AllValidator, ArchValidator, default_metadata_validators
 
+    resolver = internal("resolver")
     return {
         "KernelDependency": KernelDependency,
         "KernelVersion": KernelVersion,
-        "resolve_kernel_tree": resolve_kernel_tree,
-        "get_hf_api": _get_hf_api,
-        "local_overrides": _get_local_kernel_overrides,
-        "HubCacheResolver": HubCacheResolver,
-        "HubResolver": HubResolver,
-        "resolve_local_kernel": resolve_local_kernel,
-        "AllValidator": AllValidator,
-        "ArchValidator": ArchValidator,
-        "default_validators": default_metadata_validators,
+        "resolve_kernel_tree": internal("deps").resolve_kernel_tree,
+        "get_hf_api": internal("hf_hub")._get_hf_api,
+        "local_overrides": internal("load")._get_local_kernel_overrides,
+        "HubCacheResolver": resolver.HubCacheResolver,
+        "HubResolver": resolver.HubResolver,
+        "resolve_local_kernel": resolver.resolve_local_kernel,
+        "LocalKernel": resolver.LocalKernel,
     }
 
 
@@ -318,16 +315,8 @@ class _Sequential:
         return None
 
 
-def _validators(k, check_arch: bool):
-    validators = list(k["default_validators"]())
-    if check_arch:
-        validators.append(k["ArchValidator"]())
-    return k["AllValidator"](validators=validators)
-
-
 def _locate(spec: KernelSpec, *, check_arch: bool) -> _Location:
     k = _kernels_api()
-    from kernels.resolver import LocalKernel
 
     if spec.path is not None:
         p = Path(os.path.expanduser(spec.path)).resolve()
@@ -338,7 +327,7 @@ def _locate(spec: KernelSpec, *, check_arch: bool) -> _Location:
                 spec=spec.describe(),
             )
         loc = k["resolve_local_kernel"](p, backend=None)
-        _validators(k, check_arch).validate_metadata(metadata=loc.metadata, variant=loc.variant_str)
+        metadata_validator(check_arch=check_arch).validate_metadata(metadata=loc.metadata, variant=loc.variant_str)
         return _Location("path", Path(loc.variant_path), loc.metadata, None, load_path=p)
 
     version = (
@@ -362,13 +351,13 @@ def _locate(spec: KernelSpec, *, check_arch: bool) -> _Location:
     )
     api = k["get_hf_api"]()
     tree = k["resolve_kernel_tree"](api=api, backend=None, kernel=root, resolver=resolver)
-    tree.validate_metadata(_validators(k, check_arch))
+    tree.validate_metadata(metadata_validator(check_arch=check_arch))
     installed = tree.install(api=api)
     location = installed.location
-    assert isinstance(location, LocalKernel)
+    assert isinstance(location, k["LocalKernel"])
     revision = None
     if location.origin is not None:
-        revision = location.origin.revision
+        revision = str(location.origin.revision)  # a str up to kernels 0.17, an Oid after
     else:
         parts = Path(location.variant_path).parts
         if len(parts) >= 4 and parts[-4] == "snapshots":
@@ -384,6 +373,9 @@ def _load(spec: KernelSpec, loc: _Location, *, check_arch: bool) -> ModuleType:
 
     try:
         if loc.source == "path":
+            # kernels >= 0.19 checks the architecture of a local build too (check_arch)
+            if "check_arch" in inspect.signature(kernels.get_local_kernel).parameters:
+                return kernels.get_local_kernel(repo_path=loc.load_path, check_arch=check_arch)
             return kernels.get_local_kernel(repo_path=loc.load_path)
         if loc.source in ("hub", "hub-cache") and loc.revision is not None:
             # Pin what phase 1 found, so a branch that moves in between cannot change it.
@@ -484,9 +476,7 @@ def _find_loaded(real: str, kernel_id: str, ns: str | None) -> tuple[ModuleType 
 
     # Loaded by someone else through kernels (get_kernel / get_local_kernel)?
     try:
-        from kernels.importer import _loaded_kernels
-
-        for path, lk in list(_loaded_kernels.items()):
+        for path, lk in list(loaded_kernels().items()):
             p = os.path.realpath(path)
             lk_ns = ops_namespace_of(Path(p))
             if p == real or lk.metadata.id == kernel_id or (ns is not None and lk_ns == ns):
@@ -494,8 +484,9 @@ def _find_loaded(real: str, kernel_id: str, ns: str | None) -> tuple[ModuleType 
                     _same_build_warning(real, p, kernel_id)
                 _register(p, lk.metadata.id, lk_ns, lk.module, origin=f"kernels ({p})")
                 return lk.module, f"already loaded by kernels from {p}"
-    except ImportError:  # pragma: no cover - other kernels versions
-        pass
+    except ImportError:  # pragma: no cover - a kernels release kernels_api does not know
+        logger.warning("static_fp8_mlp_registry: cannot see which builds kernels has loaded; "
+                       "a build loaded both through kernels and the registry may register its ops twice")
 
     mod = sys.modules.get(kernel_id)
     if mod is not None:
@@ -585,9 +576,8 @@ def _is_network(e: BaseException) -> bool:
 
 def _available_versions(repo_id: str) -> list[int] | None:
     try:
-        from kernels._versions import _get_available_versions
-
-        return sorted(_get_available_versions(repo_id, local_files_only=_hub_offline()))
+        versions = internal("_versions")._get_available_versions
+        return sorted(versions(repo_id, local_files_only=_hub_offline()))
     except Exception:  # noqa: BLE001
         return None
 
