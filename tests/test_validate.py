@@ -303,3 +303,30 @@ def test_repo_build_toml_covers_the_contract_architectures_at_cuda_13():
     spec = read_build_toml(REPO / "build.toml")
     assert sorted(spec.expected_archs((13, 0))) == sorted(["8.9", "9.0a", "10.0a", "12.0"])
     assert set(spec.expected_archs((12, 6))) <= {"8.9", "9.0a"}
+
+
+def test_local_variant_that_kernels_does_not_resolve_fails_the_import_check(tmp_path):
+    """The local torch's variant is in the build, but kernels does not pick it (here a
+    stand-in kernels that rejects every variant): a caller's get_kernel would not load
+    it, so the import check fails instead of being skipped."""
+    import os
+
+    from test_release_support import REPO
+
+    local = _needs_local()
+    proj, build = make_project(tmp_path)
+    make_variant(build, local)
+    fake = tmp_path / "fake-kernels" / "kernels"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text('__version__ = "0.0.0"\n')
+    (fake / "variants.py").write_text(
+        "def get_variants_local(path):\n    return []\n\n"
+        "def resolve_variant(variants):\n    return None, ['every variant rejected by a stand-in kernels']\n"
+    )
+    path = os.pathsep.join([str(fake.parent), str(REPO / "cli"), str(REPO / "registry")])
+    out = tmp_path / "report.json"
+    proc = run_cli("validate", str(build), "--variants", "local", "--json", str(out), env={"PYTHONPATH": path})
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    row = _row(json.loads(out.read_text()), local)
+    assert row["checks"]["import"]["status"] == "fail"
+    assert "rejected by a stand-in kernels" in row["checks"]["import"]["detail"]

@@ -673,6 +673,11 @@ def validate_build(
             continue
         if import_check and local == row.name and probe.get("imported_variant") == row.name:
             check_import(probe, row)
+        elif import_check and local == row.name and probe.get("torch"):
+            # The local torch's variant is here, but kernels did not pick it (or could not
+            # be asked): a caller's get_kernel would not load it either.
+            trace = "; ".join(probe.get("trace") or []) or "no reason given"
+            row.add("import", "fail", f"kernels does not resolve this variant for the local torch: {trace}")
         else:
             why = "not the local torch's variant" if import_check else "--no-import"
             row.add("import", "skip", why)
