@@ -377,7 +377,7 @@ def test_real_build_via_path_local_kernels_and_offline_cache(request, tmp_path, 
 
 def test_kernels_internals_found_in_this_release():
     """kernels_api finds the private modules the loader uses, in whichever layout this
-    kernels release has (scripts/kernels_compat.sh runs this under 0.18.3 and 0.19.1)."""
+    kernels release has (scripts/kernels_compat.sh runs this under 0.17.2 and 0.18.3)."""
     from static_fp8_mlp_registry.kernels_api import internal, loaded_kernels, metadata_validator
 
     resolver = internal("resolver")
