@@ -28,10 +28,21 @@ REPO_ID = f"{OWNER}/static-fp8-mlp"
 CHILD_TIMEOUT = 300
 
 CHILD = r'''
-import json, os, sys, traceback
+import json, logging, os, sys, traceback
 
 mode, repo_id = sys.argv[1], sys.argv[2]
-out = {"mode": mode}
+out = {"mode": mode, "kernels_warnings": []}
+
+
+class _Warnings(logging.Handler):
+    """What kernels logs at WARNING and above while loading (0.18+: a missing digest,
+    a dirty tree, a failed signature check)."""
+
+    def emit(self, record):
+        out["kernels_warnings"].append(record.getMessage())
+
+
+logging.getLogger("kernels").addHandler(_Warnings(level=logging.WARNING))
 
 
 def contract_check(module):
@@ -215,6 +226,9 @@ def test_release_end_to_end(tmp_path, release_variant):
         import kernels
 
         assert loaded.get("kernels_version") == kernels.__version__, loaded  # the same release as here
+        # kernels 0.18+ checks the build's files against the digest in its metadata.json
+        # (a mismatch raises; a missing digest only warns) and warns about a dirty tree
+        assert not [w for w in loaded["kernels_warnings"] if "digest" in w], loaded["kernels_warnings"]
         assert loaded["module"].startswith("_static_fp8_mlp_cuda_")
         assert str(cache_online) in loaded["file"] and f"build/{local}/__init__.py" in loaded["file"]
         assert loaded["endpoints"]["ok"], loaded["endpoints"]
