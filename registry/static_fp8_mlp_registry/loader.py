@@ -38,7 +38,6 @@ from types import ModuleType
 from typing import Any
 
 from .config import KernelSpec, parse_kernel_spec
-from .kernels_api import internal, loaded_kernels, metadata_validator
 from .errors import (
     ArchitectureNotSupportedError,
     DuplicateArtifactError,
@@ -54,6 +53,7 @@ from .errors import (
     UntrustedPublisherError,
     VersionNotFoundError,
 )
+from .kernels_api import internal, loaded_kernels, metadata_validator
 
 logger = logging.getLogger(__name__)
 
