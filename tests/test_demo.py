@@ -27,6 +27,8 @@ from pathlib import Path
 
 import pytest
 
+from test_release_support import child_pythonpath
+
 REPO = Path(__file__).resolve().parents[1]
 for p in (REPO / "cli", REPO / "registry"):
     if str(p) not in sys.path:
@@ -45,8 +47,7 @@ def _env(extra: dict | None = None) -> dict:
     env = dict(os.environ)
     for k in ("HF_HUB_OFFLINE", "LOCAL_KERNELS", "KERNELS_CACHE", "HF_ENDPOINT"):
         env.pop(k, None)
-    inherited = [env["PYTHONPATH"]] if env.get("PYTHONPATH") else []  # e.g. scripts/kernels_compat.sh's
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "cli"), str(REPO / "registry")] + inherited)
+    env["PYTHONPATH"] = child_pythonpath()
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     env.update(extra or {})
     return env

@@ -282,8 +282,8 @@ def test_gated_layers_hand_off_through_input_quant(sfm, m, in_graph):
     poisoned before each layer, no synchronisation: a kernel that read its activations
     before the one it waits for completed would see poison or another layer's data."""
     gen = torch.Generator(device="cuda").manual_seed(23 + m)
-    k = n = 2048
-    cases = [gated_case(m, k, 16384, n, "gelu_tanh", False, generator=gen) for _ in range(4)]
+    k, h, n = GEGLU_DECODE
+    cases = [gated_case(m, k, h, n, "gelu_tanh", False, generator=gen) for _ in range(4)]
     cs = (torch.rand(n, device="cuda", generator=gen) + 0.5).to(torch.bfloat16)
     s = torch.tensor(1 / 64, device="cuda")
     y = torch.empty(m, n, dtype=torch.bfloat16, device="cuda")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from test_release_support import REPO, local_variant_name, run_cli
+from test_release_support import REPO, child_pythonpath, local_variant_name, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -158,10 +158,7 @@ def _child(script: Path, mode: str, env: dict) -> dict:
     for k in ("HF_HUB_OFFLINE", "LOCAL_KERNELS", "KERNELS_CACHE", "HF_HOME", "HF_TOKEN"):
         full.pop(k, None)
     full.update(env)
-    # the parent's PYTHONPATH after ours: scripts/kernels_compat.sh puts another kernels
-    # release there, and the child must load with that one
-    inherited = [os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else []
-    full["PYTHONPATH"] = os.pathsep.join([str(REPO / "registry"), str(REPO / "cli")] + inherited)
+    full["PYTHONPATH"] = child_pythonpath()
     full["PYTHONDONTWRITEBYTECODE"] = "1"
     proc = subprocess.run(
         [sys.executable, str(script), mode, REPO_ID],

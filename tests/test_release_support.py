@@ -209,14 +209,22 @@ def make_project(tmp_path: Path) -> tuple[Path, Path]:
     return proj, proj / "build"
 
 
+def child_pythonpath() -> str:
+    """PYTHONPATH for a child process: the project's packages, then this process's own
+    (scripts/kernels_compat.sh puts another kernels release there, and children must load
+    that one)."""
+    import os
+
+    inherited = [os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else []
+    return os.pathsep.join([str(REPO / "cli"), str(REPO / "registry")] + inherited)
+
+
 def run_cli(*argv: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
     """Run `static-fp8-mlp ARGV...` in a child process (never loads a kernel here)."""
     import os
 
     full_env = dict(os.environ)
-    full_env["PYTHONPATH"] = os.pathsep.join(
-        [str(REPO / "cli"), str(REPO / "registry")] + ([full_env["PYTHONPATH"]] if full_env.get("PYTHONPATH") else [])
-    )
+    full_env["PYTHONPATH"] = child_pythonpath()
     if env:
         full_env.update(env)
     return subprocess.run(

@@ -38,11 +38,10 @@ def _resolve(build_dir: Path) -> tuple[str | None, list[str]]:
         import kernels  # noqa: F401
     except Exception as exc:  # kernels missing: no resolution, exact match only
         return None, [f"kernels not importable: {exc}"]
-    try:  # kernels.variants up to 0.18, kernels._internals.variants from 0.19
-        from kernels._internals.variants import get_variants_local, resolve_variant
-    except ModuleNotFoundError:
-        from kernels.variants import get_variants_local, resolve_variant
-    variant, trace = resolve_variant(get_variants_local(build_dir))
+    from static_fp8_mlp_registry.kernels_api import internal  # wherever this release keeps it
+
+    variants = internal("variants")
+    variant, trace = variants.resolve_variant(variants.get_variants_local(build_dir))
     return (variant.variant_str if variant is not None else None), [str(t) for t in trace]
 
 
