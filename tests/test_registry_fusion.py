@@ -23,6 +23,7 @@ from registry_helpers import (  # noqa: F401 - fixture
     tiny_phi3,
     token_batches,
 )
+import torch.nn.functional as F
 from torch import nn
 
 from static_fp8_mlp_registry import reference as ref
@@ -383,6 +384,77 @@ def test_merged_gate_up_weight_is_passed_as_it_is(per_channel, standin):
     with torch.no_grad():
         mlp.gate_up_proj.weight.copy_(mlp.gate_up_proj.weight.flip(0))
     assert ref.rel_frobenius_error(mlp(x), type(mlp)._sfm_base_cls.forward(mlp, x.float()).bfloat16()) <= 1e-2
+
+
+class ProbedMLP(nn.Module):
+    """A gated (or, with dense=True, dense) MLP under other names, whose activation is
+    written in its forward (as LFM2's F.silu) or held as an attribute."""
+
+    def __init__(self, variant: str, names=("w1", "w3", "w2"), dense: bool = False):
+        super().__init__()
+        self.variant, self.names, self.dense = variant, names, dense
+        for n, (i, o) in zip(names, [(64, 128), (128, 64)] if dense else [(64, 128), (64, 128), (128, 64)]):
+            setattr(self, n, nn.Linear(i, o, bias=False))
+        if variant.startswith("attr_"):
+            self.act_fn = nn.SiLU()
+
+    def act(self, v):
+        if self.variant in ("silu", "attr_silu"):
+            return F.silu(v)
+        if self.variant == "gelu_tanh":
+            return F.gelu(v, approximate="tanh")
+        if self.variant == "gelu_erf":
+            return F.gelu(v)
+        if self.variant == "attr_clamped":  # gpt-oss-style limit on the gate
+            return self.act_fn(v.clamp(max=7.0))
+        raise ValueError(self.variant)
+
+    def forward(self, x):
+        proj = [getattr(self, n) for n in self.names]
+        if self.dense:
+            return proj[1](self.act(proj[0](x)))
+        return proj[2](self.act(proj[0](x)) * proj[1](x))
+
+
+NO_ACT = "no activation found (looked for act_fn, activation_fn, act, activation, activation_function, hidden_act_fn)"
+
+
+@pytest.mark.parametrize(
+    "variant,names,dense,endpoint,reason",
+    [
+        ("silu", ("w1", "w3", "w2"), False, "fp8_swiglu_mlp_bf16", ""),  # LFM2
+        ("gelu_tanh", ("w1", "w3", "w2"), False, "fp8_geglu_mlp_bf16", ""),
+        ("gelu_tanh", ("gate_proj", "up_proj", "down_proj"), False, "fp8_geglu_mlp_bf16", ""),
+        ("gelu_tanh", ("fc_in", "fc_out"), True, "fp8_gelu_mlp_bf16", ""),  # GPT-J, CodeGen
+        ("attr_silu", ("w1", "w3", "w2"), False, "fp8_swiglu_mlp_bf16", ""),
+        ("gelu_erf", ("w1", "w3", "w2"), False, None,
+         f"{NO_ACT}, and the probe found no SiLU or tanh-approximated GELU in its forward (its forward does not "
+         "feed w2 with act(w1(x)) * w3(x) for act=silu)"),
+        ("silu", ("fc1", "fc2"), True, None,
+         f"{NO_ACT}, and the probe found no tanh-approximated GELU in its forward (its forward does not feed fc2 "
+         "with act(fc1(x)) for act=gelu_tanh)"),
+        ("attr_clamped", ("gate_proj", "up_proj", "down_proj"), False, None,
+         "its forward does not feed down_proj with act(gate_proj(x)) * up_proj(x) for act=silu"),
+    ],
+)
+def test_activation_and_names_read_by_the_probe(variant, names, dense, endpoint, reason, standin):
+    """The probe decides the activation where no attribute names it, under every name
+    set; its stand-in outputs reach 1e3, so a clamp at 7 is seen (at 4 they were never
+    clamped, and such an MLP fused: wrong wherever a real gate passed 7)."""
+    model = nn.Sequential(ProbedMLP(variant, names, dense)).to(torch.bfloat16).eval()
+    calibrate_static_fp8(model, [torch.randn(4, 64).bfloat16()], progress=False)
+    assert all(isinstance(getattr(model[0], n), StaticFP8Linear) for n in names)  # calibration finds the names
+    report = fuse_static_fp8_mlps(model, fusion_config_for(standin), devices=CPU)
+    d = report.decision("0")
+    assert d.reason == reason and d.fused == (endpoint is not None) and d.endpoint == endpoint
+    if d.fused:
+        mlp = model[0]
+        x = (torch.randn(5, 7, 64) * 2).bfloat16()
+        kernel = resolve_kernel(standin).module
+        kernel.CALLS.clear()
+        fused = mlp(x)
+        assert kernel.CALLS == ["channel_scale_quantize_fp8_static_bf16", endpoint]
+        assert ref.rel_frobenius_error(fused, type(mlp)._sfm_base_cls.forward(mlp, x.float()).bfloat16()) <= 1e-2
 
 
 def test_pattern_not_enabled(standin):

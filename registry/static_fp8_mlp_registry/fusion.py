@@ -6,16 +6,17 @@
 2. resolves and validates every enabled kernel *before touching any module*; if one
    fails, the model is left untouched with one `StaticFP8FusionWarning` (or the error
    is raised with `strict=True`);
-3. finds gated MLPs (`gate_proj`, `up_proj`, `down_proj`, or Phi-3/GLM's merged
-   `gate_up_proj`, `down_proj`; SiLU or tanh-GELU) and dense GELU MLPs (`fc1`, `fc2`,
-   or `c_fc`, `c_proj`, or `dense_h_to_4h`, `dense_4h_to_h`; tanh-GELU) whose linears
-   are static FP8 (this project's
+3. finds gated MLPs (`gate_proj`, `up_proj`, `down_proj`, or LFM2's `w1`, `w3`, `w2`,
+   or Phi-3/GLM's merged `gate_up_proj`, `down_proj`; SiLU or tanh-GELU) and dense GELU
+   MLPs (`fc1`, `fc2`, or `c_fc`, `c_proj`, or `dense_h_to_4h`, `dense_4h_to_h`, or
+   `fc_in`, `fc_out`; tanh-GELU) whose linears are static FP8 (this project's
    `StaticFP8Linear`, transformers' `FP8Linear` in static per-tensor mode, or
    compressed-tensors-style `weight`/`weight_scale`/`input_scale` layers), checks
    layout, activation, biases, scales and shapes, and runs a wiring probe (the
    module's own forward on stand-in linears must compute `down(act(gate(x)) * up(x))`,
    with gate the first half of `gate_up_proj(x)` in the merged layout, resp.
-   `fc2(gelu(fc1(x)))`);
+   `fc2(gelu(fc1(x)))`; where the module has no activation attribute that names SiLU
+   or tanh-GELU, the probe alone decides which one its forward computes, if any);
 4. turns each supported module into a fused one *in place*: its class becomes a
    subclass of the original (so `isinstance`, attributes, parameters and `state_dict()`
    keys and values stay exactly as they were) whose forward calls the kernels, and
@@ -47,7 +48,7 @@ from torch import nn
 from . import reference as ref
 from .config import FusionConfig, KernelSpec
 from .errors import RegistryError, StaticFP8FusionWarning
-from .layers import DENSE_NAME_SETS, GATED_NAMES, MERGED_NAMES, MLP_NAME_SETS, StaticFP8Linear
+from .layers import DENSE_NAME_SETS, GATED_NAME_SETS, MERGED_NAMES, MLP_NAME_SETS, StaticFP8Linear
 from .report import FusionReport, KernelSummary, ModuleDecision
 
 logger = logging.getLogger(__name__)
@@ -216,6 +217,11 @@ def _find_activation(module: nn.Module) -> tuple[str | None, Any]:
 
 
 class _ProbeLinear(nn.Module):
+    """A stand-in projection that records its inputs and returns random outputs whose
+    magnitudes span 1e-2 to 1e3 (log-uniform): a forward that clamps or otherwise
+    bends its activations anywhere in that range (gpt-oss clamps at 7) no longer
+    computes the plain act(gate) * up there, and the probe sees it."""
+
     def __init__(self, in_features: int, out_features: int, gen: torch.Generator):
         super().__init__()
         self.in_features, self.out_features, self.gen = in_features, out_features, gen
@@ -224,7 +230,9 @@ class _ProbeLinear(nn.Module):
 
     def forward(self, x):
         self.inputs.append(x)
-        out = torch.randn(*x.shape[:-1], self.out_features, generator=self.gen, dtype=torch.float32)
+        shape = (*x.shape[:-1], self.out_features)
+        magnitude = 10.0 ** (torch.rand(shape, generator=self.gen) * 5 - 2)
+        out = torch.randn(shape, generator=self.gen, dtype=torch.float32) * magnitude
         self.outputs.append(out)
         return out
 
@@ -254,7 +262,7 @@ def _probe(module: nn.Module, names: tuple[str, ...], dims: dict[str, tuple[int,
     counts = [len(stubs[n].inputs) for n in names]
     if counts != [1] * len(names):
         return f"its forward calls {', '.join(names)} {tuple(counts)} times, expected once each"
-    if names == GATED_NAMES:
+    if names in GATED_NAME_SETS:
         g, u, d = (stubs[n] for n in names)
         if not (torch.equal(g.inputs[0], x) and torch.equal(u.inputs[0], x)):
             return f"{names[0]} and {names[1]} do not both receive the MLP input unchanged"
@@ -278,6 +286,21 @@ def _probe(module: nn.Module, names: tuple[str, ...], dims: dict[str, tuple[int,
     if not (isinstance(out, torch.Tensor) and torch.equal(out, d.outputs[0])):
         return f"its forward does not return {names[-1]}'s output unchanged"
     return ""
+
+
+def _activation_from_forward(
+    module: nn.Module, names: tuple[str, ...], linears: dict[str, QLinear], dense: bool
+) -> tuple[str | None, str]:
+    """(the supported activation the module's forward computes, by the probe, or None;
+    the probe's answer for the first candidate). For MLPs without an activation
+    attribute that names one (LFM2 calls F.silu in its forward): the probe's stand-in
+    outputs tell SiLU from tanh-GELU, and both from erf-GELU, by far more than its
+    tolerance."""
+    dims = {n: (linears[n].in_features, linears[n].out_features) for n in names}
+    K = linears[names[0]].in_features
+    candidates = ("gelu_tanh",) if dense else ("silu", "gelu_tanh")
+    answers = [_probe(module, names, dims, act, K) for act in candidates]
+    return next((act for act, why in zip(candidates, answers) if why == ""), None), answers[0]
 
 
 # ============================================================================= plans
@@ -337,12 +360,20 @@ def _analyze(name: str, module: nn.Module, specs: dict[str, KernelSpec]) -> _Pla
     types = sorted({q.kind for q in linears.values()})
     linear_type = types[0] if len(types) == 1 else " + ".join(types)
 
-    act_attr, act = _find_activation(module)
-    if act is None:
-        return _decision(name, module, pattern, f"no activation found (looked for {', '.join(ACT_ATTRS)})", linear_type=linear_type)
-    activation, act_desc = classify_activation(act)
+    _, act = _find_activation(module)
+    activation, act_desc = classify_activation(act) if act is not None else (None, "")
+    if activation is None:
+        # No activation attribute, or one this module cannot name: the probe alone decides.
+        activation, probe_answer = _activation_from_forward(module, names, linears, dense)
     if activation is None or (dense and activation != "gelu_tanh"):
         want = "tanh-approximated GELU" if dense else "SiLU or tanh-approximated GELU"
+        if act is None:
+            return _decision(
+                name, module, pattern,
+                f"no activation found (looked for {', '.join(ACT_ATTRS)}), and the probe found no {want} "
+                f"in its forward ({probe_answer})",
+                linear_type=linear_type,
+            )
         return _decision(
             name, module, pattern, f"activation {act_desc} is not supported (needs {want})",
             activation=act_desc, linear_type=linear_type,
@@ -368,11 +399,11 @@ def _analyze(name: str, module: nn.Module, specs: dict[str, KernelSpec]) -> _Pla
         if biased:
             return _decision(name, module, pattern, f"bias on {', '.join(biased)} (the gated kernels take no bias)", **common)
         if not merged:
-            up = linears["up_proj"]
+            up = linears[names[1]]
             if not _same_values(first.input_scale, up.input_scale):
                 return _decision(
                     name, module, pattern,
-                    f"gate_proj and up_proj have different input_scale ({_val(first.input_scale)} vs "
+                    f"{names[0]} and {names[1]} have different input_scale ({_val(first.input_scale)} vs "
                     f"{_val(up.input_scale)}); the fused kernel quantizes the input once, so they must share one",
                     **common,
                 )
@@ -406,17 +437,17 @@ def _scale_kind(q: QLinear) -> str:
 
 def _gated_shape_reason(linears: dict[str, QLinear], names: tuple[str, ...], K: int, H: int) -> str:
     """'' if the gated MLP's projections fit together: [2H, K] or 2 x [H, K], then [N, H]."""
-    first, down = linears[names[0]], linears["down_proj"]
+    first, down = linears[names[0]], linears[names[-1]]
     if names == MERGED_NAMES:
         if first.out_features % 2 == 0 and down.in_features == H:
             return ""
-        return (f"inconsistent shapes: gate_up_proj {tuple(first.weight.shape)} (needs twice down_proj's "
-                f"input features), down_proj {tuple(down.weight.shape)}")
-    up = linears["up_proj"]
+        return (f"inconsistent shapes: {names[0]} {tuple(first.weight.shape)} (needs twice {names[-1]}'s "
+                f"input features), {names[-1]} {tuple(down.weight.shape)}")
+    up = linears[names[1]]
     if (up.in_features, up.out_features) == (K, H) and down.in_features == H:
         return ""
-    return (f"inconsistent shapes: gate_proj {tuple(first.weight.shape)}, up_proj {tuple(up.weight.shape)}, "
-            f"down_proj {tuple(down.weight.shape)}")
+    return (f"inconsistent shapes: {names[0]} {tuple(first.weight.shape)}, {names[1]} {tuple(up.weight.shape)}, "
+            f"{names[-1]} {tuple(down.weight.shape)}")
 
 
 def _same_values(a: torch.Tensor, b: torch.Tensor) -> bool:
@@ -533,7 +564,8 @@ class FusedStaticFP8MLP:
 
 
 class FusedGatedMLP(FusedStaticFP8MLP):
-    """gate_proj + up_proj: the kernels' [gate; up] weight is a derived buffer."""
+    """Separate gate and up projections (gate_proj + up_proj, or w1 + w3): the kernels'
+    [gate; up] weight is a derived buffer."""
 
     def _sfm_main_weight(self) -> torch.Tensor:
         return self._sfm_gate_up_weight
@@ -555,9 +587,9 @@ class FusedGatedMLP(FusedStaticFP8MLP):
         )
 
     def _sfm_refresh(self) -> None:
-        gate, up = getattr(self, "gate_proj"), getattr(self, "up_proj")
-        gq, _ = inspect_linear(gate, "gate_proj")
-        uq, _ = inspect_linear(up, "up_proj")
+        gate_name, up_name = self._sfm_names[:2]
+        gq, _ = inspect_linear(getattr(self, gate_name), gate_name)
+        uq, _ = inspect_linear(getattr(self, up_name), up_name)
         ok = gq is not None and uq is not None and _same_values(gq.input_scale, uq.input_scale)
         if not ok:
             if self._sfm_enabled:
@@ -594,10 +626,10 @@ class FusedMergedGatedMLP(FusedGatedMLP):
     with its own scale (per tensor or per row of the 2H); nothing is copied."""
 
     def _sfm_main_weight(self) -> torch.Tensor:
-        return getattr(self, "gate_up_proj").weight
+        return getattr(self, self._sfm_names[0]).weight
 
     def _sfm_gate_up_scale(self) -> torch.Tensor:
-        return _f32(getattr(getattr(self, "gate_up_proj"), self._sfm_up_scale_attr))
+        return _f32(getattr(getattr(self, self._sfm_names[0]), self._sfm_up_scale_attr))
 
     def _sfm_refresh(self) -> None:
         w = self._sfm_main_weight()
@@ -693,7 +725,10 @@ _SFM_ATTRS = (
 
 def _install(plan: _Plan, fns: dict[str, Any], kernel_label: str, device_types: frozenset, cuda_devices: frozenset) -> None:
     module = plan.module
-    mixin = {GATED_NAMES: FusedGatedMLP, MERGED_NAMES: FusedMergedGatedMLP}.get(plan.names, FusedDenseGeluMLP)
+    if plan.names in GATED_NAME_SETS:
+        mixin = FusedGatedMLP
+    else:
+        mixin = FusedMergedGatedMLP if plan.names == MERGED_NAMES else FusedDenseGeluMLP
     first, last = plan.linears[plan.names[0]], plan.linears[plan.names[-1]]
     d = module.__dict__
     d["_sfm_enabled"] = False

@@ -123,15 +123,20 @@ class StaticFP8Linear(nn.Module):
 # ----------------------------------------------------------------------- calibration
 
 GATED_NAMES = ("gate_proj", "up_proj", "down_proj")
+# Gated MLPs' (gate, up, down) names: Llama and most decoders; LFM2 and Mixtral-style
+# MLPs, down = w2(act(w1(x)) * w3(x)).
+GATED_NAME_SETS = (GATED_NAMES, ("w1", "w3", "w2"))
 MERGED_NAMES = ("gate_up_proj", "down_proj")  # Phi-3, GLM: one [gate; up] projection
-# Dense MLPs' (up, down) names: CLIP/SigLIP/Phi-2; GPTBigCode/StarCoder2; GPT-NeoX/Falcon.
-DENSE_NAME_SETS = (("fc1", "fc2"), ("c_fc", "c_proj"), ("dense_h_to_4h", "dense_4h_to_h"))
-MLP_NAME_SETS = (GATED_NAMES, MERGED_NAMES, *DENSE_NAME_SETS)
+# Dense MLPs' (up, down) names: CLIP/SigLIP/Phi-2; GPTBigCode/StarCoder2; GPT-NeoX/Falcon;
+# GPT-J/CodeGen.
+DENSE_NAME_SETS = (("fc1", "fc2"), ("c_fc", "c_proj"), ("dense_h_to_4h", "dense_4h_to_h"), ("fc_in", "fc_out"))
+MLP_NAME_SETS = (*GATED_NAME_SETS, MERGED_NAMES, *DENSE_NAME_SETS)
 
 
 def mlp_linear_names(model: nn.Module) -> list[str]:
-    """Qualified names of the linears of every gated (gate/up/down_proj, or a merged
-    gate_up_proj and down_proj) or dense (fc1/fc2 and the other DENSE_NAME_SETS) MLP."""
+    """Qualified names of the linears of every gated (gate/up/down_proj and the other
+    GATED_NAME_SETS, or a merged gate_up_proj and down_proj) or dense (fc1/fc2 and the
+    other DENSE_NAME_SETS) MLP."""
     names = []
     for mname, module in model.named_modules():
         for group in MLP_NAME_SETS:
