@@ -1,8 +1,9 @@
 """Which transformers architectures the registry fuses: tiny random-weight models, on the CPU.
 
-For each causal-LM architecture the installed transformers registers (or those named), the
-survey builds a tiny model (hidden 64, intermediate 128, 2 layers, 4 experts where it has
-experts; EXTRA_CONFIG below for the few that need more), calibrates its MLP linears to
+For each causal-LM architecture the installed transformers registers, then each vision
+tower (a model type with "vision" in its name; or the model types named), the survey
+builds a tiny model (hidden 64, intermediate 128, 2 layers, 4 experts where it has
+experts, 32 x 32 images; EXTRA_CONFIG below for the few that need more), calibrates its MLP linears to
 static FP8 (`calibrate_static_fp8`), fuses it with the registry's pure-PyTorch reference
 kernels (`kernel_reference`, run on the CPU through the fused modules' own forward) and
 records, per architecture:
@@ -57,6 +58,12 @@ MLA = dict(kv_lora_rank=16, q_lora_rank=32, head_dim=8, qk_rope_head_dim=8, qk_n
            n_shared_experts=1, first_k_dense_replace=1, n_group=1, topk_group=1)
 EXTRA_CONFIG.update({t: MLA for t in ("deepseek_v2", "deepseek_v3", "deepseek_v32", "glm4_moe_lite", "glm_moe_dsa",
                                       "minicpm3", "axk1", "axk2", "youtu")})
+VISION_CONFIG = dict(
+    image_size=32, patch_size=8, num_channels=3,
+    # Qwen-VL-style towers (patches and a grid_thw in, see model_inputs)
+    depth=2, num_heads=4, in_channels=3, temporal_patch_size=2, spatial_merge_size=2, out_hidden_size=64,
+    num_position_embeddings=64,
+)
 FAMILIES = ("input_quant", "gated_mlp", "dense_gelu_mlp")
 
 
@@ -116,21 +123,56 @@ def counting_kernels():
     return module
 
 
+def is_vision(model_type: str) -> bool:
+    """A vision tower (SigLIP's, CLIP's, ...): surveyed as a bare model on pixel inputs."""
+    return "vision" in model_type
+
+
 def tiny_model(model_type: str):
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
-    cfg = AutoConfig.for_model(model_type, **{**TINY_CONFIG, **EXTRA_CONFIG.get(model_type, {})})
+    auto = AutoModel if is_vision(model_type) else AutoModelForCausalLM
+    extra = VISION_CONFIG if is_vision(model_type) else {}
+    cfg = AutoConfig.for_model(model_type, **{**TINY_CONFIG, **extra, **EXTRA_CONFIG.get(model_type, {})})
     for attr in ("pad_token_id", "bos_token_id", "eos_token_id"):
         value = getattr(cfg, attr, None)
         if isinstance(value, int) and value >= VOCAB:
             setattr(cfg, attr, 1)
     with torch.device("meta"):
-        params = sum(p.numel() for p in AutoModelForCausalLM.from_config(cfg).parameters())
+        params = sum(p.numel() for p in auto.from_config(cfg).parameters())
     if params > MAX_PARAMS:
-        raise ValueError(f"{params / 1e6:.0f} M parameters: its config nests the text model, which the tiny settings do not reach")
+        raise ValueError(f"{params / 1e6:.0f} M parameters: its config nests the model, which the tiny settings do not reach")
     torch.manual_seed(0)
-    return AutoModelForCausalLM.from_config(cfg).to(torch.bfloat16).eval()
+    return auto.from_config(cfg).to(torch.bfloat16).eval()
+
+
+def model_inputs(model_type: str, model, gen) -> list[dict]:
+    """Three batches of keyword arguments for the tiny model: token ids; images; or, for
+    towers that take flattened patches with their (t, h, w) grid (Qwen-VL's), 2 x 16
+    patches of a 4 x 4 grid."""
+    import inspect
+
+    import torch
+
+    if not is_vision(model_type):
+        return [{"input_ids": torch.randint(0, VOCAB, (2, 8), generator=gen)} for _ in range(3)]
+    if "grid_thw" in inspect.signature(model.forward).parameters:
+        c = model.config
+        features = c.in_channels * c.temporal_patch_size * c.patch_size**2
+        grid = torch.tensor([[1, 4, 4], [1, 4, 4]])
+        return [{"hidden_states": torch.randn(32, features, generator=gen).bfloat16(), "grid_thw": grid}
+                for _ in range(3)]
+    return [{"pixel_values": torch.randn(2, 3, 32, 32, generator=gen).bfloat16()} for _ in range(3)]
+
+
+def model_output(model, batch: dict):
+    import torch
+
+    out = model(**batch)
+    if isinstance(out, torch.Tensor):
+        return out
+    return out.logits if getattr(out, "logits", None) is not None else out.last_hidden_state
 
 
 def survey(model_type: str) -> SurveyResult:
@@ -142,14 +184,14 @@ def survey(model_type: str) -> SurveyResult:
 
     result = SurveyResult(model_type, surveyed=False)
     gen = torch.Generator().manual_seed(1)
-    batches = [torch.randint(0, VOCAB, (2, 8), generator=gen) for _ in range(3)]
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model = tiny_model(model_type)
+            batches = model_inputs(model_type, model, gen)
             calibrate_static_fp8(model, batches, progress=False)
             with torch.no_grad():
-                model(batches[0])
+                model_output(model, batches[0])
     except Exception as exc:  # noqa: BLE001 - any failure here is the survey's, not the registry's
         result.error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
         return result
@@ -174,7 +216,7 @@ def survey(model_type: str) -> SurveyResult:
             kernels.CALLS.count(d.endpoint),
         ))
     with torch.no_grad():
-        out = model(batches[0]).logits
+        out = model_output(model, batches[0])
     result.model_runs = bool(torch.isfinite(out.float()).all())
     return result
 
@@ -202,17 +244,19 @@ def markdown(results: list[SurveyResult], versions: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("model_types", nargs="*", help="transformers model types (default: every causal-LM one)")
+    parser.add_argument("model_types", nargs="*",
+                        help="transformers model types (default: every causal-LM one, then every vision tower: "
+                             "a model type with 'vision' in its name)")
     parser.add_argument("--out", type=Path, help="write model_survey.json and model_survey.md here")
     args = parser.parse_args(argv)
 
     sys.path.insert(0, str(REPO_ROOT / "registry"))
     import torch
     import transformers
-    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, MODEL_MAPPING_NAMES
 
     transformers.logging.set_verbosity_error()
-    names = args.model_types or sorted(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES)
+    names = args.model_types or [*sorted(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES), *sorted(t for t in MODEL_MAPPING_NAMES if is_vision(t))]
     results = []
     for i, model_type in enumerate(names, 1):
         r = survey(model_type)

@@ -426,6 +426,7 @@ NO_ACT = "no activation found (looked for act_fn, activation_fn, act, activation
         ("gelu_tanh", ("w1", "w3", "w2"), False, "fp8_geglu_mlp_bf16", ""),
         ("gelu_tanh", ("gate_proj", "up_proj", "down_proj"), False, "fp8_geglu_mlp_bf16", ""),
         ("gelu_tanh", ("fc_in", "fc_out"), True, "fp8_gelu_mlp_bf16", ""),  # GPT-J, CodeGen
+        ("gelu_tanh", ("linear_fc1", "linear_fc2"), True, "fp8_gelu_mlp_bf16", ""),  # Qwen3-VL's vision tower
         ("attr_silu", ("w1", "w3", "w2"), False, "fp8_swiglu_mlp_bf16", ""),
         ("gelu_erf", ("w1", "w3", "w2"), False, None,
          f"{NO_ACT}, and the probe found no SiLU or tanh-approximated GELU in its forward (its forward does not "

@@ -9,7 +9,8 @@
 3. finds gated MLPs (`gate_proj`, `up_proj`, `down_proj`, or LFM2's `w1`, `w3`, `w2`,
    or Phi-3/GLM's merged `gate_up_proj`, `down_proj`; SiLU or tanh-GELU) and dense GELU
    MLPs (`fc1`, `fc2`, or `c_fc`, `c_proj`, or `dense_h_to_4h`, `dense_4h_to_h`, or
-   `fc_in`, `fc_out`; tanh-GELU) whose linears are static FP8 (this project's
+   `fc_in`, `fc_out`, or `linear_fc1`, `linear_fc2`; tanh-GELU) whose linears are static
+   FP8 (this project's
    `StaticFP8Linear`, transformers' `FP8Linear` in static per-tensor mode, or
    compressed-tensors-style `weight`/`weight_scale`/`input_scale` layers), checks
    layout, activation, biases, scales and shapes, and runs a wiring probe (the

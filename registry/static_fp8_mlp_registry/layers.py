@@ -128,8 +128,11 @@ GATED_NAMES = ("gate_proj", "up_proj", "down_proj")
 GATED_NAME_SETS = (GATED_NAMES, ("w1", "w3", "w2"))
 MERGED_NAMES = ("gate_up_proj", "down_proj")  # Phi-3, GLM: one [gate; up] projection
 # Dense MLPs' (up, down) names: CLIP/SigLIP/Phi-2; GPTBigCode/StarCoder2; GPT-NeoX/Falcon;
-# GPT-J/CodeGen.
-DENSE_NAME_SETS = (("fc1", "fc2"), ("c_fc", "c_proj"), ("dense_h_to_4h", "dense_4h_to_h"), ("fc_in", "fc_out"))
+# GPT-J/CodeGen; the Qwen3-VL and Qwen3.5 vision towers.
+DENSE_NAME_SETS = (
+    ("fc1", "fc2"), ("c_fc", "c_proj"), ("dense_h_to_4h", "dense_4h_to_h"), ("fc_in", "fc_out"),
+    ("linear_fc1", "linear_fc2"),
+)
 MLP_NAME_SETS = (*GATED_NAME_SETS, MERGED_NAMES, *DENSE_NAME_SETS)
 
 
