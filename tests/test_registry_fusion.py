@@ -458,6 +458,86 @@ def test_activation_and_names_read_by_the_probe(variant, names, dense, endpoint,
         assert ref.rel_frobenius_error(fused, type(mlp)._sfm_base_cls.forward(mlp, x.float()).bfloat16()) <= 1e-2
 
 
+class LoraLike(nn.Module):
+    """A PEFT-style adapter around a static FP8 linear: attributes it lacks (weight,
+    weight_scale, input_scale, in/out_features) come from its base layer, so it looks
+    like the layer itself; its forward adds a low-rank term."""
+
+    def __init__(self, base: nn.Module):
+        super().__init__()
+        self.base_layer = base
+        self.lora_A = nn.Linear(base.in_features, 4, bias=False, dtype=torch.bfloat16)
+        self.lora_B = nn.Linear(4, base.out_features, bias=False, dtype=torch.bfloat16)
+
+    def __getattr__(self, name):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self._modules["base_layer"], name)
+
+    def forward(self, x):
+        return self.base_layer(x) + self.lora_B(self.lora_A(x.to(self.lora_A.weight.dtype))).to(x.dtype)
+
+
+def _add_one(module, args, out):
+    return out + 1
+
+
+@pytest.mark.parametrize(
+    "where,reason",
+    [
+        ("lora", "up_proj (LoraLike) has submodules (base_layer, lora_A, lora_B), e.g. an adapter, whose work "
+                 "the fused kernels would skip"),
+        ("hook", "down_proj has forward hooks, which the fused kernels would skip"),
+        ("act_hook", "act_fn has forward hooks, which the fused kernels would skip"),
+        ("instance_forward", "gate_proj has an instance-level forward override (e.g. accelerate hooks or "
+                             "offloading), which the fused kernels would skip"),
+    ],
+)
+def test_layers_whose_own_forward_matters_are_not_fused(where, reason, standin):
+    """The fused kernels stand in for the projections' and the activation's forward: an
+    adapter or a hook there would be skipped, a wrong answer with no error."""
+    model, batches = calibrated("llama")
+    mlp = model.model.layers[0].mlp
+    if where == "lora":
+        mlp.up_proj = LoraLike(mlp.up_proj)
+    elif where == "hook":
+        mlp.down_proj.register_forward_hook(_add_one)
+    elif where == "act_hook":
+        mlp.act_fn.register_forward_hook(_add_one)
+    else:
+        mlp.gate_proj.forward = mlp.gate_proj.forward
+    before = model_out(model, batches[0])
+    report = fuse_static_fp8_mlps(model, fusion_config_for(standin))  # CPU: fused modules fall back
+    assert report.decision("model.layers.0.mlp").reason == reason
+    assert report.fused_names == ["model.layers.1.mlp"]
+    assert torch.equal(model_out(model, batches[0]), before)
+
+
+def test_hook_added_after_fusion_runs_unfused_while_it_is_there(standin):
+    model, _ = calibrated("llama")
+    report = fuse_static_fp8_mlps(model, fusion_config_for(standin), devices=CPU)
+    mlp = model.get_submodule(report.fused_names[0])
+    kernel = resolve_kernel(standin).module
+    x = torch.randn(3, 64).bfloat16()
+    base = type(mlp)._sfm_base_cls.forward
+
+    handle = mlp.down_proj.register_forward_hook(_add_one)
+    kernel.CALLS.clear()
+    with pytest.warns(StaticFP8FusionWarning, match="down_proj now has forward hooks; this module runs unfused"):
+        out = mlp(x)
+    assert kernel.CALLS == [] and torch.equal(out, base(mlp, x))  # the hook's +1 included
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # warned once
+        mlp(x)
+
+    handle.remove()
+    kernel.CALLS.clear()
+    out = mlp(x)
+    assert kernel.CALLS == ["channel_scale_quantize_fp8_static_bf16", "fp8_swiglu_mlp_bf16"]
+    assert ref.rel_frobenius_error(out, base(mlp, x.float()).bfloat16()) <= 1e-2
+
+
 def test_pattern_not_enabled(standin):
     model, _ = calibrated("siglip")
     cfg = {"static_quantized_mlp": {"input_quant": standin, "gated_mlp": standin}}

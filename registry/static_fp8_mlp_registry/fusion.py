@@ -118,9 +118,28 @@ def _first_tensor_attr(module: nn.Module, names: Iterable[str]) -> str | None:
     return None
 
 
+def own_forward_required(module: nn.Module) -> str:
+    """Why the fused kernels may not stand in for `module`'s own forward ('' if they may):
+    forward hooks, or an instance-level forward (accelerate's offloading hooks) would
+    run in the unfused model and be skipped by the fused one."""
+    if module._forward_hooks or module._forward_pre_hooks:
+        return "forward hooks"
+    if "forward" in module.__dict__:
+        return "an instance-level forward override (e.g. accelerate hooks or offloading)"
+    return ""
+
+
 def inspect_linear(module: nn.Module, role: str) -> tuple[QLinear | None, str]:
     """Classify one projection; returns (QLinear, '') or (None, reason)."""
     tname = type(module).__name__
+    why = own_forward_required(module)
+    if why:
+        return None, f"{role} has {why}, which the fused kernels would skip"
+    if module._modules:
+        # A wrapper (PEFT's LoRA layers forward weight and other attributes to their
+        # base layer, so they look like the layer itself) adds work of its own.
+        return None, (f"{role} ({tname}) has submodules ({', '.join(module._modules)}), e.g. an adapter, "
+                      "whose work the fused kernels would skip")
     fp8_cls = _fp8_linear_class()
     if fp8_cls is not None and isinstance(module, fp8_cls):
         block = getattr(module, "block_size", None)
@@ -321,6 +340,7 @@ class _Plan:
     N: int
     scales: str
     linear_type: str
+    act_attr: str | None = None  # the activation module's attribute, if the module has one
 
 
 def _decision(name, module, pattern, reason, **kw) -> ModuleDecision:
@@ -361,7 +381,10 @@ def _analyze(name: str, module: nn.Module, specs: dict[str, KernelSpec]) -> _Pla
     types = sorted({q.kind for q in linears.values()})
     linear_type = types[0] if len(types) == 1 else " + ".join(types)
 
-    _, act = _find_activation(module)
+    act_attr, act = _find_activation(module)
+    if isinstance(act, nn.Module) and own_forward_required(act):
+        return _decision(name, module, pattern, f"{act_attr} has {own_forward_required(act)}, which the fused kernels would skip",
+                         linear_type=linear_type)
     activation, act_desc = classify_activation(act) if act is not None else (None, "")
     if activation is None:
         # No activation attribute, or one this module cannot name: the probe alone decides.
@@ -429,7 +452,8 @@ def _analyze(name: str, module: nn.Module, specs: dict[str, KernelSpec]) -> _Pla
     why = _probe(module, names, dims, activation, K)
     if why:
         return _decision(name, module, pattern, why, scales=scales, **common)
-    return _Plan(name, module, pattern, activation, endpoint, names, linears, K, H, N, scales, linear_type)
+    act_module = act_attr if isinstance(act, nn.Module) and act_attr in module._modules else None
+    return _Plan(name, module, pattern, activation, endpoint, names, linears, K, H, N, scales, linear_type, act_module)
 
 
 def _scale_kind(q: QLinear) -> str:
@@ -509,7 +533,26 @@ class FusedStaticFP8MLP:
             and self._sfm_down_weight().is_contiguous()
             and x.shape[-1] == self._sfm_K
             and not (x.requires_grad and torch.is_grad_enabled())
+            and self._sfm_skipped_layers_are_plain()
         )
+
+    def _sfm_skipped_layers_are_plain(self) -> bool:
+        """No hook or forward override has been added since fusion to a layer whose own
+        forward the fused path skips (the projections, the activation module)."""
+        for n in self._sfm_skipped:
+            layer = self._modules.get(n)
+            why = "" if layer is None else own_forward_required(layer)
+            if why:
+                if not self.__dict__.get("_sfm_warned_skipped"):
+                    self.__dict__["_sfm_warned_skipped"] = True
+                    warnings.warn(
+                        f"static-fp8-mlp: {type(self).__name__}: {n} now has {why}; this module runs unfused "
+                        "while it does",
+                        StaticFP8FusionWarning,
+                        stacklevel=4,
+                    )
+                return False
+        return True
 
     def _sfm_input_scale(self) -> torch.Tensor:
         return _f32(getattr(getattr(self, self._sfm_names[0]), self._sfm_in_attr))
@@ -720,7 +763,7 @@ def _state_dict_post_hook(module, incompatible_keys) -> None:
 _SFM_ATTRS = (
     "_sfm_enabled", "_sfm_quant_fn", "_sfm_mlp_fn", "_sfm_names", "_sfm_in_attr", "_sfm_hidden_attr",
     "_sfm_down_scale_attr", "_sfm_up_scale_attr", "_sfm_K", "_sfm_device_types", "_sfm_cuda_devices",
-    "_sfm_endpoint", "_sfm_kernel", "_sfm_hook",
+    "_sfm_endpoint", "_sfm_kernel", "_sfm_hook", "_sfm_skipped", "_sfm_warned_skipped",
 )
 
 
@@ -736,6 +779,7 @@ def _install(plan: _Plan, fns: dict[str, Any], kernel_label: str, device_types: 
     d["_sfm_quant_fn"] = fns[QUANT_ENDPOINT]
     d["_sfm_mlp_fn"] = fns[plan.endpoint]
     d["_sfm_names"] = plan.names
+    d["_sfm_skipped"] = plan.names + ((plan.act_attr,) if plan.act_attr else ())
     d["_sfm_in_attr"] = first.input_scale_attr
     d["_sfm_up_scale_attr"] = first.weight_scale_attr
     d["_sfm_hidden_attr"] = last.input_scale_attr
