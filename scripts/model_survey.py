@@ -30,10 +30,12 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import os
 import sys
 import types
 import warnings
 from dataclasses import asdict, dataclass, field
+from datetime import date
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -223,7 +225,8 @@ def survey(model_type: str) -> SurveyResult:
 
 def markdown(results: list[SurveyResult], versions: str) -> str:
     lines = [
-        f"Survey of transformers' causal-LM architectures ({versions}; `python3 scripts/model_survey.py`).",
+        f"Survey of transformers' causal-LM architectures and vision towers ({versions}; "
+        "`python3 scripts/model_survey.py --out DIR`, on the CPU).",
         "",
         "The contract check compares each fused MLP (the reference kernels) with its own forward in fp32 "
         "(rel. Frobenius error, bf16 outputs); 0 means bit-identical: the unfused static-FP8 layers compute the "
@@ -263,7 +266,8 @@ def main(argv: list[str] | None = None) -> int:
         results.append(r)
         flag = "" if r.contract_ok and (r.model_runs or not r.surveyed) else "  <-- CHECK FAILED"
         print(f"[{i}/{len(names)}] {model_type}: {r.summary()}{flag}", flush=True)
-    versions = f"transformers {transformers.__version__}, torch {torch.__version__}"
+    versions = (f"transformers {transformers.__version__}, torch {torch.__version__}, {date.today().isoformat()}, "
+                f"{os.cpu_count()} CPUs")
     failed = [r.model_type for r in results if r.surveyed and not (r.contract_ok and r.model_runs)]
     surveyed = [r for r in results if r.surveyed]
     print(f"{len(surveyed)} of {len(results)} surveyed ({versions}); "
