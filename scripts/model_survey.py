@@ -3,10 +3,10 @@
 For each causal-LM architecture the installed transformers registers, then each vision
 tower (a model type with "vision" in its name; or the model types named), the survey
 builds a tiny model (hidden 64, intermediate 128, 2 layers, 4 experts where it has
-experts, 32 x 32 images; EXTRA_CONFIG below for the few that need more), calibrates its MLP linears to
-static FP8 (`calibrate_static_fp8`), fuses it with the registry's pure-PyTorch reference
-kernels (`kernel_reference`, run on the CPU through the fused modules' own forward) and
-records, per architecture:
+experts, 32 x 32 images; EXTRA_CONFIG below for the few that need more), calibrates its
+MLP linears to static FP8 (`calibrate_static_fp8`), fuses it with the registry's
+pure-PyTorch reference kernels (`kernel_reference`, run on the CPU through the fused
+modules' own forward) and records, per architecture:
 
 - the MLPs fused (module class, endpoint) and those left alone, with the registry's reason;
 - for every fused MLP, the contract check: its fused output (the reference kernels
@@ -16,8 +16,8 @@ records, per architecture:
 
 Architectures whose tiny model cannot be built or run with these settings are listed as
 not surveyed, with the error: a limit of this survey, not of the registry. So are those
-whose config nests its text model (the tiny settings do not reach it; more than 20 M
-parameters).
+whose config nests the model (a multimodal config: the tiny settings do not reach its
+text or vision part; more than 20 M parameters).
 
     python3 scripts/model_survey.py [--out DIR] [MODEL_TYPE ...]
 

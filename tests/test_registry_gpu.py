@@ -10,6 +10,8 @@ validates it the same way.
 from __future__ import annotations
 
 import copy
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -83,14 +85,9 @@ def test_smoke_validation_on_the_gpu(real_kernel):
     assert result.checks[0].smoke == "byte-exact"
 
 
-@pytest.mark.parametrize("kind,kw,endpoint", CASES)
-def test_fused_matches_unfused_static_fp8(kind, kw, endpoint, real_kernel):
-    model, batches = calibrated_on(kind, DEV, **kw)
-    unfused = copy.deepcopy(model)
-    report = fuse(model, real_kernel)
-    assert report.fused and report.not_fused == [], str(report)
-    assert {d.endpoint for d in report.fused} == {endpoint}
-
+def check_fused_mlps(model, report) -> None:
+    """Every fused MLP of `model` takes the kernels at several M and meets the contract
+    against its own per-layer static-FP8 math."""
     gen = torch.Generator(device="cpu").manual_seed(0)
     for name in report.fused_names:
         mlp = model.get_submodule(name)
@@ -107,10 +104,51 @@ def test_fused_matches_unfused_static_fp8(kind, kw, endpoint, real_kernel):
             # the unfused bf16 module also rounds the hidden activation to bf16 (one token of
             # Phi-3 per channel read 3.1e-2 here, 2026-12-05: a loose sanity bound)
             assert ref.rel_frobenius_error(out, base(mlp, x)) <= 5e-2, (name, m)
+
+
+@pytest.mark.parametrize("kind,kw,endpoint", CASES)
+def test_fused_matches_unfused_static_fp8(kind, kw, endpoint, real_kernel):
+    model, batches = calibrated_on(kind, DEV, **kw)
+    unfused = copy.deepcopy(model)
+    report = fuse(model, real_kernel)
+    assert report.fused and report.not_fused == [], str(report)
+    assert {d.endpoint for d in report.fused} == {endpoint}
+    check_fused_mlps(model, report)
     for b in batches[:2]:
         a, e = model_out(model, b), model_out(unfused, b)
         assert torch.isfinite(a).all()
         assert ref.rel_frobenius_error(a, e) <= 5e-2
+
+
+# Families the CPU survey fuses through name sets or wirings the CASES above do not have
+# (scripts/model_survey.py, tests/test_model_families.py): w1/w3/w2 with F.silu in the
+# forward (LFM2), fc_in/fc_out (GPT-J), linear_fc1/linear_fc2 on flattened patches
+# (Qwen3-VL's vision tower), shared experts (Qwen2-MoE, DeepSeek-V3).
+SURVEYED = ("lfm2", "gptj", "qwen3_vl_vision", "qwen2_moe", "deepseek_v3")
+
+
+@pytest.mark.parametrize("model_type", SURVEYED)
+def test_surveyed_family_with_the_real_kernels(model_type, real_kernel):
+    from transformers import CONFIG_MAPPING
+
+    from static_fp8_mlp_registry.layers import calibrate_static_fp8
+
+    if model_type not in CONFIG_MAPPING:
+        pytest.skip(f"transformers has no {model_type} here")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    import model_survey
+
+    model = model_survey.tiny_model(model_type).to(DEV)
+    gen = torch.Generator().manual_seed(1)
+    batches = [{k: v.to(DEV) for k, v in b.items()} for b in model_survey.model_inputs(model_type, model, gen)]
+    calibrate_static_fp8(model, batches, progress=False)
+    unfused = copy.deepcopy(model)
+    report = fuse(model, real_kernel)
+    assert len(report.fused) >= 2, str(report)
+    check_fused_mlps(model, report)
+    with torch.no_grad():
+        a, e = model_survey.model_output(model, batches[0]), model_survey.model_output(unfused, batches[0])
+    assert torch.isfinite(a).all() and ref.rel_frobenius_error(a, e) <= 5e-2
 
 
 def test_fallback_for_inputs_the_kernels_cannot_take(real_kernel):
