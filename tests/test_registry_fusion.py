@@ -459,9 +459,10 @@ def test_activation_and_names_read_by_the_probe(variant, names, dense, endpoint,
 
 
 class LoraLike(nn.Module):
-    """A PEFT-style adapter around a static FP8 linear: attributes it lacks (weight,
-    weight_scale, input_scale, in/out_features) come from its base layer, so it looks
-    like the layer itself; its forward adds a low-rank term."""
+    """An adapter around a static FP8 linear that passes every attribute it lacks
+    (weight, weight_scale, input_scale, in/out_features) through from its base layer, so
+    it looks like the layer itself (PEFT's LoRA layers pass weight through); its forward
+    adds a low-rank term."""
 
     def __init__(self, base: nn.Module):
         super().__init__()
@@ -512,6 +513,24 @@ def test_layers_whose_own_forward_matters_are_not_fused(where, reason, standin):
     assert report.decision("model.layers.0.mlp").reason == reason
     assert report.fused_names == ["model.layers.1.mlp"]
     assert torch.equal(model_out(model, batches[0]), before)
+
+
+@pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")  # peft vs transformers 5.25
+def test_real_peft_lora_on_fp8_projections_is_refused(standin):
+    """PEFT's LoRA layer on transformers' static FP8Linear: refused as an adapter (it
+    passes weight through from its base layer, not the scales; before the thirty-fourth
+    session the reason given was the missing scale)."""
+    peft = pytest.importorskip("peft")
+    model = tiny_llama()
+    for layer in model.model.layers:
+        layer.mlp.gate_proj = _fp8_linear(64, 128)
+        layer.mlp.up_proj = _fp8_linear(64, 128)
+        layer.mlp.down_proj = _fp8_linear(128, 64)
+    model = peft.get_peft_model(model, peft.LoraConfig(r=4, target_modules=["up_proj"]))
+    report = fuse_static_fp8_mlps(model, fusion_config_for(standin), devices=CPU)
+    assert report.fused == [] and len(report.not_fused) == 2
+    for d in report.not_fused:
+        assert d.reason.startswith("up_proj (Linear) has submodules (base_layer, ") and "an adapter" in d.reason
 
 
 def test_hook_added_after_fusion_runs_unfused_while_it_is_there(standin):

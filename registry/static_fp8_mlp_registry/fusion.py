@@ -136,8 +136,8 @@ def inspect_linear(module: nn.Module, role: str) -> tuple[QLinear | None, str]:
     if why:
         return None, f"{role} has {why}, which the fused kernels would skip"
     if module._modules:
-        # A wrapper (PEFT's LoRA layers forward weight and other attributes to their
-        # base layer, so they look like the layer itself) adds work of its own.
+        # A wrapper adds work of its own, and may look like the layer it wraps (PEFT's
+        # LoRA layers pass weight through from their base layer).
         return None, (f"{role} ({tname}) has submodules ({', '.join(module._modules)}), e.g. an adapter, "
                       "whose work the fused kernels would skip")
     fp8_cls = _fp8_linear_class()
