@@ -775,6 +775,42 @@ def test_refresh_after_in_place_edit_and_scale_mismatch_disables(standin):
     assert torch.equal(mlp(x), type(mlp)._sfm_base_cls.forward(mlp, x))
 
 
+def test_in_place_edits_reach_the_kernels_without_refresh(standin):
+    """The [gate; up] copy follows in-place edits and replaced tensors of gate/up on the
+    next call (eager): stale weights, or a stale input scale that the fused path would
+    read from gate_proj alone, would be a wrong answer with no error."""
+    model, _ = calibrated("llama")
+    fuse_static_fp8_mlps(model, fusion_config_for(standin), devices=CPU)
+    mlp = model.model.layers[0].mlp
+    kernel = resolve_kernel(standin).module
+    x = (torch.randn(5, 64) * 2).bfloat16()
+    base = type(mlp)._sfm_base_cls.forward
+
+    def fused_matches():
+        kernel.CALLS.clear()
+        out = mlp(x)
+        return "fp8_swiglu_mlp_bf16" in kernel.CALLS and ref.rel_frobenius_error(out, base(mlp, x.float()).bfloat16()) <= 1e-2
+
+    assert fused_matches()
+    with torch.no_grad():
+        mlp.gate_proj.weight.copy_(ref.q_fp8(torch.randn(128, 64) * 50))  # in place
+    assert fused_matches()
+    assert torch.equal(mlp._sfm_gate_up_weight.view(torch.uint8)[:128], mlp.gate_proj.weight.view(torch.uint8))
+    mlp.up_proj.weight = nn.Parameter(ref.q_fp8(torch.randn(128, 64) * 50), requires_grad=False)  # replaced
+    assert fused_matches()
+    with torch.no_grad():
+        mlp.up_proj.weight_scale.mul_(2)
+    assert fused_matches()
+    with torch.no_grad():
+        mlp.up_proj.input_scale.mul_(3)  # no longer shared with gate_proj: unfused, warned
+    with pytest.warns(StaticFP8FusionWarning, match="no longer share one static input_scale"):
+        kernel.CALLS.clear()
+        assert torch.equal(mlp(x), base(mlp, x)) and kernel.CALLS == []
+    with torch.no_grad():
+        mlp.up_proj.input_scale.copy_(mlp.gate_proj.input_scale)  # shared again: fused again
+    assert fused_matches()
+
+
 def test_unfuse_and_refuse_double_fusion(standin):
     model, batches = calibrated("siglip")
     before = snapshot(model)

@@ -27,9 +27,10 @@
 
 The concatenated gate/up weight (not needed for a merged `gate_up_proj`, whose weight is
 already `[gate; up]`) and derived scales are non-persistent buffers (not in
-`state_dict()`), rebuilt by a `load_state_dict` post-hook; `refresh_fused_mlps(model)`
-rebuilds them after in-place edits. `unfuse_static_fp8_mlps(model)` restores the
-original classes.
+`state_dict()`), rebuilt by a `load_state_dict` post-hook and, in eager mode, by the
+next call after an in-place edit or replacement of a gate/up tensor;
+`refresh_fused_mlps(model)` rebuilds them on demand (needed under torch.compile).
+`unfuse_static_fp8_mlps(model)` restores the original classes.
 """
 
 from __future__ import annotations
@@ -514,9 +515,16 @@ class FusedStaticFP8MLP:
             x = args[0]
         elif not args and len(kwargs) == 1 and self._sfm_first_param in kwargs:
             x = kwargs[self._sfm_first_param]
-        if x is None or not isinstance(x, torch.Tensor) or not self._sfm_can_fuse(x):
+        if x is None or not isinstance(x, torch.Tensor):
+            return self._sfm_base_cls.forward(self, *args, **kwargs)
+        self._sfm_sync()
+        if not self._sfm_can_fuse(x):
             return self._sfm_base_cls.forward(self, *args, **kwargs)
         return self._sfm_fused_forward(x)
+
+    def _sfm_sync(self) -> None:
+        """Bring derived buffers up to date with the parameters they come from (only the
+        separate gate/up layout has any)."""
 
     def _sfm_can_fuse(self, x: torch.Tensor) -> bool:
         w = self._sfm_main_weight()
@@ -611,6 +619,26 @@ class FusedGatedMLP(FusedStaticFP8MLP):
     """Separate gate and up projections (gate_proj + up_proj, or w1 + w3): the kernels'
     [gate; up] weight is a derived buffer."""
 
+    def _sfm_sources(self) -> tuple:
+        """Identity and version of every tensor of the gate and up projections."""
+        return tuple(
+            (n, name, id(t), t._version)
+            for n in self._sfm_names[:2]
+            for name, t in (*self._modules[n]._parameters.items(), *self._modules[n]._buffers.items())
+            if t is not None
+        )
+
+    def _sfm_sync(self) -> None:
+        """Rebuild the [gate; up] weight and scales (in place: CUDA graphs see them) when a
+        gate/up tensor was edited in place or replaced since they were built, so that an
+        edit without refresh_fused_mlps() cannot leave the kernels on stale weights or a
+        stale input scale. Not under torch.compile, which cannot read tensor versions:
+        call refresh_fused_mlps() there."""
+        if torch.compiler.is_compiling():
+            return
+        if self._sfm_sources() != self.__dict__.get("_sfm_seen"):
+            self._sfm_refresh()
+
     def _sfm_main_weight(self) -> torch.Tensor:
         return self._sfm_gate_up_weight
 
@@ -644,6 +672,7 @@ class FusedGatedMLP(FusedStaticFP8MLP):
                     stacklevel=3,
                 )
             self._sfm_enabled = False
+            self.__dict__["_sfm_seen"] = self._sfm_sources()
             return
         with torch.no_grad():
             gu = torch.cat([gq.weight.detach(), uq.weight.detach()], dim=0)
@@ -663,11 +692,15 @@ class FusedGatedMLP(FusedStaticFP8MLP):
             "_sfm_channel_scale", torch.ones(gq.in_features, dtype=torch.bfloat16, device=gu.device)
         )
         self._sfm_enabled = True
+        self.__dict__["_sfm_seen"] = self._sfm_sources()
 
 
 class FusedMergedGatedMLP(FusedGatedMLP):
     """gate_up_proj (Phi-3, GLM): its weight is already [gate; up] and is passed as it is,
     with its own scale (per tensor or per row of the 2H); nothing is copied."""
+
+    def _sfm_sync(self) -> None:
+        """Nothing here is derived from the parameters: the kernels read them directly."""
 
     def _sfm_main_weight(self) -> torch.Tensor:
         return getattr(self, self._sfm_names[0]).weight
@@ -763,7 +796,7 @@ def _state_dict_post_hook(module, incompatible_keys) -> None:
 _SFM_ATTRS = (
     "_sfm_enabled", "_sfm_quant_fn", "_sfm_mlp_fn", "_sfm_names", "_sfm_in_attr", "_sfm_hidden_attr",
     "_sfm_down_scale_attr", "_sfm_up_scale_attr", "_sfm_K", "_sfm_device_types", "_sfm_cuda_devices",
-    "_sfm_endpoint", "_sfm_kernel", "_sfm_hook", "_sfm_skipped", "_sfm_warned_skipped",
+    "_sfm_endpoint", "_sfm_kernel", "_sfm_hook", "_sfm_skipped", "_sfm_warned_skipped", "_sfm_seen",
 )
 
 
