@@ -310,18 +310,21 @@ def _probe(module: nn.Module, names: tuple[str, ...], dims: dict[str, tuple[int,
 
 
 def _activation_from_forward(
-    module: nn.Module, names: tuple[str, ...], linears: dict[str, QLinear], dense: bool
+    module: nn.Module, names: tuple[str, ...], dims: dict[str, tuple[int, int]], dense: bool
 ) -> tuple[str | None, str]:
     """(the supported activation the module's forward computes, by the probe, or None;
     the probe's answer for the first candidate). For MLPs without an activation
     attribute that names one (LFM2 calls F.silu in its forward): the probe's stand-in
     outputs tell SiLU from tanh-GELU, and both from erf-GELU, by far more than its
     tolerance."""
-    dims = {n: (linears[n].in_features, linears[n].out_features) for n in names}
-    K = linears[names[0]].in_features
-    candidates = ("gelu_tanh",) if dense else ("silu", "gelu_tanh")
-    answers = [_probe(module, names, dims, act, K) for act in candidates]
-    return next((act for act, why in zip(candidates, answers) if why == ""), None), answers[0]
+    K = dims[names[0]][0]
+    first_answer = ""
+    for act in ("gelu_tanh",) if dense else ("silu", "gelu_tanh"):
+        why = _probe(module, names, dims, act, K)
+        if not why:
+            return act, ""
+        first_answer = first_answer or why
+    return None, first_answer
 
 
 # ============================================================================= plans
@@ -382,14 +385,18 @@ def _analyze(name: str, module: nn.Module, specs: dict[str, KernelSpec]) -> _Pla
     types = sorted({q.kind for q in linears.values()})
     linear_type = types[0] if len(types) == 1 else " + ".join(types)
 
+    dims = {n: (linears[n].in_features, linears[n].out_features) for n in names}
     act_attr, act = _find_activation(module)
-    if isinstance(act, nn.Module) and own_forward_required(act):
-        return _decision(name, module, pattern, f"{act_attr} has {own_forward_required(act)}, which the fused kernels would skip",
+    act_why = own_forward_required(act) if isinstance(act, nn.Module) else ""
+    if act_why:
+        return _decision(name, module, pattern, f"{act_attr} has {act_why}, which the fused kernels would skip",
                          linear_type=linear_type)
     activation, act_desc = classify_activation(act) if act is not None else (None, "")
+    probed = False  # the probe already passed for `activation`
     if activation is None:
         # No activation attribute, or one this module cannot name: the probe alone decides.
-        activation, probe_answer = _activation_from_forward(module, names, linears, dense)
+        activation, probe_answer = _activation_from_forward(module, names, dims, dense)
+        probed = activation is not None
     if activation is None or (dense and activation != "gelu_tanh"):
         want = "tanh-approximated GELU" if dense else "SiLU or tanh-approximated GELU"
         if act is None:
@@ -449,8 +456,7 @@ def _analyze(name: str, module: nn.Module, specs: dict[str, KernelSpec]) -> _Pla
     if shape_why:
         return _decision(name, module, pattern, shape_why, scales=scales, **common)
 
-    dims = {n: (linears[n].in_features, linears[n].out_features) for n in names}
-    why = _probe(module, names, dims, activation, K)
+    why = "" if probed else _probe(module, names, dims, activation, K)
     if why:
         return _decision(name, module, pattern, why, scales=scales, **common)
     act_module = act_attr if isinstance(act, nn.Module) and act_attr in module._modules else None
