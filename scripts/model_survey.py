@@ -141,12 +141,30 @@ def tiny_model(model_type: str):
         value = getattr(cfg, attr, None)
         if isinstance(value, int) and value >= VOCAB:
             setattr(cfg, attr, 1)
+    build = auto.from_config if type(cfg) in auto._model_mapping else own_model_class(cfg)._from_config
     with torch.device("meta"):
-        params = sum(p.numel() for p in auto.from_config(cfg).parameters())
+        params = sum(p.numel() for p in build(cfg).parameters())
     if params > MAX_PARAMS:
         raise ValueError(f"{params / 1e6:.0f} M parameters: its config nests the model, which the tiny settings do not reach")
     torch.manual_seed(0)
-    return auto.from_config(cfg).to(torch.bfloat16).eval()
+    return build(cfg).to(torch.bfloat16).eval()
+
+
+def own_model_class(cfg):
+    """The model class of a config that the Auto classes do not map (Qwen2.5-VL's vision
+    tower before transformers 5.25): the one class of its modeling module declared for it."""
+    import importlib
+    import inspect
+
+    from transformers import PreTrainedModel
+
+    module = importlib.import_module(type(cfg).__module__.replace(".configuration_", ".modeling_"))
+    found = [c for c in vars(module).values() if inspect.isclass(c) and issubclass(c, PreTrainedModel)
+             and c.__dict__.get("config_class") is type(cfg)]
+    if len(found) != 1:
+        raise ValueError(f"no Auto class maps {type(cfg).__name__}, and its modeling module declares "
+                         f"{len(found)} model classes for it")
+    return found[0]
 
 
 def model_inputs(model_type: str, model, gen) -> list[dict]:
