@@ -557,6 +557,41 @@ def test_hook_added_after_fusion_runs_unfused_while_it_is_there(standin):
     assert ref.rel_frobenius_error(out, base(mlp, x.float()).bfloat16()) <= 1e-2
 
 
+@pytest.mark.parametrize("what", ["activation", "adapter", "plain_layer"])
+def test_layer_replaced_after_fusion_runs_unfused(what, standin):
+    """A projection or the activation replaced after fusion (another activation; an
+    adapter wrapped around down_proj, as peft.get_peft_model on a fused model does; a
+    bf16 layer): the fused path would skip the new layer's work, or read scales it does
+    not have. The module runs unfused, warned once, and so does a deep copy of it."""
+    import copy
+
+    model, _ = calibrated("llama")
+    report = fuse_static_fp8_mlps(model, fusion_config_for(standin), devices=CPU)
+    mlp = model.get_submodule(report.fused_names[0])
+    kernel = resolve_kernel(standin).module
+    base = type(mlp)._sfm_base_cls.forward
+    if what == "activation":
+        mlp.act_fn, name = nn.ReLU(), "act_fn"
+    elif what == "adapter":
+        mlp.down_proj, name = LoraLike(mlp.down_proj), "down_proj"
+        nn.init.normal_(mlp.down_proj.lora_B.weight)
+    else:
+        mlp.up_proj, name = nn.Linear(64, 128, bias=False, dtype=torch.bfloat16), "up_proj"
+    x = torch.randn(3, 64).bfloat16()
+    kernel.CALLS.clear()
+    with pytest.warns(StaticFP8FusionWarning, match=f"{name} was replaced since fusion; this module runs unfused"):
+        out = mlp(x)
+    assert kernel.CALLS == [] and torch.equal(out, base(mlp, x))
+    twin = copy.deepcopy(mlp)
+    with pytest.warns(StaticFP8FusionWarning, match=f"{name} was replaced since fusion"):
+        assert torch.equal(twin(x), base(twin, x))
+    assert kernel.CALLS == []
+
+    unfuse_static_fp8_mlps(model)  # fusing again decides afresh
+    again = fuse_static_fp8_mlps(model, fusion_config_for(standin), devices=CPU)
+    assert report.fused_names[0] not in again.fused_names
+
+
 def test_pattern_not_enabled(standin):
     model, _ = calibrated("siglip")
     cfg = {"static_quantized_mlp": {"input_quant": standin, "gated_mlp": standin}}

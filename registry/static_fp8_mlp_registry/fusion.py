@@ -39,6 +39,7 @@ import inspect
 import logging
 import math
 import warnings
+import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import ModuleType
@@ -521,7 +522,7 @@ class FusedStaticFP8MLP:
             x = args[0]
         elif not args and len(kwargs) == 1 and self._sfm_first_param in kwargs:
             x = kwargs[self._sfm_first_param]
-        if x is None or not isinstance(x, torch.Tensor):
+        if x is None or not isinstance(x, torch.Tensor) or not self._sfm_skipped_layers_are_plain():
             return self._sfm_base_cls.forward(self, *args, **kwargs)
         self._sfm_sync()
         if not self._sfm_can_fuse(x):
@@ -547,24 +548,25 @@ class FusedStaticFP8MLP:
             and self._sfm_down_weight().is_contiguous()
             and x.shape[-1] == self._sfm_K
             and not (x.requires_grad and torch.is_grad_enabled())
-            and self._sfm_skipped_layers_are_plain()
         )
 
     def _sfm_skipped_layers_are_plain(self) -> bool:
-        """No hook or forward override has been added since fusion to a layer whose own
-        forward the fused path skips (the projections, the activation module)."""
-        for n in self._sfm_skipped:
-            layer = self._modules.get(n)
-            why = "" if layer is None else own_forward_required(layer)
+        """The layers whose own forward the fused path skips (the projections, the
+        activation) are the ones fused, and no hook or forward override has been added
+        to them since: a replaced layer (another activation, an adapter wrapped around a
+        projection by PEFT after fusion) must not be skipped in favour of the old one."""
+        for n, seen in zip(self._sfm_skipped, self._sfm_layers):
+            layer = getattr(self, n, None)
+            if layer is not seen():
+                why = "was replaced since fusion; this module runs unfused (unfuse_static_fp8_mlps and fuse again)"
+            else:
+                why = "" if not isinstance(layer, nn.Module) else own_forward_required(layer)
+                why = why and f"now has {why}; this module runs unfused while it does"
             if why:
                 if not self.__dict__.get("_sfm_warned_skipped"):
                     self.__dict__["_sfm_warned_skipped"] = True
-                    warnings.warn(
-                        f"static-fp8-mlp: {type(self).__name__}: {n} now has {why}; this module runs unfused "
-                        "while it does",
-                        StaticFP8FusionWarning,
-                        stacklevel=4,
-                    )
+                    warnings.warn(f"static-fp8-mlp: {type(self).__name__}: {n} {why}", StaticFP8FusionWarning,
+                                  stacklevel=5)  # the caller of the model or module
                 return False
         return True
 
@@ -608,11 +610,17 @@ class FusedStaticFP8MLP:
                 continue
             if key in ("_sfm_quant_fn", "_sfm_mlp_fn"):
                 new.__dict__[key] = value
+            elif key in ("_sfm_layers", "_sfm_warned_skipped"):  # the copy warns for itself
+                continue
             else:
                 new.__dict__[key] = copy.deepcopy(value, memo)
         if handle is not None:
             new._load_state_dict_post_hooks.pop(handle.id, None)
             new.__dict__["_sfm_hook"] = new.register_load_state_dict_post_hook(_state_dict_post_hook)
+        if "_sfm_layers" in self.__dict__:  # the copy's layers stand for the layers fused (a dead ref stays dead)
+            new.__dict__["_sfm_layers"] = tuple(
+                _layer_ref(memo.get(id(seen()), seen())) if seen() is not None else seen for seen in self._sfm_layers
+            )
         return new
 
     def extra_repr(self) -> str:
@@ -802,8 +810,17 @@ def _state_dict_post_hook(module, incompatible_keys) -> None:
 _SFM_ATTRS = (
     "_sfm_enabled", "_sfm_quant_fn", "_sfm_mlp_fn", "_sfm_names", "_sfm_in_attr", "_sfm_hidden_attr",
     "_sfm_down_scale_attr", "_sfm_up_scale_attr", "_sfm_K", "_sfm_device_types", "_sfm_cuda_devices",
-    "_sfm_endpoint", "_sfm_kernel", "_sfm_hook", "_sfm_skipped", "_sfm_warned_skipped", "_sfm_seen",
+    "_sfm_endpoint", "_sfm_kernel", "_sfm_hook", "_sfm_skipped", "_sfm_layers", "_sfm_warned_skipped", "_sfm_seen",
 )
+
+
+def _layer_ref(layer: Any):
+    """A callable returning `layer`: a weak reference where it takes one (a replaced
+    projection's weights are not kept alive by it), else the object itself."""
+    try:
+        return weakref.ref(layer)
+    except TypeError:  # builtins such as torch.relu
+        return lambda: layer
 
 
 def _install(plan: _Plan, fns: dict[str, Any], kernel_label: str, device_types: frozenset, cuda_devices: frozenset) -> None:
@@ -819,6 +836,7 @@ def _install(plan: _Plan, fns: dict[str, Any], kernel_label: str, device_types: 
     d["_sfm_mlp_fn"] = fns[plan.endpoint]
     d["_sfm_names"] = plan.names
     d["_sfm_skipped"] = plan.names + ((plan.act_attr,) if plan.act_attr else ())
+    d["_sfm_layers"] = tuple(_layer_ref(getattr(module, n)) for n in d["_sfm_skipped"])
     d["_sfm_in_attr"] = first.input_scale_attr
     d["_sfm_up_scale_attr"] = first.weight_scale_attr
     d["_sfm_hidden_attr"] = last.input_scale_attr
