@@ -760,6 +760,12 @@ def test_runtime_fallbacks(standin):
     with pytest.raises(RuntimeError):  # wrong K: the original module's own error
         mlp(torch.randn(4, 32).bfloat16())
     assert kernel.CALLS == []
+    fp8_down = mlp.down_proj.weight
+    mlp.down_proj.weight = nn.Parameter(fp8_down.bfloat16(), requires_grad=False)  # dequantized: not FP8
+    n, out = fused_calls(lambda: mlp(x))
+    assert n == 0 and torch.equal(out, base(mlp, x))
+    mlp.down_proj.weight = fp8_down
+    assert fused_calls(lambda: mlp(x))[0] == 2
     mlp._sfm_enabled = False
     assert fused_calls(lambda: mlp(x))[0] == 0
 

@@ -544,6 +544,7 @@ class FusedStaticFP8MLP:
             and x.device == w.device
             and x.device == self._sfm_down_weight().device
             and w.dtype == FP8
+            and self._sfm_down_weight().dtype == FP8
             and w.is_contiguous()
             and self._sfm_down_weight().is_contiguous()
             and x.shape[-1] == self._sfm_K
