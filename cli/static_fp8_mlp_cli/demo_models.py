@@ -337,8 +337,10 @@ def fallback_reason(m: nn.Module, x: Any) -> str:
         return f"input on {x.device.type}: the kernels run on CUDA only"
     if x.device.type == "cuda" and x.device.index not in getattr(m, "_sfm_cuda_devices", ()):
         return f"GPU {torch.cuda.get_device_name(x.device)} is not covered by the build's archs"
+    if not m._sfm_skipped_layers_are_plain():
+        return "a projection or the activation was replaced, or given a hook, since fusion"
     if not m._sfm_can_fuse(x):
-        return "input not supported by the kernels (device, layout or grad)"
+        return "input not supported by the kernels (device, layout, grad or weight dtype)"
     return ""
 
 
