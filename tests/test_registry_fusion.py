@@ -407,6 +407,8 @@ class ProbedMLP(nn.Module):
             return F.gelu(v)
         if self.variant == "attr_clamped":  # gpt-oss-style limit on the gate
             return self.act_fn(v.clamp(max=7.0))
+        if self.variant == "attr_clamped_high":  # a limit far above real activations
+            return self.act_fn(v.clamp(max=5000.0))
         raise ValueError(self.variant)
 
     def forward(self, x):
@@ -436,12 +438,15 @@ NO_ACT = "no activation found (looked for act_fn, activation_fn, act, activation
          "with act(fc1(x)) for act=gelu_tanh)"),
         ("attr_clamped", ("gate_proj", "up_proj", "down_proj"), False, None,
          "its forward does not feed down_proj with act(gate_proj(x)) * up_proj(x) for act=silu"),
+        ("attr_clamped_high", ("gate_proj", "up_proj", "down_proj"), False, None,
+         "its forward does not feed down_proj with act(gate_proj(x)) * up_proj(x) for act=silu"),
     ],
 )
 def test_activation_and_names_read_by_the_probe(variant, names, dense, endpoint, reason, standin):
     """The probe decides the activation where no attribute names it, under every name
-    set; its stand-in outputs reach 1e3, so a clamp at 7 is seen (at 4 they were never
-    clamped, and such an MLP fused: wrong wherever a real gate passed 7)."""
+    set; its stand-in outputs reach 1e5, so a clamp at 7 or 5000 is seen (N(0, 1)
+    stand-ins never reached 7, those up to 1e3 never 5000, and such MLPs fused: wrong
+    wherever a real gate passed the clamp)."""
     model = nn.Sequential(ProbedMLP(variant, names, dense)).to(torch.bfloat16).eval()
     calibrate_static_fp8(model, [torch.randn(4, 64).bfloat16()], progress=False)
     assert all(isinstance(getattr(model[0], n), StaticFP8Linear) for n in names)  # calibration finds the names

@@ -240,9 +240,10 @@ def _find_activation(module: nn.Module) -> tuple[str | None, Any]:
 
 class _ProbeLinear(nn.Module):
     """A stand-in projection that records its inputs and returns random outputs whose
-    magnitudes span 1e-2 to 1e3 (log-uniform): a forward that clamps or otherwise
+    magnitudes span 1e-2 to 1e5 (log-uniform): a forward that clamps or otherwise
     bends its activations anywhere in that range (gpt-oss clamps at 7) no longer
-    computes the plain act(gate) * up there, and the probe sees it."""
+    computes the plain act(gate) * up there, and the probe sees it. (1e5: the cube in a
+    hand-written tanh-GELU stays far inside fp32.)"""
 
     def __init__(self, in_features: int, out_features: int, gen: torch.Generator):
         super().__init__()
@@ -253,7 +254,7 @@ class _ProbeLinear(nn.Module):
     def forward(self, x):
         self.inputs.append(x)
         shape = (*x.shape[:-1], self.out_features)
-        magnitude = 10.0 ** (torch.rand(shape, generator=self.gen) * 5 - 2)
+        magnitude = 10.0 ** (torch.rand(shape, generator=self.gen) * 7 - 2)
         out = torch.randn(shape, generator=self.gen, dtype=torch.float32) * magnitude
         self.outputs.append(out)
         return out
