@@ -535,7 +535,7 @@ class FusedStaticFP8MLP:
         separate gate/up layout has any)."""
 
     def _sfm_can_fuse(self, x: torch.Tensor) -> bool:
-        w = self._sfm_main_weight()
+        w, down = self._sfm_main_weight(), self._sfm_down_weight()
         return (
             self._sfm_enabled
             and not self.training
@@ -543,11 +543,11 @@ class FusedStaticFP8MLP:
             and x.device.type in self._sfm_device_types
             and (x.device.type != "cuda" or x.device.index in self._sfm_cuda_devices)
             and x.device == w.device
-            and x.device == self._sfm_down_weight().device
+            and x.device == down.device
             and w.dtype == FP8
-            and self._sfm_down_weight().dtype == FP8
+            and down.dtype == FP8
             and w.is_contiguous()
-            and self._sfm_down_weight().is_contiguous()
+            and down.is_contiguous()
             and x.shape[-1] == self._sfm_K
             and not (x.requires_grad and torch.is_grad_enabled())
         )
@@ -557,7 +557,7 @@ class FusedStaticFP8MLP:
         activation) are the ones fused, and no hook or forward override has been added
         to them since: a replaced layer (another activation, an adapter wrapped around a
         projection by PEFT after fusion) must not be skipped in favour of the old one."""
-        for n, seen in zip(self._sfm_skipped, self._sfm_layers):
+        for n, seen in self._sfm_layers:
             layer = getattr(self, n, None)
             if layer is not seen():
                 why = "was replaced since fusion; this module runs unfused (unfuse_static_fp8_mlps and fuse again)"
@@ -621,7 +621,8 @@ class FusedStaticFP8MLP:
             new.__dict__["_sfm_hook"] = new.register_load_state_dict_post_hook(_state_dict_post_hook)
         if "_sfm_layers" in self.__dict__:  # the copy's layers stand for the layers fused (a dead ref stays dead)
             new.__dict__["_sfm_layers"] = tuple(
-                _layer_ref(memo.get(id(seen()), seen())) if seen() is not None else seen for seen in self._sfm_layers
+                (n, seen if (layer := seen()) is None else _layer_ref(memo.get(id(layer), layer)))
+                for n, seen in self._sfm_layers
             )
         return new
 
@@ -812,7 +813,7 @@ def _state_dict_post_hook(module, incompatible_keys) -> None:
 _SFM_ATTRS = (
     "_sfm_enabled", "_sfm_quant_fn", "_sfm_mlp_fn", "_sfm_names", "_sfm_in_attr", "_sfm_hidden_attr",
     "_sfm_down_scale_attr", "_sfm_up_scale_attr", "_sfm_K", "_sfm_device_types", "_sfm_cuda_devices",
-    "_sfm_endpoint", "_sfm_kernel", "_sfm_hook", "_sfm_skipped", "_sfm_layers", "_sfm_warned_skipped", "_sfm_seen",
+    "_sfm_endpoint", "_sfm_kernel", "_sfm_hook", "_sfm_layers", "_sfm_warned_skipped", "_sfm_seen",
 )
 
 
@@ -837,8 +838,9 @@ def _install(plan: _Plan, fns: dict[str, Any], kernel_label: str, device_types: 
     d["_sfm_quant_fn"] = fns[QUANT_ENDPOINT]
     d["_sfm_mlp_fn"] = fns[plan.endpoint]
     d["_sfm_names"] = plan.names
-    d["_sfm_skipped"] = plan.names + ((plan.act_attr,) if plan.act_attr else ())
-    d["_sfm_layers"] = tuple(_layer_ref(getattr(module, n)) for n in d["_sfm_skipped"])
+    # (name, reference) of each layer whose own forward the fused path skips
+    skipped = plan.names + ((plan.act_attr,) if plan.act_attr else ())
+    d["_sfm_layers"] = tuple((n, _layer_ref(getattr(module, n))) for n in skipped)
     d["_sfm_in_attr"] = first.input_scale_attr
     d["_sfm_up_scale_attr"] = first.weight_scale_attr
     d["_sfm_hidden_attr"] = last.input_scale_attr
