@@ -50,7 +50,7 @@ FUSED = {
 }
 
 LEFT_ALONE = {
-    # clamps gate and up at swiglu_limit (10): the probe's stand-ins reach 1e3
+    # clamps gate and up at swiglu_limit (10): the probe's stand-ins reach 1e5
     "deepseek_v4": "its forward does not feed down_proj with act(gate_proj(x)) * up_proj(x) for act=silu",
     "dory": "its forward does not feed down_proj with act(gate_proj(x)) * up_proj(x) for act=silu",
     "gpt_neox": "activation gelu (erf) is not supported (needs tanh-approximated GELU)",
