@@ -29,6 +29,7 @@ from torch import nn
 from static_fp8_mlp_registry import reference as ref
 from static_fp8_mlp_registry.errors import FunctionMissingError, LocalArtifactError, StaticFP8FusionWarning
 from static_fp8_mlp_registry.fusion import (
+    _attr,
     FusedStaticFP8MLP,
     fuse_static_fp8_mlps,
     refresh_fused_mlps,
@@ -957,3 +958,26 @@ def test_deepcopy_stays_fused_and_pickling_stores_the_original(standin):
     assert same_state(loaded.state_dict(), model.state_dict())
     assert torch.equal(model_out(loaded, batches[0]), out)
     assert isinstance(model.model.layers[0].mlp, FusedStaticFP8MLP)  # the original stays fused
+
+
+def test_fast_attribute_lookup_matches_getattr():
+    """The fused path's `_attr` (it skips nn.Module.__getattr__) returns what getattr does
+    for every kind of attribute a projection can carry."""
+
+    class Wrapped(nn.Module):  # an adapter-like layer: `weight` is a property
+        def __init__(self):
+            super().__init__()
+            self.base_layer = StaticFP8Linear(4, 8)
+            self.tag = "plain"
+            self.register_buffer("scale_buf", torch.ones(()))
+            self.register_parameter("bias", None)
+
+        @property
+        def weight(self):
+            return self.base_layer.weight
+
+    w = Wrapped()
+    for name in ("base_layer", "tag", "scale_buf", "bias", "weight", "training", "forward"):
+        assert _attr(w, name) is getattr(w, name) or _attr(w, name) == getattr(w, name), name
+    with pytest.raises(AttributeError):
+        _attr(w, "missing")

@@ -65,3 +65,23 @@ def test_refusal_separates_refused_problems_from_cuda_errors():
     assert refusal(refuse) == "static_fp8_mlp: path not supported"
     with pytest.raises(torch.AcceleratorError):
         refusal(crash)
+
+
+def test_fused_overhead_benchmark_runs_on_cpu(tmp_path, monkeypatch):
+    """The registry's host-overhead benchmark fuses all four layouts with no-op kernels
+    and writes one row per layout and M (its numbers are not asserted)."""
+    import json
+
+    monkeypatch.setattr(sys, "path", sys.path[:])
+    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+    import bench_fused_overhead
+
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        rc = bench_fused_overhead.main(["--m", "1,3", "--calls", "3", "--batches", "1", "--out", str(tmp_path)])
+    assert rc == 0
+    rows = json.loads((tmp_path / "fused_overhead.json").read_text())["rows"]
+    assert [(r["layout"].split()[0], r["M"]) for r in rows] == [
+        (kind, m) for kind in ("swiglu", "swiglu", "geglu", "gelu") for m in (1, 3)
+    ]
+    assert all(r["fused_us"] > 0 and r["direct_us"] > 0 for r in rows)
+    assert (tmp_path / "fused_overhead.md").read_text().count("\n| ") == 2 + len(rows)

@@ -27,3 +27,5 @@ python3 scripts/mlp_ab.py --kinds gelu,gelu2,gelu_768,gelu_1536_4304 --m 8,16,24
 cat $OUT/ab_usk.txt; python3 scripts/ab_verdict.py $OUT/ab_usk.json --json $OUT/ab_usk_verdict.json
 python3 scripts/mlp_ab.py --kinds gelu,gelu2 --m 65,96,128,160,192 --rounds 7 $H $H:tensor_core_swap_ab/auto $U2:tensor_core_swap_ab/auto --json $OUT/ab_usk192.json > $OUT/ab_usk192.txt 2>&1
 cat $OUT/ab_usk192.txt
+# The registry's host time per call with the real kernels (bench_fused_overhead.py; ~20 s)
+PYTHONPATH=/tmp/sfm-site:$PYTHONPATH python3 benchmarks/bench_fused_overhead.py --device cuda --build $H --out $OUT/overhead 2>&1 | tail -12

@@ -507,6 +507,24 @@ def _f32(t: torch.Tensor) -> torch.Tensor:
     return t if t.dim() <= 1 else t.reshape(-1)
 
 
+def _bf16(t: torch.Tensor) -> torch.Tensor:
+    return t if t.dtype == torch.bfloat16 else t.to(torch.bfloat16)
+
+
+def _attr(module: nn.Module, name: str) -> Any:
+    """`getattr(module, name)` without nn.Module.__getattr__'s slow fallback for the
+    parameters, buffers and submodules that the fused path reads on every call (a dozen
+    lookups: half the registry's host time per call, benchmarks/bench_fused_overhead.py).
+    The result is the same: nn.Module keeps those three stores disjoint from instance and
+    class attributes, and anything else (a property, an attribute) goes to getattr."""
+    d = module.__dict__
+    for store in ("_parameters", "_buffers", "_modules"):
+        value = d[store].get(name) if store in d else None
+        if value is not None:
+            return value
+    return getattr(module, name)
+
+
 class FusedStaticFP8MLP:
     """Mixin of every fused module class (use `isinstance(m, FusedStaticFP8MLP)`).
 
@@ -558,7 +576,7 @@ class FusedStaticFP8MLP:
         to them since: a replaced layer (another activation, an adapter wrapped around a
         projection by PEFT after fusion) must not be skipped in favour of the old one."""
         for n, seen in self._sfm_layers:
-            layer = getattr(self, n, None)
+            layer = getattr(self, n, None) if n not in self._modules else self._modules[n]
             if layer is not seen():
                 why = "was replaced since fusion; this module runs unfused (unfuse_static_fp8_mlps and fuse again)"
             else:
@@ -573,16 +591,16 @@ class FusedStaticFP8MLP:
         return True
 
     def _sfm_input_scale(self) -> torch.Tensor:
-        return _f32(getattr(getattr(self, self._sfm_names[0]), self._sfm_in_attr))
+        return _f32(_attr(_attr(self, self._sfm_names[0]), self._sfm_in_attr))
 
     def _sfm_hidden_scale(self) -> torch.Tensor:
-        return _f32(getattr(getattr(self, self._sfm_names[-1]), self._sfm_hidden_attr))
+        return _f32(_attr(_attr(self, self._sfm_names[-1]), self._sfm_hidden_attr))
 
     def _sfm_down_weight(self) -> torch.Tensor:
-        return getattr(self, self._sfm_names[-1]).weight
+        return _attr(_attr(self, self._sfm_names[-1]), "weight")
 
     def _sfm_down_scale(self) -> torch.Tensor:
-        return _f32(getattr(getattr(self, self._sfm_names[-1]), self._sfm_down_scale_attr))
+        return _f32(_attr(_attr(self, self._sfm_names[-1]), self._sfm_down_scale_attr))
 
     def __reduce_ex__(self, protocol):
         """Pickling (e.g. `torch.save(model)`) stores the original, unfused module: the
@@ -657,14 +675,14 @@ class FusedGatedMLP(FusedStaticFP8MLP):
             self._sfm_refresh()
 
     def _sfm_main_weight(self) -> torch.Tensor:
-        return self._sfm_gate_up_weight
+        return _attr(self, "_sfm_gate_up_weight")
 
     def _sfm_gate_up_scale(self) -> torch.Tensor:
-        return _f32(self._sfm_gate_up_weight_scale)
+        return _f32(_attr(self, "_sfm_gate_up_weight_scale"))
 
     def _sfm_fused_forward(self, x: torch.Tensor) -> torch.Tensor:
         in_scale = self._sfm_input_scale()
-        xq = self._sfm_quant_fn(x, self._sfm_channel_scale.to(torch.bfloat16), in_scale)
+        xq = self._sfm_quant_fn(x, _bf16(_attr(self, "_sfm_channel_scale")), in_scale)
         return self._sfm_mlp_fn(
             xq,
             self._sfm_main_weight(),
@@ -720,10 +738,10 @@ class FusedMergedGatedMLP(FusedGatedMLP):
         """Nothing here is derived from the parameters: the kernels read them directly."""
 
     def _sfm_main_weight(self) -> torch.Tensor:
-        return getattr(self, self._sfm_names[0]).weight
+        return _attr(_attr(self, self._sfm_names[0]), "weight")
 
     def _sfm_gate_up_scale(self) -> torch.Tensor:
-        return _f32(getattr(getattr(self, self._sfm_names[0]), self._sfm_up_scale_attr))
+        return _f32(_attr(_attr(self, self._sfm_names[0]), self._sfm_up_scale_attr))
 
     def _sfm_refresh(self) -> None:
         w = self._sfm_main_weight()
@@ -735,22 +753,22 @@ class FusedDenseGeluMLP(FusedStaticFP8MLP):
     """fc1 / fc2 here stand for the module's (up, down) pair, whatever its names."""
 
     def _sfm_main_weight(self) -> torch.Tensor:
-        return getattr(self, self._sfm_names[0]).weight
+        return _attr(_attr(self, self._sfm_names[0]), "weight")
 
     def _sfm_fused_forward(self, x: torch.Tensor) -> torch.Tensor:
-        fc1, fc2 = (getattr(self, n) for n in self._sfm_names)
+        fc1, fc2 = (_attr(self, n) for n in self._sfm_names)
         in_scale = self._sfm_input_scale()
-        xq = self._sfm_quant_fn(x, self._sfm_channel_scale.to(torch.bfloat16), in_scale)
-        b1 = (self._sfm_zero_up_bias if fc1.bias is None else fc1.bias).to(torch.bfloat16)
-        b2 = (self._sfm_zero_down_bias if fc2.bias is None else fc2.bias).to(torch.bfloat16)
+        xq = self._sfm_quant_fn(x, _bf16(_attr(self, "_sfm_channel_scale")), in_scale)
+        b1 = _bf16(_attr(self, "_sfm_zero_up_bias") if (b := _attr(fc1, "bias")) is None else b)
+        b2 = _bf16(_attr(self, "_sfm_zero_down_bias") if (b := _attr(fc2, "bias")) is None else b)
         return self._sfm_mlp_fn(
             xq,
-            fc1.weight,
+            _attr(fc1, "weight"),
             b1,
-            fc2.weight,
+            _attr(fc2, "weight"),
             b2,
             in_scale,
-            _f32(getattr(fc1, self._sfm_up_scale_attr)),
+            _f32(_attr(fc1, self._sfm_up_scale_attr)),
             self._sfm_hidden_scale(),
             self._sfm_down_scale(),
         )
