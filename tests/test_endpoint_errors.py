@@ -14,8 +14,18 @@ FP8 = torch.float8_e4m3fn
 
 
 @pytest.fixture(scope="module")
-def sfm(kernel_module):
+def kernel(kernel_module):
     return kernel_module
+
+
+@pytest.fixture(params=["checks_first", "op_first"])
+def sfm(kernel, request, monkeypatch):
+    """The endpoints, with their checks run up front (as on any device but CUDA) or, as
+    for eager CUDA calls, only after the op refused (here the CPU tensors make the real
+    op refuse): every error must read the same either way."""
+    if request.param == "op_first":
+        monkeypatch.setattr(kernel, "_checks_deferred", lambda input, out: out is None and isinstance(input, torch.Tensor))
+    return kernel
 
 
 def gated_args(k=32, h=64, n=16, m=4):
@@ -54,9 +64,7 @@ def test_all_exports_the_contract_endpoints_with_their_signatures(sfm):
         assert params["out"].kind is inspect.Parameter.KEYWORD_ONLY
 
 
-@pytest.mark.parametrize(
-    "index, bad, message",
-    [
+GATED_ERRORS = (
         (0, torch.zeros(4, 32, dtype=torch.bfloat16), r"`input` must be of dtype torch.float8_e4m3fn"),
         (1, torch.ones(63, 32, dtype=torch.uint8).view(FP8), r"`gate_up_weight` must be of shape \[2H, K\]"),
         (1, torch.ones(128, 16, dtype=torch.uint8).view(FP8), r"`gate_up_weight` must be of shape \[2H, K\]"),
@@ -68,8 +76,10 @@ def test_all_exports_the_contract_endpoints_with_their_signatures(sfm):
         (5, torch.ones(1, 1), r"`hidden_scale` must be a one-element fp32 tensor"),
         (6, torch.ones(15), r"`down_weight_scale` must be one element or shape \[16\]"),
         (6, "1.0", r"`down_weight_scale` must be a torch.Tensor"),
-    ],
 )
+
+
+@pytest.mark.parametrize("index, bad, message", GATED_ERRORS)
 def test_gated_argument_errors(sfm, index, bad, message):
     args = gated_args()
     args[index] = bad
@@ -87,15 +97,15 @@ def test_shape_alignment_errors_name_the_dimension(sfm):
         sfm.fp8_gelu_mlp_bf16(*dense_args(n=20))
 
 
-@pytest.mark.parametrize(
-    "index, bad, message",
-    [
+DENSE_ERRORS = (
         (2, torch.zeros(63, dtype=torch.bfloat16), r"`up_bias` must be of shape \[H\] = \[64\]"),
         (2, torch.zeros(64), r"`up_bias` must be of dtype torch.bfloat16"),
         (4, torch.zeros(15, dtype=torch.bfloat16), r"`down_bias` must be of shape \[N\] = \[16\]"),
         (6, torch.ones(3), r"`up_weight_scale` must be one element or shape \[64\]"),
-    ],
 )
+
+
+@pytest.mark.parametrize("index, bad, message", DENSE_ERRORS)
 def test_dense_argument_errors(sfm, index, bad, message):
     args = dense_args()
     args[index] = bad
@@ -153,3 +163,45 @@ def test_covered_archs(sfm):
     covered = sfm.covered_archs()
     for arch in ("8.9", "9.0", "10.0", "12.0"):
         assert arch in covered
+
+
+class _RecordingOps:
+    """Stands in for the registered ops: records each call, or refuses like the op would."""
+
+    def __init__(self, refuse: bool):
+        self.calls, self.refuse = [], refuse
+
+    def __getattr__(self, name):
+        def op(*args):
+            self.calls.append(name)
+            if self.refuse:
+                raise RuntimeError(f"static_fp8_mlp: the op {name} refused")
+        return op
+
+
+@pytest.mark.parametrize("endpoint", ["fp8_swiglu_mlp_bf16", "fp8_gelu_mlp_bf16", "channel_scale_quantize_fp8_static_bf16"])
+def test_deferred_checks_run_only_when_the_op_refuses(kernel, monkeypatch, endpoint):
+    """Eager CUDA calls go to the op first: a call it accepts runs none of this layer's
+    checks; one it refuses gets them (the op's own error stands when they all pass)."""
+    import importlib
+
+    check = importlib.import_module(kernel.__name__ + "._validation")
+    checks_run = []
+    monkeypatch.setattr(check, "rows_input", lambda *a, _f=check.rows_input: checks_run.append(1) or _f(*a))
+    monkeypatch.setattr(kernel, "_checks_deferred", lambda input, out: out is None)
+    monkeypatch.setattr(check, "on_cuda", lambda *a: None)  # CPU tensors stand in for CUDA ones
+    args = {"fp8_swiglu_mlp_bf16": gated_args, "fp8_gelu_mlp_bf16": dense_args}.get(endpoint)
+    args = args() if args else [torch.zeros(4, 16, dtype=torch.bfloat16), torch.ones(16, dtype=torch.bfloat16), torch.tensor(1.0)]
+    fn = getattr(kernel, endpoint)
+
+    monkeypatch.setattr(kernel, "ops", _RecordingOps(refuse=False))
+    out = fn(*args)
+    assert kernel.ops.calls == [endpoint] and checks_run == []
+    assert out.shape == (4, 16)
+
+    monkeypatch.setattr(kernel, "ops", _RecordingOps(refuse=True))
+    with pytest.raises(RuntimeError, match="refused"):  # every check passes: the op's error
+        fn(*args)
+    assert checks_run == [1]
+    with pytest.raises(ValueError, match="`scale`|`input_scale`"):  # a check names the argument
+        fn(*args[:-1], torch.ones(2)) if endpoint.startswith("channel") else fn(*args[:3 if "swiglu" in endpoint else 5], torch.ones(2), *args[4 if "swiglu" in endpoint else 6:])
