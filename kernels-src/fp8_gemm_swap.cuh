@@ -88,8 +88,12 @@ constexpr int64_t kMinClusterDownTokens = 40;  // the down GEMM's splits in clus
 #ifndef SFM_SWAP_MIN_L2_EARLY_TOKENS  // ... and a dense MLP's (L2-resident) up GEMM,
 #define SFM_SWAP_MIN_L2_EARLY_TOKENS 8  // and a narrow down GEMM, K unaligned, from here
 #endif
+#ifndef SFM_SWAP_MAX_L2_EARLY_UP_K  // ... the up GEMM only up to this K (l2_mid_takes)
+#define SFM_SWAP_MAX_L2_EARLY_UP_K 1152
+#endif
 constexpr int kMinL2Tokens = SFM_SWAP_MIN_L2_TOKENS;
 constexpr int kMinL2EarlyTokens = SFM_SWAP_MIN_L2_EARLY_TOKENS;
+constexpr int64_t kMaxL2EarlyUpK = SFM_SWAP_MAX_L2_EARLY_UP_K;
 constexpr int kMaxTokens = 192;  // two accumulator sets of BT / 2 registers per thread
 constexpr int kMaxAutoTokens = 384;  // auto gate/up GEMMs: up to two token tiles
 constexpr int kMaxAutoTokensShortK = 512;  // ... with K <= 2048 (GeGLU-sized): three
@@ -699,9 +703,12 @@ inline bool auto_takes(int64_t m, bool down, int64_t w_rows, int64_t k, bool l2_
 // 0.1-0.5 us faster for 1152x4304 at every M measured (8, 9, 12, 16, 17, 24, 25, 32; M =
 // 16 7.72 -> 7.35 us), 0.1-0.55 slower for 768x3072 and 0.35-1.1 for 1536x6144 (at 9-32;
 // -0.8 at 8): results/dense_swap_{8_16,17_40}_ab_h200_2026-12-05_thirtieth.txt. Not for
-// gated gate/up GEMMs (not measured).
+// gated gate/up GEMMs (not measured). Thirty-sixth session, H100, the whole auto MLP
+// against l2r40 (results/ab_l2_h100_2026-12-05_thirtysixth.txt): 1152x4304 and 768x3072
+// 0.6-1.5 us faster at M = 8-32, but 1536x6144 0.4-0.9 us slower at 9-32 and 1536x4304
+// 0.2-0.4 at 25-32: the up GEMM goes early only up to K = kMaxL2EarlyUpK.
 inline bool l2_mid_takes(int64_t m, bool down, int64_t w_rows, int64_t k) {
-  const bool early = !down || narrow_l2_down_takes(m, w_rows, k);
+  const bool early = (!down && k <= kMaxL2EarlyUpK) || narrow_l2_down_takes(m, w_rows, k);
   return m >= (early ? kMinL2EarlyTokens : kMinL2Tokens) && m < kMinTokens;
 }
 

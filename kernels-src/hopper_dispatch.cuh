@@ -52,7 +52,7 @@ namespace hopper {
 //   and the warp kernel's copy of all of x into every CTA cost more than the wgmma
 //   kernel's cluster reduction; the warp kernel also where the wgmma one does not take
 //   the problem, up to kMaxWarpTokens; except from 33 tokens, and for a dense MLP's up
-//   GEMM and SigLIP's 1152x4304 down GEMM from 8 (swap_gemm::l2_mid_takes), where the
+//   GEMM with K <= 1152 and SigLIP's 1152x4304 down GEMM from 8 (swap_gemm::l2_mid_takes), where the
 //   swap-AB kernel (the weights streamed through a TMA ring, every token in one tile)
 //   was faster;
 // - up to 16 tokens every other GEMM is a pass over DRAM: the streaming kernel, whose

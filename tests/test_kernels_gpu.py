@@ -532,10 +532,10 @@ def test_auto_paths_at_mid_m(sfm, m):
 @pytest.mark.parametrize("shape", ((1152, 4304, 1152), (768, 3072, 768), (1536, 6144, 1536)))
 def test_auto_l2_resident_dense_decode(sfm, m, shape):
     """Vision-tower MLPs (weights L2-resident) at 7-40 tokens on auto: the up GEMM on the
-    swap-AB kernel from 8 tokens, SigLIP's 1152x4304 down GEMM too (K = 4304 not a whole
-    K tile), the aligned towers' down GEMMs on it from 33 (thirtieth and thirty-first
-    sessions; before, both from 40): both sides of each edge, per-tensor and per-row
-    weight scales."""
+    swap-AB kernel from 8 tokens where K <= 1152 (1536x6144's from 33, thirty-sixth
+    session), SigLIP's 1152x4304 down GEMM too (K = 4304 not a whole K tile), the aligned
+    towers' down GEMMs on it from 33 (thirtieth and thirty-first sessions; before, both
+    from 40): both sides of each edge, per-tensor and per-row weight scales."""
     gen = torch.Generator(device="cuda").manual_seed(9100 + m + shape[0])
     check_dense_auto(sfm, m, shape, gen, m % 2 == 1)
 
@@ -781,6 +781,40 @@ def test_bad_arguments_on_gpu(sfm):
         sfm.fp8_swiglu_mlp_bf16(misaligned, *args[1:])
     with pytest.raises(ValueError, match="`out`"):
         sfm.fp8_swiglu_mlp_bf16(*args, out=torch.empty(8, 255, dtype=torch.bfloat16, device="cuda"))
+
+
+def _on_cuda(args):
+    return [a.cuda() if isinstance(a, torch.Tensor) else a for a in args]
+
+
+def test_argument_errors_on_cuda_name_the_argument(sfm):
+    """Eager CUDA calls go to the native op before the Python checks (they run only once
+    it refuses): every bad argument of the CPU error tables still gets the same
+    ValueError naming it, and a valid call still runs."""
+    from test_endpoint_errors import DENSE_ERRORS, GATED_ERRORS, dense_args, gated_args
+
+    for index, bad, message in GATED_ERRORS:
+        args = _on_cuda(gated_args())
+        args[index] = bad.cuda() if isinstance(bad, torch.Tensor) else bad
+        for fn in (sfm.fp8_swiglu_mlp_bf16, sfm.fp8_geglu_mlp_bf16):
+            with pytest.raises(ValueError, match=message):
+                fn(*args)
+    for index, bad, message in DENSE_ERRORS:
+        args = _on_cuda(dense_args())
+        args[index] = bad.cuda()
+        with pytest.raises(ValueError, match=message):
+            sfm.fp8_gelu_mlp_bf16(*args)
+    with pytest.raises(ValueError, match=r"N \(down_weight.shape\[0\]\) must be a multiple of 16"):
+        sfm.fp8_gelu_mlp_bf16(*_on_cuda(dense_args(n=20)))
+    with pytest.raises(ValueError, match=r"`input_scale` must be on the same device as `input`"):
+        sfm.fp8_gelu_mlp_bf16(*_on_cuda(dense_args())[:5], torch.tensor(1.0), *_on_cuda(dense_args())[6:])
+    x = torch.randn(4, 16, device="cuda").bfloat16()
+    with pytest.raises(ValueError, match=r"`channel_scale` must be of shape \[K\] = \[16\]"):
+        sfm.channel_scale_quantize_fp8_static_bf16(x, torch.ones(8, dtype=torch.bfloat16, device="cuda"),
+                                                   torch.tensor(1.0, device="cuda"))
+    for args in (gated_args(), dense_args()):  # valid: runs (N = 16, finite output)
+        fn = sfm.fp8_swiglu_mlp_bf16 if len(args) == 7 else sfm.fp8_gelu_mlp_bf16
+        assert torch.isfinite(fn(*_on_cuda(args)).float()).all()
 
 
 # --------------------------------------------------------------------------- capture / compile

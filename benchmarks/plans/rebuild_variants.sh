@@ -26,6 +26,9 @@
 #           the reduction over distributed shared memory)
 #   usk192  usk with the split up to 192 tokens (auto keeps the dense up GEMM on the
 #           wgmma kernel above 64: forced onto the swap-AB kernel in call8's A/B)
+#   eupk    this checkout's kernels (= head once rebuilt after the thirty-sixth session,
+#           which limited the dense up GEMM's early swap-AB path to K <= 1152; call 12
+#           compares it with a head built before)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 R=benchmarks/results
@@ -63,7 +66,7 @@ variant() {
   echo "   built .gpu-tune/$name in $((SECONDS - t0)) s" >&2
 }
 
-all=(head eparam astage afg3 esg aesg hidact eidact strace etrace spp l2r40 usk usk192)
+all=(head eparam astage afg3 esg aesg hidact eidact strace etrace spp l2r40 usk usk192 eupk)
 for name in "${@:-${all[@]}}"; do
   case $name in
     head) variant head "" ;;
@@ -80,6 +83,7 @@ for name in "${@:-${all[@]}}"; do
     l2r40) variant l2r40 "" "$L1" "$L2" ;;
     usk) variant usk "$PU" ;;
     usk192) variant usk192 "$PU" "$U192" ;;
+    eupk) variant eupk "" ;;
     *) echo "unknown variant $name; known: ${all[*]}" >&2; exit 2 ;;
   esac
 done
