@@ -205,3 +205,22 @@ def test_deferred_checks_run_only_when_the_op_refuses(kernel, monkeypatch, endpo
     assert checks_run == [1]
     with pytest.raises(ValueError, match="`scale`|`input_scale`"):  # a check names the argument
         fn(*args[:-1], torch.ones(2)) if endpoint.startswith("channel") else fn(*args[:3 if "swiglu" in endpoint else 5], torch.ones(2), *args[4 if "swiglu" in endpoint else 6:])
+
+
+@pytest.mark.parametrize("args", [gated_args, dense_args], ids=["gated", "dense"])
+def test_deferred_checks_with_no_output_columns(kernel, monkeypatch, args):
+    """N = 0 on the op-first path: nothing is launched, and the checks still run (a bad
+    argument is still named)."""
+    import importlib
+
+    check = importlib.import_module(kernel.__name__ + "._validation")
+    monkeypatch.setattr(kernel, "_checks_deferred", lambda input, out: out is None)
+    monkeypatch.setattr(check, "on_cuda", lambda *a: None)
+    monkeypatch.setattr(kernel, "ops", _RecordingOps(refuse=False))
+    fn = kernel.fp8_swiglu_mlp_bf16 if args is gated_args else kernel.fp8_gelu_mlp_bf16
+    out = fn(*args(n=0))
+    assert out.shape == (4, 0) and kernel.ops.calls == []
+    bad = args(n=0)
+    bad[3 if args is gated_args else 5] = torch.ones(2)  # input_scale
+    with pytest.raises(ValueError, match="`input_scale` must be a one-element fp32 tensor"):
+        fn(*bad)

@@ -146,6 +146,28 @@ def _out_for(input: torch.Tensor, n: int, out: torch.Tensor | None) -> torch.Ten
     return out
 
 
+def _run_mlp(validate, checked, down_weight, out, launch):
+    """The MLP endpoints' flow: `validate(*checked)` (the checks; returns N), then
+    `launch(out)`, which calls the op into `out` and returns it. Eager CUDA calls go to
+    the op first (module docstring)."""
+    input = checked[0]
+    if _checks_deferred(input, out) and input.numel() != 0:
+        def run():
+            result = torch.empty((*input.shape[:-1], down_weight.shape[0]), dtype=check.BF16,
+                                 device=input.device)
+            if result.numel() == 0:  # N = 0: nothing to launch, but the checks apply
+                validate(*checked)
+                return result
+            return launch(result)
+        return _run_deferred(run, validate, checked)
+    n = validate(*checked)
+    out = _out_for(input, n, out)
+    check.on_cuda(input)
+    if out.numel() == 0:
+        return out
+    return launch(out)
+
+
 def _gated(op_name, activation, input, gate_up_weight, down_weight, input_scale,
            gate_up_weight_scale, hidden_scale, down_weight_scale, out, paths):
     checked = (input, gate_up_weight, down_weight, input_scale, gate_up_weight_scale,
@@ -161,21 +183,7 @@ def _gated(op_name, activation, input, gate_up_weight, down_weight, input_scale,
                                      GEMM_PATHS[paths[1]])
         return out
 
-    if _checks_deferred(input, out) and input.numel() != 0:
-        def run():
-            result = torch.empty((*input.shape[:-1], down_weight.shape[0]), dtype=check.BF16,
-                                 device=input.device)
-            if result.numel() == 0:  # N = 0: nothing to launch, but the checks apply
-                _check_gated(*checked)
-                return result
-            return launch(result)
-        return _run_deferred(run, _check_gated, checked)
-    n = _check_gated(*checked)
-    out = _out_for(input, n, out)
-    check.on_cuda(input)
-    if out.numel() == 0:
-        return out
-    return launch(out)
+    return _run_mlp(_check_gated, checked, down_weight, out, launch)
 
 
 def fp8_swiglu_mlp_bf16(
@@ -247,21 +255,7 @@ def _gelu(input, up_weight, up_bias, down_weight, down_bias, input_scale, up_wei
             ops.gelu_mlp_with_paths(*args, GEMM_PATHS[paths[0]], GEMM_PATHS[paths[1]])
         return out
 
-    if _checks_deferred(input, out) and input.numel() != 0:
-        def run():
-            result = torch.empty((*input.shape[:-1], down_weight.shape[0]), dtype=check.BF16,
-                                 device=input.device)
-            if result.numel() == 0:  # N = 0: nothing to launch, but the checks apply
-                _check_gelu(*checked)
-                return result
-            return launch(result)
-        return _run_deferred(run, _check_gelu, checked)
-    n = _check_gelu(*checked)
-    out = _out_for(input, n, out)
-    check.on_cuda(input)
-    if out.numel() == 0:
-        return out
-    return launch(out)
+    return _run_mlp(_check_gelu, checked, down_weight, out, launch)
 
 
 def fp8_gelu_mlp_bf16(
