@@ -1,3 +1,4 @@
+# OBSOLETE since the thirty-sixth session: calls 7 and 8 ran in full (RESULTS.md).
 # Call 9 (one device call, <= 560 s; carry .whl, .gpu-tune/{head,l2r40,usk}/$T): the
 # essentials of calls 7 and 8 for a session that gets one short window (the thirty-second
 # session lost 751 s to ten failed starts). In order of what matters: head's GPU suite (the
