@@ -179,19 +179,44 @@ class _RecordingOps:
         return op
 
 
-@pytest.mark.parametrize("endpoint", ["fp8_swiglu_mlp_bf16", "fp8_gelu_mlp_bf16", "channel_scale_quantize_fp8_static_bf16"])
-def test_deferred_checks_run_only_when_the_op_refuses(kernel, monkeypatch, endpoint):
-    """Eager CUDA calls go to the op first: a call it accepts runs none of this layer's
-    checks; one it refuses gets them (the op's own error stands when they all pass)."""
+def quant_args(k=16, m=4):
+    return [torch.zeros(m, k, dtype=torch.bfloat16), torch.ones(k, dtype=torch.bfloat16), torch.tensor(1.0)]
+
+
+# endpoint -> (its valid CPU arguments, the index of its one-element input scale)
+SCALE_ARG = {
+    "fp8_swiglu_mlp_bf16": (gated_args, 3),
+    "fp8_gelu_mlp_bf16": (dense_args, 5),
+    "channel_scale_quantize_fp8_static_bf16": (quant_args, 2),
+}
+
+
+@pytest.fixture
+def op_first(kernel, monkeypatch):
+    """The op-first path on CPU tensors: calls take it without CUDA and the device check
+    passes (the CPU tensors stand in for CUDA ones). Returns the build's checks module."""
     import importlib
 
     check = importlib.import_module(kernel.__name__ + "._validation")
-    checks_run = []
-    monkeypatch.setattr(check, "rows_input", lambda *a, _f=check.rows_input: checks_run.append(1) or _f(*a))
     monkeypatch.setattr(kernel, "_checks_deferred", lambda input, out: out is None)
-    monkeypatch.setattr(check, "on_cuda", lambda *a: None)  # CPU tensors stand in for CUDA ones
-    args = {"fp8_swiglu_mlp_bf16": gated_args, "fp8_gelu_mlp_bf16": dense_args}.get(endpoint)
-    args = args() if args else [torch.zeros(4, 16, dtype=torch.bfloat16), torch.ones(16, dtype=torch.bfloat16), torch.tensor(1.0)]
+    monkeypatch.setattr(check, "on_cuda", lambda *a: None)
+    return check
+
+
+def with_bad_scale(endpoint, **shape):
+    args_of, index = SCALE_ARG[endpoint]
+    args = args_of(**shape)
+    args[index] = torch.ones(2)
+    return args
+
+
+@pytest.mark.parametrize("endpoint", list(SCALE_ARG))
+def test_deferred_checks_run_only_when_the_op_refuses(kernel, op_first, monkeypatch, endpoint):
+    """Eager CUDA calls go to the op first: a call it accepts runs none of this layer's
+    checks; one it refuses gets them (the op's own error stands when they all pass)."""
+    checks_run = []
+    monkeypatch.setattr(op_first, "rows_input", lambda *a, _f=op_first.rows_input: checks_run.append(1) or _f(*a))
+    args = SCALE_ARG[endpoint][0]()
     fn = getattr(kernel, endpoint)
 
     monkeypatch.setattr(kernel, "ops", _RecordingOps(refuse=False))
@@ -204,23 +229,16 @@ def test_deferred_checks_run_only_when_the_op_refuses(kernel, monkeypatch, endpo
         fn(*args)
     assert checks_run == [1]
     with pytest.raises(ValueError, match="`scale`|`input_scale`"):  # a check names the argument
-        fn(*args[:-1], torch.ones(2)) if endpoint.startswith("channel") else fn(*args[:3 if "swiglu" in endpoint else 5], torch.ones(2), *args[4 if "swiglu" in endpoint else 6:])
+        fn(*with_bad_scale(endpoint))
 
 
-@pytest.mark.parametrize("args", [gated_args, dense_args], ids=["gated", "dense"])
-def test_deferred_checks_with_no_output_columns(kernel, monkeypatch, args):
+@pytest.mark.parametrize("endpoint", ["fp8_swiglu_mlp_bf16", "fp8_gelu_mlp_bf16"], ids=["gated", "dense"])
+def test_deferred_checks_with_no_output_columns(kernel, op_first, monkeypatch, endpoint):
     """N = 0 on the op-first path: nothing is launched, and the checks still run (a bad
     argument is still named)."""
-    import importlib
-
-    check = importlib.import_module(kernel.__name__ + "._validation")
-    monkeypatch.setattr(kernel, "_checks_deferred", lambda input, out: out is None)
-    monkeypatch.setattr(check, "on_cuda", lambda *a: None)
     monkeypatch.setattr(kernel, "ops", _RecordingOps(refuse=False))
-    fn = kernel.fp8_swiglu_mlp_bf16 if args is gated_args else kernel.fp8_gelu_mlp_bf16
-    out = fn(*args(n=0))
+    fn = getattr(kernel, endpoint)
+    out = fn(*SCALE_ARG[endpoint][0](n=0))
     assert out.shape == (4, 0) and kernel.ops.calls == []
-    bad = args(n=0)
-    bad[3 if args is gated_args else 5] = torch.ones(2)  # input_scale
     with pytest.raises(ValueError, match="`input_scale` must be a one-element fp32 tensor"):
-        fn(*bad)
+        fn(*with_bad_scale(endpoint, n=0))
