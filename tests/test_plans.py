@@ -21,9 +21,12 @@ def known_variants() -> set[str]:
     return set(re.search(r"^all=\(([^)]*)\)", text, re.M).group(1).split())
 
 
+PROBES = "probes"  # .gpu-tune/probes: standalone probe binaries, not a kernel build
+
+
 def used_builds(text: str) -> set[str]:
     """Build names a call uses: .gpu-tune/NAME/ paths and the loop lists ($v, $b)."""
-    names = set(re.findall(r"\.gpu-tune/([a-z0-9]+)/", text))
+    names = set(re.findall(r"\.gpu-tune/([a-z0-9]+)/", text)) - {PROBES}
     lists = re.findall(r"for [vb] in ([a-z0-9 ]+);", text)
     lists += re.findall(r'^V="([a-z0-9 ]+)"', text, re.M)
     for listed in lists:
@@ -57,7 +60,7 @@ def header_of(script: Path) -> str:
 
 def carried_builds(header: str) -> set[str]:
     """Build names a call's header carries: .gpu-tune/NAME/ and .gpu-tune/{A,B}/."""
-    carried = set(re.findall(r"\.gpu-tune/([a-z0-9]+)/", header))
+    carried = set(re.findall(r"\.gpu-tune/([a-z0-9]+)/", header)) - {PROBES}
     for group in re.findall(r"\.gpu-tune/\{([a-z0-9,]+)\}", header):
         carried |= set(group.split(","))
     return carried
@@ -153,7 +156,23 @@ CARRY_LIMIT = 64 * 2**20  # the device tool's limit on the tree plus the carried
 def carried_paths(header: str) -> list[str]:
     T = "torch211-cxx11-cu130-x86_64-linux"
     paths = [f".gpu-tune/{n}/{T}" for n in sorted(carried_builds(header))]
+    paths += [f".gpu-tune/{PROBES}"] if f".gpu-tune/{PROBES}" in header else []
     return paths + ([".whl"] if re.search(r"carry \.whl", header) else [])
+
+
+@pytest.mark.parametrize("script", CALLS, ids=lambda p: p.name)
+def test_every_probe_a_call_runs_is_carried_and_rebuilt(script):
+    """A call that runs .gpu-tune/probes/NAME carries that folder, and rebuild_variants.sh
+    `probes` compiles NAME from benchmarks/NAME.cu."""
+    text = script.read_text()
+    probes = set(re.findall(rf"\.gpu-tune/{PROBES}/(\w+)", text))
+    if not probes:
+        pytest.skip("runs no probe")
+    assert f".gpu-tune/{PROBES}" in header_of(script)
+    recipe = (PLANS / "rebuild_variants.sh").read_text()
+    for name in probes:
+        assert (PLANS.parents[1] / "benchmarks" / f"{name}.cu").exists()
+        assert f"-o .gpu-tune/{PROBES}/{name} benchmarks/{name}.cu" in recipe
 
 
 def tree_bytes(path: Path) -> int:

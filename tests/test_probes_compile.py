@@ -1,5 +1,5 @@
 """The standalone CUDA probes in benchmarks/ (tma_stream_probe.cu, handoff_probe.cu,
-decode_handoff_probe.cu; wgmma_plan_probe.cu, host code) are run by hand, so nothing else
+decode_handoff_probe.cu, split_h_probe.cu; wgmma_plan_probe.cu, host code) are run by hand, so nothing else
 would notice if one stopped compiling: build each with the command its header gives
 (sm_90a, no GPU needed). Skips without nvcc."""
 
@@ -16,7 +16,7 @@ PROBES = sorted((REPO_ROOT / "benchmarks").glob("*.cu"))
 
 def test_probes_found():
     assert {p.name for p in PROBES} >= {"tma_stream_probe.cu", "handoff_probe.cu",
-                                         "decode_handoff_probe.cu"}
+                                         "decode_handoff_probe.cu", "split_h_probe.cu"}
 
 
 @pytest.mark.parametrize("probe", PROBES, ids=lambda p: p.name)

@@ -29,6 +29,11 @@
 #   eupk    this checkout's kernels (= head once rebuilt after the thirty-sixth session,
 #           which limited the dense up GEMM's early swap-AB path to K <= 1152; call 12
 #           compares it with a head built before)
+#   half    experiment 6 (thirty-seventh session): the dense up GEMM on the swap-AB kernel
+#           at 64 weight rows per CTA up to 64 tokens, the two consumer warpgroups
+#           splitting K (SwapPlan's HALF); slower for 1152x4304 (call 15), not landed
+# Not a kernel build, and not in the default list: `probes` compiles the standalone
+# probes that calls carry as .gpu-tune/probes (call 14: benchmarks/split_h_probe.cu).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 R=benchmarks/results
@@ -37,6 +42,7 @@ P2=$R/aligned_smem_patch_2026-12-04_twentyeighth.patch
 P3=$R/early_second_group_patch_2026-12-04_twentyeighth.patch
 PI=$R/identity_activation_probe_patch_h200_2026-12-04_twentyseventh.patch
 PU=$R/up_split_cluster_patch_2026-12-05_thirtyfirst.patch
+PH=$R/half_rows_patch_2026-12-05_thirtyseventh.patch
 T='#define SFM_PHASE_TRACE 1'
 I='#define SFM_PROBE_IDENTITY_ACTIVATION 1'
 A='#define SFM_WGMMA_ALIGNED_SMEM 1'
@@ -66,7 +72,7 @@ variant() {
   echo "   built .gpu-tune/$name in $((SECONDS - t0)) s" >&2
 }
 
-all=(head eparam astage afg3 esg aesg hidact eidact strace etrace spp l2r40 usk usk192 eupk)
+all=(head eparam astage afg3 esg aesg hidact eidact strace etrace spp l2r40 usk usk192 eupk half)
 for name in "${@:-${all[@]}}"; do
   case $name in
     head) variant head "" ;;
@@ -84,6 +90,11 @@ for name in "${@:-${all[@]}}"; do
     usk) variant usk "$PU" ;;
     usk192) variant usk192 "$PU" "$U192" ;;
     eupk) variant eupk "" ;;
-    *) echo "unknown variant $name; known: ${all[*]}" >&2; exit 2 ;;
+    half) variant half "$PH" ;;
+    probes)
+      mkdir -p .gpu-tune/probes
+      nvcc -std=c++17 -O3 -arch=sm_90a -o .gpu-tune/probes/split_h_probe benchmarks/split_h_probe.cu
+      echo "   built .gpu-tune/probes/split_h_probe" >&2 ;;
+    *) echo "unknown variant $name; known: ${all[*]} probes" >&2; exit 2 ;;
   esac
 done
