@@ -187,8 +187,8 @@ int main(int argc, char** argv) {
   CHECK(cudaMalloc(&sink, sizeof(int)));
   CHECK(cudaFuncSetAttribute(phase_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes));
   CHECK(cudaFuncSetAttribute(fused_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes));
-  cudaStream_t s;
-  CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  const ReplayTimer timer;
+  const cudaStream_t s = timer.stream;
   std::printf("%d SMs, L2 %d MiB; A %lld MiB then B %lld MiB per call, %d calls per graph, %d weight sets\n",
               sms, l2 >> 20, static_cast<long long>(a_bytes >> 20),
               static_cast<long long>(b_bytes >> 20), calls, sets);
@@ -197,9 +197,6 @@ int main(int argc, char** argv) {
                          "one kernel, grid barrier between A and B",
                          "one kernel streaming A and B as one buffer",
                          "two plain launches"};
-  cudaEvent_t t0, t1;
-  CHECK(cudaEventCreate(&t0));
-  CHECK(cudaEventCreate(&t1));
   for (int mode = 0; mode < 5; ++mode) {
     cudaGraph_t graph;
     cudaGraphExec_t exec;
@@ -227,7 +224,7 @@ int main(int argc, char** argv) {
     CHECK(cudaGraphInstantiate(&exec, graph, 0));
     std::vector<float> us;
     for (int rep = 0; rep < 12; ++rep) {
-      const float ms = replay_ms(exec, s, t0, t1);
+      const float ms = timer.replay_ms(exec);
       if (rep >= 2) us.push_back(ms * 1000.f / calls);  // the first two: warm-up
     }
     std::sort(us.begin(), us.end());

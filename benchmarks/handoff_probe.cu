@@ -84,11 +84,8 @@ int main(int argc, char** argv) {
   CHECK(cudaMemset(a, 1, bytes));
   CHECK(cudaMemset(b, 2, bytes));
   CHECK(cudaMemset(counter, 0, sizeof(*counter)));
-  cudaStream_t stream;
-  CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-  cudaEvent_t e0, e1;
-  CHECK(cudaEventCreate(&e0));
-  CHECK(cudaEventCreate(&e1));
+  const ReplayTimer timer;
+  const cudaStream_t stream = timer.stream;
   constexpr int kSteps = 200;
 
   auto time_graph = [&](auto&& record) {
@@ -101,7 +98,7 @@ int main(int argc, char** argv) {
     float best = 1e30f;
     for (int r = 0; r < 7; ++r) {
       CHECK(cudaGraphLaunch(exec, stream));  // warm-up for r == 0
-      const float ms = replay_ms(exec, stream, e0, e1);
+      const float ms = timer.replay_ms(exec);
       if (r > 0 && ms < best) best = ms;
     }
     CHECK(cudaGraphExecDestroy(exec));

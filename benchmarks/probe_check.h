@@ -1,5 +1,6 @@
 // Shared host plumbing of the standalone probes in this directory: CHECK(cuda call) (print
-// where and why a CUDA call failed, then exit) and one timed graph replay. Kernels launch
+// where and why a CUDA call failed, then exit) and one timed graph replay (ReplayTimer: a
+// non-blocking stream to capture on, and the events that time a replay on it). Kernels launch
 // through the package's own launcher (kernels-src/common.cuh).
 #pragma once
 
@@ -27,3 +28,15 @@ inline float replay_ms(cudaGraphExec_t exec, cudaStream_t stream, cudaEvent_t e0
   CHECK(cudaEventElapsedTime(&ms, e0, e1));
   return ms;
 }
+
+// The stream a probe captures its graphs on, and the two events replay_ms times them with.
+struct ReplayTimer {
+  cudaStream_t stream;
+  cudaEvent_t start, stop;
+  ReplayTimer() {
+    CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    CHECK(cudaEventCreate(&start));
+    CHECK(cudaEventCreate(&stop));
+  }
+  float replay_ms(cudaGraphExec_t exec) const { return ::replay_ms(exec, stream, start, stop); }
+};

@@ -159,11 +159,8 @@ int main(int argc, char** argv) {
   CHECK(cudaMemset(x, 1, static_cast<size_t>(max_m) * k));
   CHECK(cudaMemset(ws, 0, static_cast<size_t>(max_m) * n * sizeof(float)));
   CHECK(cudaMemset(counters, 0, (n / kBlockCols) * sizeof(unsigned)));
-  cudaStream_t stream;
-  CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-  cudaEvent_t e0, e1;
-  CHECK(cudaEventCreate(&e0));
-  CHECK(cudaEventCreate(&e1));
+  const ReplayTimer timer;
+  const cudaStream_t stream = timer.stream;
   constexpr int kModes = 5;
   const int modes[kModes] = {kEmpty, kRead, kReduce, kFused, kTileReduce};
   void (*kernels[kModes])(const uint4*, int64_t, const uint4*, int64_t, float*, __nv_bfloat16*,
@@ -195,7 +192,7 @@ int main(int argc, char** argv) {
         CHECK(cudaGraphInstantiate(&exec, graph, 0));
         float best = 1e30f;
         for (int r = 0; r < 10; ++r) {
-          const float ms_ = replay_ms(exec, stream, e0, e1);
+          const float ms_ = timer.replay_ms(exec);
           if (r > 0 && ms_ < best) best = ms_;  // replay 0 warms up
         }
         us[v] = best * 1000.f / kCalls;
