@@ -1,6 +1,7 @@
-# Call 16 (not run: the thirty-seventh session's start failed with 266 s left; ~3 min; carry .whl, .gpu-tune/head/$T = this tree's kernels): the full
+# Call 16 (ran in the thirty-seventh session on an H100, 100 s; carry .whl, .gpu-tune/head/$T = this tree's kernels): the full
 # benchmark once more on whichever card comes (an H200 run of this tree's kernels is
-# owed: the README's H200 table is the thirtieth session's), then the dense 1152x4304
+# owed: the README's H200 table is the thirtieth session's; it came on an H100, so that is
+# still owed), then the dense 1152x4304
 # rows at 16-128 tokens twice more, for their spread against the 1.8x target.
 set -x
 export PYTHONPATH=$PWD/cli
