@@ -32,6 +32,9 @@
 #   half    experiment 6 (thirty-seventh session): the dense up GEMM on the swap-AB kernel
 #           at 64 weight rows per CTA up to 64 tokens, the two consumer warpgroups
 #           splitting K (SwapPlan's HALF); slower for 1152x4304 (call 15), not landed
+#   dchain  experiment 7 (thirty-seventh session, compiled, not run): the 8-stage swap-AB
+#           kernels (dense up GEMM, down GEMM over a workspace) at token tiles up to 64
+#           split each K tile's four k32 wgmmas over two accumulators (two chains of 2)
 # Not a kernel build, and not in the default list: `probes` compiles the standalone
 # probes that calls carry as .gpu-tune/probes (call 14: benchmarks/split_h_probe.cu).
 set -euo pipefail
@@ -43,6 +46,7 @@ P3=$R/early_second_group_patch_2026-12-04_twentyeighth.patch
 PI=$R/identity_activation_probe_patch_h200_2026-12-04_twentyseventh.patch
 PU=$R/up_split_cluster_patch_2026-12-05_thirtyfirst.patch
 PH=$R/half_rows_patch_2026-12-05_thirtyseventh.patch
+PD=$R/dual_chain_patch_2026-12-05_thirtyseventh.patch
 T='#define SFM_PHASE_TRACE 1'
 I='#define SFM_PROBE_IDENTITY_ACTIVATION 1'
 A='#define SFM_WGMMA_ALIGNED_SMEM 1'
@@ -72,7 +76,7 @@ variant() {
   echo "   built .gpu-tune/$name in $((SECONDS - t0)) s" >&2
 }
 
-all=(head eparam astage afg3 esg aesg hidact eidact strace etrace spp l2r40 usk usk192 eupk half)
+all=(head eparam astage afg3 esg aesg hidact eidact strace etrace spp l2r40 usk usk192 eupk half dchain)
 for name in "${@:-${all[@]}}"; do
   case $name in
     head) variant head "" ;;
@@ -91,6 +95,7 @@ for name in "${@:-${all[@]}}"; do
     usk192) variant usk192 "$PU" "$U192" ;;
     eupk) variant eupk "" ;;
     half) variant half "$PH" ;;
+    dchain) variant dchain "$PD" ;;
     probes)
       mkdir -p .gpu-tune/probes
       nvcc -std=c++17 -O3 -arch=sm_90a -o .gpu-tune/probes/split_h_probe benchmarks/split_h_probe.cu
