@@ -2,8 +2,8 @@
 # dchain = this tree with the 8-stage swap-AB kernels (the dense up GEMM; the down GEMM
 # over a workspace) at token tiles up to 64 splitting each K tile's four k32 wgmmas over
 # two accumulators (two dependent chains of 2). Why: the thirtieth session's span trace
-# had the dense up GEMM's consumer at M = 50 neither waiting for a stage nor for a wgmma
-# group in 79% of its mainloop (results/phase_trace_spans_h200_2026-12-05_thirtieth.txt).
+# had the dense up GEMM's consumer at M = 50 waiting for stages or wgmma groups in only
+# about 1 us of its 3.2 us mainloop (results/phase_trace_spans_h200_2026-12-05_thirtieth.txt).
 # First the A/B against head over three dense shapes (whole MLPs, 7 rounds, outputs
 # contract-checked), then, whatever it reads, the kernel suite and memcheck on dchain
 # (the suite's forced swap-AB cases run every token tile it changes).
