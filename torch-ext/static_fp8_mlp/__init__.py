@@ -16,12 +16,12 @@ traces through every endpoint.
 
 The native ops check every argument again before launching anything. So an eager call
 on CUDA tensors without `out` goes to the op first, and this layer's checks run only if
-it refuses (they then raise the same ValueError as ever, naming the argument): on an
+it refuses (they then raise the same ValueError as ever, naming the argument). On one
 H100 machine's host one MLP's two endpoint calls took 76-93 µs with them up front and
-60-70 µs without, more than the kernels of a small MLP take
-(benchmarks/bench_fused_overhead.py --checks-first, README "Host time"). Everywhere else (under torch.compile, where
-they are traced once; another device; empty inputs or outputs; a caller's `out`) they
-run up front.
+60-70 µs without; a second H100 host showed no difference within its spread
+(benchmarks/bench_fused_overhead.py --checks-first, README "Host time"). Everywhere else
+(under torch.compile, where they are traced once; another device; empty inputs or
+outputs; a caller's `out`) they run up front.
 """
 
 from __future__ import annotations
@@ -91,29 +91,21 @@ def channel_scale_quantize_fp8_static_bf16(
     out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """FP8 [..., K] = q(input * channel_scale / scale), byte-exact with the reference."""
-    if _checks_deferred(input, out) and input.numel() != 0:
-        def run():
-            result = torch.empty(input.shape, dtype=check.FP8, device=input.device)
-            ops.channel_scale_quantize_fp8_static_bf16(result, input, channel_scale, scale)
-            return result
-        return _run_deferred(run, _check_quant, (input, channel_scale, scale, None))
-    _check_quant(input, channel_scale, scale, out)
-    if out is None:
-        out = torch.empty(input.shape, dtype=check.FP8, device=input.device)
-    check.on_cuda(input)
-    if out.numel() == 0:
+
+    def launch(out):
+        ops.channel_scale_quantize_fp8_static_bf16(out, input, channel_scale, scale)
         return out
-    ops.channel_scale_quantize_fp8_static_bf16(out, input, channel_scale, scale)
-    return out
+
+    return _run_endpoint(_check_quant, (input, channel_scale, scale), lambda: input.shape[-1],
+                         check.FP8, out, launch)
 
 
-def _check_quant(input, channel_scale, scale, out):
+def _check_quant(input, channel_scale, scale):
     check.rows_input(input, check.BF16)
     k = input.shape[-1]
     check.vector(channel_scale, "channel_scale", k, "K", input)
     check.scalar_scale(scale, "scale", input)
-    if out is not None:
-        check.out_tensor(out, tuple(input.shape), check.FP8, input)
+    return k
 
 
 def _check_gated(input, gate_up_weight, down_weight, input_scale, gate_up_weight_scale,
@@ -139,30 +131,32 @@ def _check_gated(input, gate_up_weight, down_weight, input_scale, gate_up_weight
     return n
 
 
-def _out_for(input: torch.Tensor, n: int, out: torch.Tensor | None) -> torch.Tensor:
+def _out_for(input: torch.Tensor, n: int, out: torch.Tensor | None,
+             dtype: torch.dtype) -> torch.Tensor:
     shape = (*input.shape[:-1], n)
     if out is None:
-        return torch.empty(shape, dtype=check.BF16, device=input.device)
-    check.out_tensor(out, shape, check.BF16, input)
+        return torch.empty(shape, dtype=dtype, device=input.device)
+    check.out_tensor(out, shape, dtype, input)
     return out
 
 
-def _run_mlp(validate, checked, down_weight, out, launch):
-    """The MLP endpoints' flow: `validate(*checked)` (the checks; returns N), then
-    `launch(out)`, which calls the op into `out` and returns it. Eager CUDA calls go to
-    the op first (module docstring)."""
+def _run_endpoint(validate, checked, out_cols, dtype, out, launch):
+    """Every endpoint's flow: `validate(*checked)` (the checks; returns the output's last
+    dimension: K for the quant, N for the MLPs), an output [..., that] of `dtype` (or the
+    caller's `out`, checked), then `launch(out)`, which calls the op into `out` and
+    returns it. Eager CUDA calls go to the op first (module docstring), with `out_cols()`
+    read unchecked: a bad argument then fails there or in the op, and the checks name it."""
     input = checked[0]
     if _checks_deferred(input, out) and input.numel() != 0:
         def run():
-            result = torch.empty((*input.shape[:-1], down_weight.shape[0]), dtype=check.BF16,
-                                 device=input.device)
+            result = torch.empty((*input.shape[:-1], out_cols()), dtype=dtype, device=input.device)
             if result.numel() == 0:  # N = 0: nothing to launch, but the checks apply
                 validate(*checked)
                 return result
             return launch(result)
         return _run_deferred(run, validate, checked)
     n = validate(*checked)
-    out = _out_for(input, n, out)
+    out = _out_for(input, n, out, dtype)
     check.on_cuda(input)
     if out.numel() == 0:
         return out
@@ -184,7 +178,8 @@ def _gated(op_name, activation, input, gate_up_weight, down_weight, input_scale,
                                      GEMM_PATHS[paths[1]])
         return out
 
-    return _run_mlp(_check_gated, checked, down_weight, out, launch)
+    return _run_endpoint(_check_gated, checked, lambda: down_weight.shape[0], check.BF16, out,
+                         launch)
 
 
 def fp8_swiglu_mlp_bf16(
@@ -256,7 +251,8 @@ def _gelu(input, up_weight, up_bias, down_weight, down_bias, input_scale, up_wei
             ops.gelu_mlp_with_paths(*args, GEMM_PATHS[paths[0]], GEMM_PATHS[paths[1]])
         return out
 
-    return _run_mlp(_check_gelu, checked, down_weight, out, launch)
+    return _run_endpoint(_check_gelu, checked, lambda: down_weight.shape[0], check.BF16, out,
+                         launch)
 
 
 def fp8_gelu_mlp_bf16(
