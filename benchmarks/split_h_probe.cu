@@ -43,11 +43,9 @@ constexpr int kCalls = 20;
 enum Mode { kEmpty = 0, kRead = 1, kReduce = 2, kFused = 3, kTile = 4, kTileReduce = 6 };
 
 // CTAs that add to `block`: every CTA, or (tile mode) those with blockIdx % blocks == block.
-__host__ __device__ inline unsigned adders(int block, int blocks, bool tile, int ctas = 0) {
-#ifdef __CUDA_ARCH__
-  ctas = gridDim.x;
-#endif
-  return tile ? ctas / blocks + (block < ctas % blocks) : ctas;
+__device__ inline unsigned adders(int block, int blocks, bool tile) {
+  const unsigned ctas = gridDim.x;
+  return tile ? ctas / blocks + (block < static_cast<int>(ctas % blocks)) : ctas;
 }
 
 // The pattern a CTA adds: small integers, so every sum and its bf16 are exact.

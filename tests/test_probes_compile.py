@@ -1,7 +1,7 @@
 """The standalone CUDA probes in benchmarks/ (tma_stream_probe.cu, handoff_probe.cu,
-decode_handoff_probe.cu, split_h_probe.cu; wgmma_plan_probe.cu, host code) are run by hand, so nothing else
-would notice if one stopped compiling: build each with the command its header gives
-(sm_90a, no GPU needed). Skips without nvcc."""
+decode_handoff_probe.cu, split_h_probe.cu; wgmma_plan_probe.cu, host code) are run by
+hand, so nothing else would notice if one stopped compiling: build each with the command
+its header gives (sm_90a, no GPU needed). Skips without nvcc."""
 
 from __future__ import annotations
 
