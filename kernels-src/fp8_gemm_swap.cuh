@@ -91,7 +91,12 @@ constexpr int64_t kMinClusterDownTokens = 40;  // the down GEMM's splits in clus
 #ifndef SFM_SWAP_MAX_L2_EARLY_UP_K  // ... the up GEMM only up to this K (l2_mid_takes)
 #define SFM_SWAP_MAX_L2_EARLY_UP_K 1152
 #endif
+#ifndef SFM_SWAP_MIN_L2_SMALL_TOKENS  // ... and every L2-resident GEMM but a gated gate/up
+#define SFM_SWAP_MIN_L2_SMALL_TOKENS 4    // one from here to kMaxL2SmallTokens (9: never)
+#endif
 constexpr int kMinL2Tokens = SFM_SWAP_MIN_L2_TOKENS;
+constexpr int kMinL2SmallTokens = SFM_SWAP_MIN_L2_SMALL_TOKENS;
+constexpr int kMaxL2SmallTokens = 8;  // below the register-sourced kernel's 9 (hopper::rs_preferred)
 constexpr int kMinL2EarlyTokens = SFM_SWAP_MIN_L2_EARLY_TOKENS;
 constexpr int64_t kMaxL2EarlyUpK = SFM_SWAP_MAX_L2_EARLY_UP_K;
 constexpr int kMaxTokens = 192;  // two accumulator sets of BT / 2 registers per thread
@@ -707,7 +712,16 @@ inline bool auto_takes(int64_t m, bool down, int64_t w_rows, int64_t k, bool l2_
 // against l2r40 (results/ab_l2_h100_2026-12-05_thirtysixth.txt): 1152x4304 and 768x3072
 // 0.6-1.5 us faster at M = 8-32, but 1536x6144 0.4-0.9 us slower at 9-32 and 1536x4304
 // 0.2-0.4 at 25-32: the up GEMM goes early only up to K = kMaxL2EarlyUpK.
+// Thirty-eighth session, H100, forced paths on one build against auto (the warp kernel
+// for both GEMMs below 8 tokens, and for the aligned towers at 8;
+// results/ab_small_m_h100_2026-12-05_thirtyeighth.txt): both GEMMs on the swap-AB kernel
+// were 0.06-0.69 us faster at M = 4-8 for 1536x6144, 768x3072, 1536x4304 and 1152x4304
+// alike, never slower there, and 0.5-1.1 us slower at M = 1-2: 1536x6144 had cost 10.35 us
+// at M = 8 against 8.87 at 16, the warp kernel copying all of x (8 x 6144 bytes) into
+// every CTA. So every L2-resident GEMM but a gated gate/up one takes it from
+// kMinL2SmallTokens to kMaxL2SmallTokens as well.
 inline bool l2_mid_takes(int64_t m, bool down, int64_t w_rows, int64_t k) {
+  if (m >= kMinL2SmallTokens && m <= kMaxL2SmallTokens) return true;
   const bool early = (!down && k <= kMaxL2EarlyUpK) || narrow_l2_down_takes(m, w_rows, k);
   return m >= (early ? kMinL2EarlyTokens : kMinL2Tokens) && m < kMinTokens;
 }

@@ -54,7 +54,8 @@ namespace hopper {
 //   the problem, up to kMaxWarpTokens; except from 33 tokens, and for a dense MLP's up
 //   GEMM with K <= 1152 and SigLIP's 1152x4304 down GEMM from 8 (swap_gemm::l2_mid_takes), where the
 //   swap-AB kernel (the weights streamed through a TMA ring, every token in one tile)
-//   was faster;
+//   was faster; and every one but a gated gate/up GEMM at 4-8 tokens, below the
+//   register-sourced kernel, where it beat the warp kernel (l2_mid_takes too);
 // - up to 16 tokens every other GEMM is a pass over DRAM: the streaming kernel, whose
 //   TMA ring keeps more bytes in flight; except the gated GEMM1, where the wide wgmma
 //   kernel streams as fast or faster (H200, M = 8..40: GeGLU equal, SwiGLU 2 us faster

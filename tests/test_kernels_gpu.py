@@ -528,16 +528,26 @@ def test_auto_paths_at_mid_m(sfm, m):
         check_dense_auto(sfm, m, (k, h, n), gen, m % 2 == 0)
 
 
-@pytest.mark.parametrize("m", (7, 8, 9, 16, 17, 32, 33, 39, 40))
+@pytest.mark.parametrize("m", (3, 4, 7, 8, 9, 16, 17, 32, 33, 39, 40))
 @pytest.mark.parametrize("shape", ((1152, 4304, 1152), (768, 3072, 768), (1536, 6144, 1536)))
 def test_auto_l2_resident_dense_decode(sfm, m, shape):
-    """Vision-tower MLPs (weights L2-resident) at 7-40 tokens on auto: the up GEMM on the
-    swap-AB kernel from 8 tokens where K <= 1152 (1536x6144's from 33, thirty-sixth
-    session), SigLIP's 1152x4304 down GEMM too (K = 4304 not a whole K tile), the aligned
-    towers' down GEMMs on it from 33 (thirtieth and thirty-first sessions; before, both
-    from 40): both sides of each edge, per-tensor and per-row weight scales."""
+    """Vision-tower MLPs (weights L2-resident) at 3-40 tokens on auto: both GEMMs of every
+    tower on the swap-AB kernel at 4-8 tokens (thirty-eighth session), the up GEMM from 8
+    where K <= 1152 (1536x6144's from 33, thirty-sixth session), SigLIP's 1152x4304 down
+    GEMM too (K = 4304 not a whole K tile), the aligned towers' down GEMMs from 33
+    (thirtieth and thirty-first sessions; before, both from 40): both sides of each edge,
+    per-tensor and per-row weight scales."""
     gen = torch.Generator(device="cuda").manual_seed(9100 + m + shape[0])
     check_dense_auto(sfm, m, shape, gen, m % 2 == 1)
+
+
+@pytest.mark.parametrize("m", (3, 4, 8, 9))
+def test_auto_l2_resident_gated_decode(sfm, m):
+    """A small gated MLP (Qwen2.5-0.5B's 896x4864, weights L2-resident) around the 4-8
+    token window where its down GEMM takes the swap-AB kernel over a workspace while the
+    gate/up GEMM stays on the warp kernel: both activations, both sides of each edge."""
+    gen = torch.Generator(device="cuda").manual_seed(9300 + m)
+    check_gated_auto(sfm, m, (896, 4864, 896), gen, m % 2 == 0)
 
 
 @pytest.mark.parametrize(("shape", "m"), (((2048, 16384, 2048), 400), ((2048, 16384, 2048), 512),

@@ -20,7 +20,8 @@
 #           kernels are left out in the code, so spp now builds what head builds)
 #   l2r40   head with the L2-resident GEMMs on the swap-AB kernel from 40 tokens again
 #           (the routing before the thirtieth session's, and before the thirty-first's
-#           SigLIP down GEMM from 8; = the thirtieth session's fin2 build)
+#           SigLIP down GEMM from 8, and the thirty-eighth's 4-8 window; = the
+#           thirtieth session's fin2 build)
 #   usk     experiment 5 (thirty-first session): a dense up GEMM on the swap-AB kernel
 #           at M <= 64 splits K over a cluster of 2-3 CTAs per weight tile (GELU after
 #           the reduction over distributed shared memory)
@@ -35,6 +36,8 @@
 #   dchain  experiment 7 (thirty-seventh session, compiled, not run): the 8-stage swap-AB
 #           kernels (dense up GEMM, down GEMM over a workspace) at token tiles up to 64
 #           split each K tile's four k32 wgmmas over two accumulators (two chains of 2)
+#   nosmall head with the thirty-eighth session's rule off (the L2-resident GEMMs at
+#           4-8 tokens back on the warp kernel: SFM_SWAP_MIN_L2_SMALL_TOKENS 9); call 20
 # Not a kernel build, and not in the default list: `probes` compiles the standalone
 # probes that calls carry as .gpu-tune/probes (call 14: benchmarks/split_h_probe.cu).
 set -euo pipefail
@@ -56,6 +59,7 @@ PP='#define SFM_SWAP_PIPELINED_PROMOTE_TOKENS 128'
 L1='#define SFM_SWAP_MIN_L2_TOKENS 40'
 L2='#define SFM_SWAP_MIN_L2_EARLY_TOKENS 40'
 U192='#define SFM_SWAP_UP_SPLIT_TOKENS 192'
+NS='#define SFM_SWAP_MIN_L2_SMALL_TOKENS 9'
 
 if ! git diff --quiet -- kernels-src; then
   echo "kernels-src/ has uncommitted changes; commit or stash them first" >&2
@@ -76,7 +80,7 @@ variant() {
   echo "   built .gpu-tune/$name in $((SECONDS - t0)) s" >&2
 }
 
-all=(head eparam astage afg3 esg aesg hidact eidact strace etrace spp l2r40 usk usk192 eupk half dchain)
+all=(head eparam astage afg3 esg aesg hidact eidact strace etrace spp l2r40 usk usk192 eupk half dchain nosmall)
 for name in "${@:-${all[@]}}"; do
   case $name in
     head) variant head "" ;;
@@ -90,12 +94,13 @@ for name in "${@:-${all[@]}}"; do
     strace) variant strace "" "$T" ;;
     etrace) variant etrace "$P1" "$T" ;;
     spp) variant spp "" "$PP" ;;
-    l2r40) variant l2r40 "" "$L1" "$L2" ;;
+    l2r40) variant l2r40 "" "$L1" "$L2" "$NS" ;;
     usk) variant usk "$PU" ;;
     usk192) variant usk192 "$PU" "$U192" ;;
     eupk) variant eupk "" ;;
     half) variant half "$PH" ;;
     dchain) variant dchain "$PD" ;;
+    nosmall) variant nosmall "" "$NS" ;;
     probes)
       mkdir -p .gpu-tune/probes
       nvcc -std=c++17 -O3 -arch=sm_90a -o .gpu-tune/probes/split_h_probe benchmarks/split_h_probe.cu
