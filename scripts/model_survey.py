@@ -69,6 +69,12 @@ VISION_CONFIG = dict(
 FAMILIES = ("input_quant", "gated_mlp", "dense_gelu_mlp")
 
 
+def model_output(model, batch: dict):
+    from static_fp8_mlp_cli.demo_models import model_output as output_of
+
+    return output_of(model, batch)
+
+
 @dataclass
 class FusedMLP:
     name: str
@@ -184,15 +190,6 @@ def model_inputs(model_type: str, model, gen) -> list[dict]:
         return [{"hidden_states": torch.randn(32, features, generator=gen).bfloat16(), "grid_thw": grid}
                 for _ in range(3)]
     return [{"pixel_values": torch.randn(2, 3, 32, 32, generator=gen).bfloat16()} for _ in range(3)]
-
-
-def model_output(model, batch: dict):
-    import torch
-
-    out = model(**batch)
-    if isinstance(out, torch.Tensor):
-        return out
-    return out.logits if getattr(out, "logits", None) is not None else out.last_hidden_state
 
 
 def survey(model_type: str) -> SurveyResult:

@@ -422,10 +422,10 @@ def pixel_batches(n: int = 3, seed: int = 1, device="cpu"):
 
 def model_out(model, batch):
     import torch
+    from static_fp8_mlp_cli.demo_models import model_output
 
     with torch.no_grad():
-        out = model(batch) if not isinstance(batch, dict) else model(**batch)
-    return out.logits if hasattr(out, "logits") and out.logits is not None else out.last_hidden_state
+        return model_output(model, batch)
 
 
 def fusion_config_for(spec) -> dict:

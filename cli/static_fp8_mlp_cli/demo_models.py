@@ -170,12 +170,19 @@ def build_model(key: str, s: Sizes, device: torch.device, seed: int) -> DemoMode
     return DemoModel(key, model, make_inputs, tokens)
 
 
-def model_output(model: nn.Module, inputs: dict[str, Any]) -> torch.Tensor:
-    out = model(**inputs)
-    hidden = getattr(out, "last_hidden_state", None)
-    if hidden is None:
-        hidden = out[0]
-    return hidden
+def model_output(model: nn.Module, inputs: dict[str, Any] | torch.Tensor) -> torch.Tensor:
+    """The tensor a model's forward returns for `inputs` (keyword arguments, or one
+    positional tensor): itself, else its logits, else its last hidden state, else its
+    first field. The demo, scripts/model_survey.py and the registry tests compare models
+    through this one function."""
+    out = model(**inputs) if isinstance(inputs, dict) else model(inputs)
+    if isinstance(out, torch.Tensor):
+        return out
+    for name in ("logits", "last_hidden_state"):
+        value = getattr(out, name, None)
+        if value is not None:
+            return value
+    return out[0]
 
 
 # ====================================================================== FP8 layers
