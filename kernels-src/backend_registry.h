@@ -75,6 +75,7 @@ struct Gemm2Args {
   void* out;         // bf16 [M, N]
   float* workspace;  // gemm2_workspace_bytes(...) bytes from the caller, or nullptr if 0
   int64_t workspace_bytes;
+  bool gated;        // the down GEMM of a gated MLP (the kernel picked may differ)
 };
 
 // out[m, k] = q(input[m, k] * channel_scale[k] / scale), input bf16 with row stride.
@@ -97,9 +98,10 @@ struct KernelBackend {
   cudaError_t (*gated_gemm1)(const GatedGemm1Args&, GemmPath, cudaStream_t);
   cudaError_t (*dense_gemm1)(const DenseGemm1Args&, GemmPath, cudaStream_t);
   cudaError_t (*gemm2)(const Gemm2Args&, GemmPath, cudaStream_t);
-  // Scratch the down GEMM needs for an [m, k] x [n, k]^T problem on `path` (0: none). The
-  // binding allocates it from torch's caching allocator on the call's stream.
-  int64_t (*gemm2_workspace_bytes)(int64_t m, int64_t n, int64_t k, GemmPath path);
+  // Scratch the down GEMM (of a gated MLP: `gated`) needs for an [m, k] x [n, k]^T
+  // problem on `path` (0: none). The binding allocates it from torch's caching allocator
+  // on the call's stream.
+  int64_t (*gemm2_workspace_bytes)(int64_t m, int64_t n, int64_t k, bool gated, GemmPath path);
   // Row pitch in bytes of the [m, h] FP8 hidden state between the two GEMMs of an MLP
   // (gate/up on path1 over K = k, down on path2 into n columns), or 0: packed rows. The
   // binding allocates it so; the launchers refuse a pitch their kernel does not take.

@@ -92,11 +92,15 @@ constexpr int64_t kMinClusterDownTokens = 40;  // the down GEMM's splits in clus
 #define SFM_SWAP_MAX_L2_EARLY_UP_K 1152
 #endif
 #ifndef SFM_SWAP_MIN_L2_SMALL_TOKENS  // ... and every L2-resident GEMM but a gated gate/up
-#define SFM_SWAP_MIN_L2_SMALL_TOKENS 4    // one from here to kMaxL2SmallTokens (9: never)
-#endif
+#define SFM_SWAP_MIN_L2_SMALL_TOKENS 9    // one from here to kMaxL2SmallTokens (9: never;
+#endif                                    // off for precision: see l2_mid_takes)
 constexpr int kMinL2Tokens = SFM_SWAP_MIN_L2_TOKENS;
 constexpr int kMinL2SmallTokens = SFM_SWAP_MIN_L2_SMALL_TOKENS;
 constexpr int kMaxL2SmallTokens = 8;  // below the register-sourced kernel's 9 (hopper::rs_preferred)
+#ifndef SFM_SWAP_MIN_L2_GATED_TOKENS  // a gated MLP's L2-resident GEMMs from here to 64
+#define SFM_SWAP_MIN_L2_GATED_TOKENS 9    // (l2_gated_takes; 9: where the warp kernel stops)
+#endif
+constexpr int kMinL2GatedTokens = SFM_SWAP_MIN_L2_GATED_TOKENS;
 constexpr int kMinL2EarlyTokens = SFM_SWAP_MIN_L2_EARLY_TOKENS;
 constexpr int64_t kMaxL2EarlyUpK = SFM_SWAP_MAX_L2_EARLY_UP_K;
 constexpr int kMaxTokens = 192;  // two accumulator sets of BT / 2 registers per thread
@@ -718,12 +722,38 @@ inline bool auto_takes(int64_t m, bool down, int64_t w_rows, int64_t k, bool l2_
 // were 0.06-0.69 us faster at M = 4-8 for 1536x6144, 768x3072, 1536x4304 and 1152x4304
 // alike, never slower there, and 0.5-1.1 us slower at M = 1-2: 1536x6144 had cost 10.35 us
 // at M = 8 against 8.87 at 16, the warp kernel copying all of x (8 x 6144 bytes) into
-// every CTA. So every L2-resident GEMM but a gated gate/up one takes it from
-// kMinL2SmallTokens to kMaxL2SmallTokens as well.
+// every CTA. But that window (kMinL2SmallTokens to kMaxL2SmallTokens) is off by default:
+// the warp kernel's mma.sync sums in fp32 and lands 100x closer to the contract's fp32
+// reference than any wgmma kernel (mean relative error 2e-5 to 8e-5 against 4e-3,
+// results/path_errors_h100_2026-12-05_thirtyeighth.txt), and with only 4 token rows the
+// wgmma kernels' errors reach past the contract's 1e-2 (SmolLM2-135M-sized 576x1536 at
+// M = 4: 2 of 80 random draws on the swap-AB kernel, 1 of 80 on the register-sourced
+// one; a GPU test at 896x4864 M = 4, 1.13e-2).
 inline bool l2_mid_takes(int64_t m, bool down, int64_t w_rows, int64_t k) {
   if (m >= kMinL2SmallTokens && m <= kMaxL2SmallTokens) return true;
   const bool early = (!down && k <= kMaxL2EarlyUpK) || narrow_l2_down_takes(m, w_rows, k);
   return m >= (early ? kMinL2EarlyTokens : kMinL2Tokens) && m < kMinTokens;
+}
+
+// Whether auto takes the swap-AB kernel for an L2-resident GEMM of a gated MLP (its
+// gate/up or its down GEMM: a small LLM's, e.g. Qwen2.5-0.5B 896x4864, Qwen3-0.6B
+// 1024x3072, Gemma-3-1B 1152x6912) at kMinL2GatedTokens..64 tokens, ahead of the
+// register-sourced kernel. Thirty-eighth session, H100, forced paths of one build
+// against auto (warp kernel to 8 tokens, register-sourced 9-64;
+// results/ab_small_gated_h100_2026-12-05_thirtyeighth.txt), both GEMMs on it: 0.24-8.7 us
+// (3-40%) faster at every M measured from 4 to 64 for all three, e.g. 1152x6912 M = 16
+// 16.4 -> 10.8 us, M = 64 21.7 -> 13.0; at M = 1-2 mixed (1152x6912 -1.4 / -2.3, the
+// other two +0.3 to +0.9). The gate/up GEMM alone on it was slower than both at 12-32
+// for 1152x6912 (its down GEMM then on the register-sourced kernel). From
+// kMinL2GatedTokens: below, the warp kernel's fp32 sums keep small batches well inside
+// the contract's 1e-2 (see l2_mid_takes); from 9 the register-sourced kernel that this
+// replaces is a wgmma kernel too, of the same precision (path_error_probe.py: mean
+// relative error 4.0-4.2e-3 on the swap-AB kernel, 4.8-5.0e-3 on it, at M = 16 and 64).
+#ifndef SFM_SWAP_L2_GATED  // 0: a gated MLP's L2-resident GEMMs as a dense MLP's (the rule off)
+#define SFM_SWAP_L2_GATED 1
+#endif
+inline bool l2_gated_takes(int64_t m) {
+  return SFM_SWAP_L2_GATED && m >= kMinL2GatedTokens && m < kMinTokens;
 }
 
 // Whether the down GEMM (and behind it the reduce kernel, reduced over a workspace) lets

@@ -47,18 +47,19 @@ bool rs_ok(int64_t m, int64_t k, int64_t n_out) {
 }
 
 // pick for a GEMM with epilogue EPI (the down GEMM: kBiasToBf16; the gated gate/up GEMM:
-// kGatedToFp8) of m tokens over a [w_rows, k] weight into n_out columns, on this device.
+// kGatedToFp8) of m tokens over a [w_rows, k] weight into n_out columns, on this device;
+// gated_down: the down GEMM of a gated MLP.
 template <EpilogueKind EPI>
 Kernel pick_on_device(int64_t m, GemmPath path, int64_t w_rows, int64_t k, int64_t n_out,
-                      int sms) {
+                      int sms, bool gated_down = false) {
   return pick(m, path, /*gemm2=*/EPI == EpilogueKind::kBiasToBf16, w_rows, k,
               warp_ok<EPI>(m, k), rs_ok<EPI>(m, k, n_out), sms,
-              /*gated_gemm1=*/EPI == EpilogueKind::kGatedToFp8);
+              /*gated_mlp=*/EPI == EpilogueKind::kGatedToFp8 || gated_down);
 }
 
-inline int64_t gemm2_workspace_bytes(int64_t m, int64_t n, int64_t k, GemmPath path) {
+inline int64_t gemm2_workspace_bytes(int64_t m, int64_t n, int64_t k, bool gated, GemmPath path) {
   const int sms = current_sms();
-  const Kernel kernel = pick_on_device<EpilogueKind::kBiasToBf16>(m, path, n, k, n, sms);
+  const Kernel kernel = pick_on_device<EpilogueKind::kBiasToBf16>(m, path, n, k, n, sms, gated);
   if (kernel == Kernel::kSwapAB) return swap_gemm::down_workspace_bytes(m, n, k, sms);
   if (kernel != Kernel::kWgmmaSplitK) return 0;
   return wgmma_gemm::split_workspace_bytes(m, n, k, sms);
@@ -72,7 +73,7 @@ inline int64_t hidden_pitch(int64_t m, int64_t k, int64_t h, int64_t n, bool gat
   const int sms = current_sms();
   const Kernel k1 = gated ? pick_on_device<EpilogueKind::kGatedToFp8>(m, path1, 2 * h, k, h, sms)
                           : pick_on_device<EpilogueKind::kBiasGeluToFp8>(m, path1, h, k, h, sms);
-  const Kernel k2 = pick_on_device<EpilogueKind::kBiasToBf16>(m, path2, n, h, n, sms);
+  const Kernel k2 = pick_on_device<EpilogueKind::kBiasToBf16>(m, path2, n, h, n, sms, gated);
   return padded_hidden_pitch(h, k1, k2);
 }
 
@@ -172,8 +173,8 @@ inline cudaError_t dense_gemm1(const DenseGemm1Args& a, GemmPath path, cudaStrea
 
 inline cudaError_t gemm2(const Gemm2Args& a, GemmPath path, cudaStream_t stream) {
   const int sms = current_sms();
-  const Kernel kernel =
-      pick_on_device<EpilogueKind::kBiasToBf16>(a.op.m, path, a.op.n, a.op.k, a.op.n, sms);
+  const Kernel kernel = pick_on_device<EpilogueKind::kBiasToBf16>(a.op.m, path, a.op.n, a.op.k,
+                                                                  a.op.n, sms, a.gated);
   if (refuses_pitch(kernel, a.op.x_pitch)) return cudaErrorInvalidValue;
   if (kernel == Kernel::kPortable) return portable::gemm2(a, path, stream);
   if (kernel == Kernel::kWarp) return warp_gemm::Gemms::gemm2(a, stream);

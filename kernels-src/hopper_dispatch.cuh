@@ -54,8 +54,8 @@ namespace hopper {
 //   the problem, up to kMaxWarpTokens; except from 33 tokens, and for a dense MLP's up
 //   GEMM with K <= 1152 and SigLIP's 1152x4304 down GEMM from 8 (swap_gemm::l2_mid_takes), where the
 //   swap-AB kernel (the weights streamed through a TMA ring, every token in one tile)
-//   was faster; and every one but a gated gate/up GEMM at 4-8 tokens, below the
-//   register-sourced kernel, where it beat the warp kernel (l2_mid_takes too);
+//   was faster; and both GEMMs of a gated MLP (a small LLM's) from 9 tokens
+//   (swap_gemm::l2_gated_takes; below 9 the warp kernel is kept for its fp32 sums);
 // - up to 16 tokens every other GEMM is a pass over DRAM: the streaming kernel, whose
 //   TMA ring keeps more bytes in flight; except the gated GEMM1, where the wide wgmma
 //   kernel streams as fast or faster (H200, M = 8..40: GeGLU equal, SwiGLU 2 us faster
@@ -126,9 +126,11 @@ inline bool split_in_clusters(int64_t m, int64_t n_out, int64_t k) {
 // M is within kMaxWarpTokens and the warp kernel takes the problem (warp_ok()); rs_ok:
 // likewise for the register-sourced wgmma kernel (rs_ok()); sms: the device's
 // multiprocessors (current_sms(); a parameter so that tests/test_dispatch_rules.py can
-// check the choice on the CPU); gated_gemm1: the gate/up GEMM.
+// check the choice on the CPU); gated_mlp: a GEMM of a gated MLP (its gate/up GEMM, or
+// with gemm2 its down GEMM).
 inline Kernel pick(int64_t m, GemmPath path, bool gemm2, int64_t w_rows, int64_t k,
-                   bool warp_ok, bool rs_ok, int sms, bool gated_gemm1 = false) {
+                   bool warp_ok, bool rs_ok, int sms, bool gated_mlp = false) {
+  const bool gated_gemm1 = gated_mlp && !gemm2;
   switch (path) {
     case GemmPath::kTensorCoreTma:
     case GemmPath::kTensorCoreTall128:
@@ -146,6 +148,9 @@ inline Kernel pick(int64_t m, GemmPath path, bool gemm2, int64_t w_rows, int64_t
     case GemmPath::kAuto: {
       const bool l2_resident = l2_resident_weights(w_rows, k);
       if (l2_resident) {
+        if (SFM_WGMMA_SWAP_AB && gated_mlp && swap_gemm::l2_gated_takes(m)) {
+          return swap_kernel(m, gemm2, w_rows, l2_resident);
+        }
         if (SFM_WGMMA_SWAP_AB && !gated_gemm1 && swap_gemm::l2_mid_takes(m, gemm2, w_rows, k)) {
           return swap_kernel(m, gemm2, w_rows, l2_resident);
         }

@@ -122,7 +122,7 @@ inline cudaError_t dense_gemm1(const DenseGemm1Args& a, GemmPath path, cudaStrea
   return run_tiled<EpilogueKind::kBiasGeluToFp8, Activation::kGeluTanh>(p, path, stream);
 }
 
-inline int64_t gemm2_workspace_bytes(int64_t, int64_t, int64_t, GemmPath) { return 0; }
+inline int64_t gemm2_workspace_bytes(int64_t, int64_t, int64_t, bool, GemmPath) { return 0; }
 
 // These kernels read and write packed rows only.
 inline int64_t hidden_pitch(int64_t, int64_t, int64_t, int64_t, bool, GemmPath, GemmPath) {

@@ -36,7 +36,12 @@ SHAPES = {"geglu": (2048, 16384, 2048), "swiglu": (4096, 14336, 4096), "gelu": (
           "gelu_1536_4304": (1536, 4304, 1536),
           # a small gated MLP whose weights are L2-resident (Qwen2.5-0.5B's sizes; GELU
           # here, SwiGLU there: the kernels are the same)
-          "geglu_896_4864": (896, 4864, 896)}
+          "geglu_896_4864": (896, 4864, 896),
+          # ... Qwen3-0.6B's and Gemma-3-1B's (gate/up 6.3 and 15.9 MB, both L2-resident)
+          "geglu_1024_3072": (1024, 3072, 1024), "geglu_1152_6912": (1152, 6912, 1152),
+          # ... SmolLM2-135M's (K = 576: a K tail), and Llama-3.2-1B's (gate/up 32 MiB from
+          # DRAM, down exactly 16 MiB: L2-resident by the dispatcher's bound)
+          "geglu_576_1536": (576, 1536, 576), "geglu_2048_8192": (2048, 8192, 2048)}
 
 
 def capture_graph(fn, reps=20) -> torch.cuda.CUDAGraph:

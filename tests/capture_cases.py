@@ -32,8 +32,9 @@ class CaptureCase(NamedTuple):
 
 CAPTURE_CASES = (
     CaptureCase("auto-warp", 1, (256, 512, 256), None, ("warp", "warp", "warp", "warp")),
-    # the dense up GEMM (L2-resident) on the swap-AB kernel from 8 tokens
-    CaptureCase("auto-rs", 9, (256, 512, 256), None, ("rs", "rs", "swap", "rs")),
+    # the dense up GEMM (L2-resident) on the swap-AB kernel from 8 tokens, the gated MLP's
+    # GEMMs from 9 (thirty-eighth session); the dense down GEMM register-sourced
+    CaptureCase("auto-rs", 9, (256, 512, 256), None, ("swap", "swap", "swap", "rs")),
     # the down GEMM over a workspace and a reduce kernel; early weight loads, PDL triggers
     CaptureCase("auto-swap-workspace", 1, GEGLU_DECODE, None, ("swap", "swap", "stream", "swap")),
     CaptureCase("auto-swap-cluster", 16, GEGLU_DECODE, None,

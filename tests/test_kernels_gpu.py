@@ -531,8 +531,8 @@ def test_auto_paths_at_mid_m(sfm, m):
 @pytest.mark.parametrize("m", (3, 4, 7, 8, 9, 16, 17, 32, 33, 39, 40))
 @pytest.mark.parametrize("shape", ((1152, 4304, 1152), (768, 3072, 768), (1536, 6144, 1536)))
 def test_auto_l2_resident_dense_decode(sfm, m, shape):
-    """Vision-tower MLPs (weights L2-resident) at 3-40 tokens on auto: both GEMMs of every
-    tower on the swap-AB kernel at 4-8 tokens (thirty-eighth session), the up GEMM from 8
+    """Vision-tower MLPs (weights L2-resident) at 3-40 tokens on auto: the warp kernel to
+    7 tokens (8 for the aligned towers' down GEMMs), the up GEMM on the swap-AB kernel from 8
     where K <= 1152 (1536x6144's from 33, thirty-sixth session), SigLIP's 1152x4304 down
     GEMM too (K = 4304 not a whole K tile), the aligned towers' down GEMMs from 33
     (thirtieth and thirty-first sessions; before, both from 40): both sides of each edge,
@@ -541,13 +541,15 @@ def test_auto_l2_resident_dense_decode(sfm, m, shape):
     check_dense_auto(sfm, m, shape, gen, m % 2 == 1)
 
 
-@pytest.mark.parametrize("m", (3, 4, 8, 9))
-def test_auto_l2_resident_gated_decode(sfm, m):
-    """A small gated MLP (Qwen2.5-0.5B's 896x4864, weights L2-resident) around the 4-8
-    token window where its down GEMM takes the swap-AB kernel over a workspace while the
-    gate/up GEMM stays on the warp kernel: both activations, both sides of each edge."""
-    gen = torch.Generator(device="cuda").manual_seed(9300 + m)
-    check_gated_auto(sfm, m, (896, 4864, 896), gen, m % 2 == 0)
+@pytest.mark.parametrize("m", (3, 4, 8, 9, 16, 33, 64, 65))
+@pytest.mark.parametrize("shape", ((896, 4864, 896), (1152, 6912, 1152), (576, 1536, 576)))
+def test_auto_l2_resident_gated_decode(sfm, m, shape):
+    """Small LLMs' gated MLPs (Qwen2.5-0.5B 896x4864, Gemma-3-1B 1152x6912, SmolLM2-135M
+    576x1536 with a K tail; weights L2-resident) on auto: both GEMMs on the swap-AB kernel
+    (the down GEMM over a workspace) from 9 tokens to 64, the warp kernel below, the wgmma
+    tiles above (thirty-eighth session): both activations, both sides of each edge."""
+    gen = torch.Generator(device="cuda").manual_seed(9300 + m + shape[0])
+    check_gated_auto(sfm, m, shape, gen, m % 2 == 0)
 
 
 @pytest.mark.parametrize(("shape", "m"), (((2048, 16384, 2048), 400), ((2048, 16384, 2048), 512),

@@ -156,20 +156,22 @@ Hidden make_hidden(const sfm::KernelBackend& backend, const torch::Tensor& input
   return {pitch, at::empty({m, pitch != 0 ? pitch : h}, input.options())};
 }
 
-// out[M, N] = bf16(hidden * hidden_scale @ (down_weight * down_weight_scale)^T + bias).
+// out[M, N] = bf16(hidden * hidden_scale @ (down_weight * down_weight_scale)^T + bias);
+// gated: the down GEMM of a gated MLP (its kernel may be picked differently).
 void run_down_gemm(const sfm::KernelBackend& backend, const Hidden& hidden,
                    const torch::Tensor& down_weight, const torch::Tensor& hidden_scale,
                    const torch::Tensor& down_weight_scale, bool per_row, const void* bias,
-                   torch::Tensor& out, sfm::GemmPath path, cudaStream_t stream) {
+                   bool gated, torch::Tensor& out, sfm::GemmPath path, cudaStream_t stream) {
   sfm::Gemm2Args g2{};
   g2.op = gemm_operands(hidden.buffer, hidden.buffer.size(0), down_weight, hidden_scale,
                         down_weight_scale, per_row);
   g2.op.x_pitch = hidden.pitch;
   g2.bias = bias;
+  g2.gated = gated;
   g2.out = out.data_ptr();
   // Scratch from the caching allocator: stream-ordered, so reuse by a later call on this
   // stream is safe, and it comes from the graph's private pool under capture.
-  const int64_t ws_bytes = backend.gemm2_workspace_bytes(g2.op.m, g2.op.n, g2.op.k, path);
+  const int64_t ws_bytes = backend.gemm2_workspace_bytes(g2.op.m, g2.op.n, g2.op.k, gated, path);
   torch::Tensor workspace;
   if (ws_bytes > 0) {
     workspace = torch::empty({(ws_bytes + 3) / 4}, out.options().dtype(at::kFloat));
@@ -218,7 +220,7 @@ void gated_mlp(torch::Tensor& out, const torch::Tensor& input, const torch::Tens
   check_launch(backend.gated_gemm1(g1, path1, stream), "the gate/up GEMM");
 
   run_down_gemm(backend, hidden, down_weight, hidden_scale, down_weight_scale, d_rows,
-                nullptr, out, path2, stream);
+                nullptr, /*gated=*/true, out, path2, stream);
 }
 
 void gelu_mlp(torch::Tensor& out, const torch::Tensor& input, const torch::Tensor& up_weight,
@@ -261,7 +263,7 @@ void gelu_mlp(torch::Tensor& out, const torch::Tensor& input, const torch::Tenso
   check_launch(backend.dense_gemm1(g1, path1, stream), "the up GEMM");
 
   run_down_gemm(backend, hidden, down_weight, hidden_scale, down_weight_scale, d_rows,
-                down_bias.data_ptr(), out, path2, stream);
+                down_bias.data_ptr(), /*gated=*/false, out, path2, stream);
 }
 
 }  // namespace

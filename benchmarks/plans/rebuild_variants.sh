@@ -20,7 +20,7 @@
 #           kernels are left out in the code, so spp now builds what head builds)
 #   l2r40   head with the L2-resident GEMMs on the swap-AB kernel from 40 tokens again
 #           (the routing before the thirtieth session's, and before the thirty-first's
-#           SigLIP down GEMM from 8, and the thirty-eighth's 4-8 window; = the
+#           SigLIP down GEMM from 8, and the thirty-eighth's gated rule; = the
 #           thirtieth session's fin2 build)
 #   usk     experiment 5 (thirty-first session): a dense up GEMM on the swap-AB kernel
 #           at M <= 64 splits K over a cluster of 2-3 CTAs per weight tile (GELU after
@@ -36,8 +36,16 @@
 #   dchain  experiment 7 (thirty-seventh session, compiled, not run): the 8-stage swap-AB
 #           kernels (dense up GEMM, down GEMM over a workspace) at token tiles up to 64
 #           split each K tile's four k32 wgmmas over two accumulators (two chains of 2)
-#   nosmall head with the thirty-eighth session's rule off (the L2-resident GEMMs at
-#           4-8 tokens back on the warp kernel: SFM_SWAP_MIN_L2_SMALL_TOKENS 9); call 20
+#   small4  call 20's build: the L2-resident GEMMs at 4-8 tokens on the swap-AB kernel
+#           (SFM_SWAP_MIN_L2_SMALL_TOKENS 4, measured faster, left off for precision) and
+#           no gated-MLP rule (SFM_SWAP_L2_GATED 0)
+#   nosmall the routing before the thirty-eighth session (no window, no gated rule); call 20
+#   gated4  call 22's build: the window at 4-8 and the gated-MLP rule from 4 tokens
+#           (SFM_SWAP_MIN_L2_GATED_TOKENS 4; head keeps 9 for precision)
+#   nogated call 22's baseline: the window at 4-8, no gated rule
+#   fine16  experiment 8 (thirty-eighth session): head with each k32 wgmma of a K tile
+#           in its own partial sum at swap-AB token tiles <= 16 (SFM_SWAP_FINE_PROMOTE_TOKENS
+#           16), for precision; call 24: mean error -30%, worst draws unchanged, not landed
 # Not a kernel build, and not in the default list: `probes` compiles the standalone
 # probes that calls carry as .gpu-tune/probes (call 14: benchmarks/split_h_probe.cu).
 set -euo pipefail
@@ -50,6 +58,7 @@ PI=$R/identity_activation_probe_patch_h200_2026-12-04_twentyseventh.patch
 PU=$R/up_split_cluster_patch_2026-12-05_thirtyfirst.patch
 PH=$R/half_rows_patch_2026-12-05_thirtyseventh.patch
 PD=$R/dual_chain_patch_2026-12-05_thirtyseventh.patch
+PF=$R/fine_promotion_patch_2026-12-05_thirtyeighth.patch
 T='#define SFM_PHASE_TRACE 1'
 I='#define SFM_PROBE_IDENTITY_ACTIVATION 1'
 A='#define SFM_WGMMA_ALIGNED_SMEM 1'
@@ -59,7 +68,10 @@ PP='#define SFM_SWAP_PIPELINED_PROMOTE_TOKENS 128'
 L1='#define SFM_SWAP_MIN_L2_TOKENS 40'
 L2='#define SFM_SWAP_MIN_L2_EARLY_TOKENS 40'
 U192='#define SFM_SWAP_UP_SPLIT_TOKENS 192'
-NS='#define SFM_SWAP_MIN_L2_SMALL_TOKENS 9'
+W4='#define SFM_SWAP_MIN_L2_SMALL_TOKENS 4'
+G4='#define SFM_SWAP_MIN_L2_GATED_TOKENS 4'
+NG='#define SFM_SWAP_L2_GATED 0'
+FP='#define SFM_SWAP_FINE_PROMOTE_TOKENS 16'
 
 if ! git diff --quiet -- kernels-src; then
   echo "kernels-src/ has uncommitted changes; commit or stash them first" >&2
@@ -80,7 +92,7 @@ variant() {
   echo "   built .gpu-tune/$name in $((SECONDS - t0)) s" >&2
 }
 
-all=(head eparam astage afg3 esg aesg hidact eidact strace etrace spp l2r40 usk usk192 eupk half dchain nosmall)
+all=(head eparam astage afg3 esg aesg hidact eidact strace etrace spp l2r40 usk usk192 eupk half dchain small4 nosmall gated4 nogated fine16)
 for name in "${@:-${all[@]}}"; do
   case $name in
     head) variant head "" ;;
@@ -94,13 +106,17 @@ for name in "${@:-${all[@]}}"; do
     strace) variant strace "" "$T" ;;
     etrace) variant etrace "$P1" "$T" ;;
     spp) variant spp "" "$PP" ;;
-    l2r40) variant l2r40 "" "$L1" "$L2" "$NS" ;;
+    l2r40) variant l2r40 "" "$L1" "$L2" "$NG" ;;
     usk) variant usk "$PU" ;;
     usk192) variant usk192 "$PU" "$U192" ;;
     eupk) variant eupk "" ;;
     half) variant half "$PH" ;;
     dchain) variant dchain "$PD" ;;
-    nosmall) variant nosmall "" "$NS" ;;
+    small4) variant small4 "" "$W4" "$NG" ;;
+    nosmall) variant nosmall "" "$NG" ;;
+    gated4) variant gated4 "" "$W4" "$G4" ;;
+    nogated) variant nogated "" "$W4" "$NG" ;;
+    fine16) variant fine16 "$PF" "$FP" ;;
     probes)
       mkdir -p .gpu-tune/probes
       nvcc -std=c++17 -O3 -arch=sm_90a -o .gpu-tune/probes/split_h_probe benchmarks/split_h_probe.cu
