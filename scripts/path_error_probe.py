@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "scripts"), str(ROOT / "tests")]
 from kernel_loader import load_kernel_module  # noqa: E402
 from mlp_cases import gated_case  # noqa: E402
+from perf_probe import refusal  # noqa: E402
 
 CONTRACT_TOL = 1e-2
 
@@ -65,11 +66,13 @@ def main() -> None:
                     case = gated_case(m, k, h, n, activation, seed % 2 == 0, generator=gen)
                     ref = sfm.reference.gated_mlp(*case.args(), activation)
                     for path in [p for p, e in errs.items() if e is not None]:
-                        try:
-                            errs[path].append(rel_err(run_path(sfm, path, activation, case), ref))
-                        except RuntimeError as exc:  # a forced path the shape is refused on
-                            print(f"{shape} M={m} {path}: refused ({str(exc).splitlines()[0]})")
+                        got = []
+                        why = refusal(lambda: got.append(run_path(sfm, path, activation, case)))
+                        if why is not None:  # a forced path the shape is refused on
+                            print(f"{shape} M={m} {path}: refused ({why})")
                             errs[path] = None
+                        else:
+                            errs[path].append(rel_err(got[0], ref))
             errs = {p: e for p, e in errs.items() if e}
             for path, e in errs.items():
                 e.sort()

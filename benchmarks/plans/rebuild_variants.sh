@@ -46,6 +46,9 @@
 #   fine16  experiment 8 (thirty-eighth session): head with each k32 wgmma of a K tile
 #           in its own partial sum at swap-AB token tiles <= 16 (SFM_SWAP_FINE_PROMOTE_TOKENS
 #           16), for precision; call 24: mean error -30%, worst draws unchanged, not landed
+#   fine16d fine16 in the deep-ring kernels only (SFM_SWAP_FINE_PROMOTE_DEEP_ONLY: the
+#           gated gate/up GEMM and the clustered down GEMM, where call 24 read no cost, not
+#           the dense up GEMM); call 25
 # Not a kernel build, and not in the default list: `probes` compiles the standalone
 # probes that calls carry as .gpu-tune/probes (call 14: benchmarks/split_h_probe.cu).
 set -euo pipefail
@@ -72,6 +75,7 @@ W4='#define SFM_SWAP_MIN_L2_SMALL_TOKENS 4'
 G4='#define SFM_SWAP_MIN_L2_GATED_TOKENS 4'
 NG='#define SFM_SWAP_L2_GATED 0'
 FP='#define SFM_SWAP_FINE_PROMOTE_TOKENS 16'
+FD='#define SFM_SWAP_FINE_PROMOTE_DEEP_ONLY 1'
 
 if ! git diff --quiet -- kernels-src; then
   echo "kernels-src/ has uncommitted changes; commit or stash them first" >&2
@@ -92,7 +96,7 @@ variant() {
   echo "   built .gpu-tune/$name in $((SECONDS - t0)) s" >&2
 }
 
-all=(head eparam astage afg3 esg aesg hidact eidact strace etrace spp l2r40 usk usk192 eupk half dchain small4 nosmall gated4 nogated fine16)
+all=(head eparam astage afg3 esg aesg hidact eidact strace etrace spp l2r40 usk usk192 eupk half dchain small4 nosmall gated4 nogated fine16 fine16d)
 for name in "${@:-${all[@]}}"; do
   case $name in
     head) variant head "" ;;
@@ -117,6 +121,7 @@ for name in "${@:-${all[@]}}"; do
     gated4) variant gated4 "" "$W4" "$G4" ;;
     nogated) variant nogated "" "$W4" "$NG" ;;
     fine16) variant fine16 "$PF" "$FP" ;;
+    fine16d) variant fine16d "$PF" "$FP" "$FD" ;;
     probes)
       mkdir -p .gpu-tune/probes
       nvcc -std=c++17 -O3 -arch=sm_90a -o .gpu-tune/probes/split_h_probe benchmarks/split_h_probe.cu
