@@ -6,12 +6,17 @@
 # (GeGLU M = 1: mean 4.0e-3 -> 2.7e-3, worst of 80 9.4e-3 -> 6.3e-3, the contract's bound
 # 1e-2), but +0.37 us on the dense 1152x4304 at M = 16 (its up GEMM: 8-stage ring). Land
 # fine16d if the gated errors fall as in call 24, no MLP point is slower, the suite and
-# memcheck pass: then the gated decode keeps more margin under 1e-2.
+# memcheck pass: then the gated decode keeps more margin under 1e-2. First, the dense
+# towers' precision at 4-16 tokens on head (auto takes the swap-AB kernel for 1152x4304
+# from 8 tokens since the thirtieth session; call 23 measured only gated MLPs).
 set -x
 export PYTHONPATH=$PWD/cli
 T=torch211-cxx11-cu130-x86_64-linux
 H=.gpu-tune/head/$T; F=.gpu-tune/fine16d/$T
 nvidia-smi --query-gpu=name --format=csv,noheader > $OUT/device.txt 2>&1; cat $OUT/device.txt
+python3 scripts/path_error_probe.py --build $H --dense --shapes 1152x4304x1152,1536x6144x1536,768x3072x768 --m 4,8,16 \
+  --paths auto,warp_stream/warp_stream,tensor_core_swap_ab/tensor_core_swap_ab --json $OUT/path_errors_dense.json > $OUT/path_errors_dense.txt 2>&1
+cat $OUT/path_errors_dense.txt
 for b in head fine16d; do
   python3 scripts/path_error_probe.py --build .gpu-tune/$b/$T --shapes 2048x16384x2048,4096x14336x4096,896x4864x896 \
     --m 1,4,8,16 --paths auto --json $OUT/path_errors_$b.json > $OUT/path_errors_$b.txt 2>&1
