@@ -3,6 +3,7 @@
 #   scripts/gpu_check.sh [BUILD_DIR] [PYTEST_ARGS...]
 # prints the device, runs every GPU-marked test against BUILD_DIR (default
 # .gpu-build) and leaves logs and JUnit XML under $OUT (default /tmp/gpu-check).
+# GPU_CHECK_SUMMARY=1: print only the summary and the failures, not the whole log.
 set -uo pipefail
 BUILD=${1:-.gpu-build}
 shift || true
@@ -28,5 +29,14 @@ fi
 python3 -c "import pydantic, transformers" 2>/dev/null ||
   echo "WARNING: pydantic or transformers missing: tests/test_registry_gpu.py will skip (bash scripts/fetch_device_wheels.sh here, carry .whl)" |
   tee -a "$OUT/device.txt"
+if [ -n "${GPU_CHECK_SUMMARY:-}" ]; then
+  # For device calls that print many steps: the log stays under $OUT, stdout gets only
+  # the result line (with the skip reasons above it) and the failures.
+  python3 -m pytest -q -m gpu -p no:cacheprovider --junitxml="$OUT/gpu-tests.xml" "$@" > "$OUT/gpu-tests.log" 2>&1
+  rc=$?
+  tail -3 "$OUT/gpu-tests.log"
+  grep -E "FAILED|Error" "$OUT/gpu-tests.log" | head -20
+  exit "$rc"
+fi
 python3 -m pytest -q -m gpu -p no:cacheprovider --junitxml="$OUT/gpu-tests.xml" "$@" 2>&1 | tee "$OUT/gpu-tests.log"
 exit "${PIPESTATUS[0]}"

@@ -13,8 +13,6 @@ T=torch211-cxx11-cu130-x86_64-linux
 H=.gpu-tune/head/$T; F=.gpu-tune/half/$T
 python3 scripts/mlp_ab.py --kinds gelu,gelu2,gelu_768,gelu_1536_4304 --m 8,16,24,32,33,40,50,56,64 --rounds 7 $H $F --json $OUT/ab_half.json > $OUT/ab_half.txt 2>&1
 python3 scripts/ab_verdict.py $OUT/ab_half.json --json $OUT/ab_half_verdict.json | tail -45
-OUT=$OUT/check_half bash scripts/gpu_check.sh $F tests/test_kernels_gpu.py > /dev/null 2>&1
-tail -3 $OUT/check_half/gpu-tests.log
-grep -E "FAILED|Error" $OUT/check_half/gpu-tests.log | head -20
+GPU_CHECK_SUMMARY=1 OUT=$OUT/check_half bash scripts/gpu_check.sh $F tests/test_kernels_gpu.py
 PYTORCH_NO_CUDA_MEMORY_CACHING=1 compute-sanitizer --tool memcheck python3 scripts/memcheck_sweep.py --build $F --kinds gelu,gelu2,gelu_768 --paths auto,tensor_core_swap_ab --m 8,17,50,64 > $OUT/memcheck_half.txt 2>&1
 tail -2 $OUT/memcheck_half.txt

@@ -14,8 +14,6 @@ H=.gpu-tune/head/$T; D=.gpu-tune/dchain/$T
 nvidia-smi --query-gpu=name --format=csv,noheader > $OUT/device.txt 2>&1; cat $OUT/device.txt
 python3 scripts/mlp_ab.py --kinds gelu,gelu2,gelu_768 --m 8,16,32,50,64 --rounds 7 $H $D --json $OUT/ab_dchain.json > $OUT/ab_dchain.txt 2>&1
 python3 scripts/ab_verdict.py $OUT/ab_dchain.json --json $OUT/ab_dchain_verdict.json | tail -20
-OUT=$OUT/check_dchain timeout 200 bash scripts/gpu_check.sh $D tests/test_kernels_gpu.py > /dev/null 2>&1
-tail -3 $OUT/check_dchain/gpu-tests.log
-grep -E "FAILED|Error" $OUT/check_dchain/gpu-tests.log | head -20
+GPU_CHECK_SUMMARY=1 OUT=$OUT/check_dchain timeout 200 bash scripts/gpu_check.sh $D tests/test_kernels_gpu.py
 PYTORCH_NO_CUDA_MEMORY_CACHING=1 timeout 120 compute-sanitizer --tool memcheck python3 scripts/memcheck_sweep.py --build $D --kinds gelu,gelu2,gelu_768 --paths auto,tensor_core_swap_ab --m 8,17,50,64 > $OUT/memcheck_dchain.txt 2>&1
 tail -2 $OUT/memcheck_dchain.txt

@@ -8,6 +8,4 @@ set -x
 export PYTHONPATH=$PWD/cli
 T=torch211-cxx11-cu130-x86_64-linux
 H=.gpu-tune/head/$T
-OUT=$OUT/check_head bash scripts/gpu_check.sh $H tests/test_kernels_gpu.py tests/test_registry_gpu.py > /dev/null 2>&1
-tail -3 $OUT/check_head/gpu-tests.log
-grep -E "FAILED|Error" $OUT/check_head/gpu-tests.log | head -20
+GPU_CHECK_SUMMARY=1 OUT=$OUT/check_head bash scripts/gpu_check.sh $H tests/test_kernels_gpu.py tests/test_registry_gpu.py

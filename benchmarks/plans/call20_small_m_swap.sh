@@ -15,8 +15,6 @@ python3 scripts/mlp_ab.py --kinds gelu,gelu2,gelu_768,gelu_1536_4304,geglu_896_4
   --rounds 9 $N $H --json $OUT/ab_small_swap.json > $OUT/ab_small_swap.txt 2>&1
 tail -3 $OUT/ab_small_swap.txt
 python3 scripts/ab_verdict.py $OUT/ab_small_swap.json --json $OUT/ab_small_swap_verdict.json | tail -50
-OUT=$OUT/check_head timeout 200 bash scripts/gpu_check.sh $H tests/test_kernels_gpu.py > /dev/null 2>&1
-tail -3 $OUT/check_head/gpu-tests.log
-grep -E "FAILED|Error" $OUT/check_head/gpu-tests.log | head -20
+GPU_CHECK_SUMMARY=1 OUT=$OUT/check_head timeout 200 bash scripts/gpu_check.sh $H tests/test_kernels_gpu.py
 PYTORCH_NO_CUDA_MEMORY_CACHING=1 timeout 120 compute-sanitizer --tool memcheck python3 scripts/memcheck_sweep.py --build $H --kinds gelu,gelu2,gelu_768,geglu_896_4864 --paths auto --m 3,4,5,8,9 > $OUT/memcheck_head.txt 2>&1
 tail -2 $OUT/memcheck_head.txt

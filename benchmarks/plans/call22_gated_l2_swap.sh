@@ -15,8 +15,6 @@ python3 scripts/mlp_ab.py --kinds geglu_576_1536,geglu_896_4864,geglu_1024_3072,
   --m 1,3,4,8,9,16,24,32,33,48,64,65 --rounds 9 $N $H --json $OUT/ab_gated_l2.json > $OUT/ab_gated_l2.txt 2>&1
 tail -3 $OUT/ab_gated_l2.txt
 python3 scripts/ab_verdict.py $OUT/ab_gated_l2.json --json $OUT/ab_gated_l2_verdict.json | tail -90
-OUT=$OUT/check_head timeout 220 bash scripts/gpu_check.sh $H tests/test_kernels_gpu.py > /dev/null 2>&1
-tail -3 $OUT/check_head/gpu-tests.log
-grep -E "FAILED|Error" $OUT/check_head/gpu-tests.log | head -20
+GPU_CHECK_SUMMARY=1 OUT=$OUT/check_head timeout 220 bash scripts/gpu_check.sh $H tests/test_kernels_gpu.py
 PYTORCH_NO_CUDA_MEMORY_CACHING=1 timeout 120 compute-sanitizer --tool memcheck python3 scripts/memcheck_sweep.py --build $H --kinds geglu_576_1536,geglu_896_4864,geglu_1152_6912,geglu_2048_8192 --paths auto --m 3,4,9,33,64 > $OUT/memcheck_head.txt 2>&1
 tail -2 $OUT/memcheck_head.txt

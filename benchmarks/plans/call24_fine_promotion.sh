@@ -11,9 +11,7 @@ export PYTHONPATH=$PWD/cli
 T=torch211-cxx11-cu130-x86_64-linux
 H=.gpu-tune/head/$T; F=.gpu-tune/fine16/$T
 nvidia-smi --query-gpu=name --format=csv,noheader > $OUT/device.txt 2>&1; cat $OUT/device.txt
-OUT=$OUT/check_head timeout 200 bash scripts/gpu_check.sh $H tests/test_kernels_gpu.py tests/test_registry_gpu.py > /dev/null 2>&1
-tail -1 $OUT/check_head/gpu-tests.log
-grep -E "^FAILED|Error" $OUT/check_head/gpu-tests.log | head -10
+GPU_CHECK_SUMMARY=1 OUT=$OUT/check_head timeout 200 bash scripts/gpu_check.sh $H tests/test_kernels_gpu.py tests/test_registry_gpu.py
 for b in head fine16; do
   python3 scripts/path_error_probe.py --build .gpu-tune/$b/$T --shapes 576x1536x576,896x4864x896 --m 4,8,16 \
     --paths tensor_core_swap_ab/tensor_core_swap_ab --json $OUT/path_errors_$b.json > $OUT/path_errors_$b.txt 2>&1
@@ -24,8 +22,6 @@ done
 python3 scripts/mlp_ab.py --kinds geglu,swiglu,gelu,geglu_896_4864 --m 1,4,8,16 --rounds 7 \
   $H $F $H:tensor_core_swap_ab/tensor_core_swap_ab $F:tensor_core_swap_ab/tensor_core_swap_ab --json $OUT/ab_fine.json > $OUT/ab_fine.txt 2>&1
 cat $OUT/ab_fine.txt | grep -v "^#"
-OUT=$OUT/check_fine timeout 120 bash scripts/gpu_check.sh $F tests/test_kernels_gpu.py -k "swap or gated_decode or auto_paths" > /dev/null 2>&1
-tail -1 $OUT/check_fine/gpu-tests.log
-grep -E "^FAILED|Error" $OUT/check_fine/gpu-tests.log | head -10
+GPU_CHECK_SUMMARY=1 OUT=$OUT/check_fine timeout 120 bash scripts/gpu_check.sh $F tests/test_kernels_gpu.py -k "swap or gated_decode or auto_paths"
 PYTORCH_NO_CUDA_MEMORY_CACHING=1 timeout 90 compute-sanitizer --tool memcheck python3 scripts/memcheck_sweep.py --build $F --kinds geglu,gelu,geglu_896_4864 --paths auto,tensor_core_swap_ab/tensor_core_swap_ab --m 4,16 > $OUT/memcheck_fine.txt 2>&1
 tail -2 $OUT/memcheck_fine.txt
