@@ -28,6 +28,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "scripts"), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 from ab_verdict import COMPILE, CONTRACT_TOL  # noqa: E402  (torch-free; its verdicts read our JSON)
+from bench_torch import rel_err  # noqa: E402  (the benchmark's contract check)
 from kernel_loader import load_kernel_module  # noqa: E402
 from perf_probe import SHAPES, activation_of, capture_graph, probe_case, probe_mlp  # noqa: E402
 
@@ -56,10 +57,6 @@ def compiled_split(kind: str, case, compiled: dict):
     xc = bench_torch.input_for_compiled(x, dynamic_m=True)
     rest = case.args()[1:] + (() if dense else (activation_of(kind),))
     return lambda out: fn(xc, *rest)
-
-
-def rel_err(got: torch.Tensor, ref: torch.Tensor) -> float:
-    return ((got.float() - ref.float()).norm() / ref.float().norm().clamp_min(1e-30)).item()
 
 
 def main() -> None:

@@ -23,18 +23,12 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "scripts"), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT / "scripts"), str(ROOT / "tests"), str(ROOT / "benchmarks")]
+from ab_verdict import CONTRACT_TOL  # noqa: E402
+from bench_torch import rel_err  # noqa: E402  (the benchmark's contract check)
 from kernel_loader import load_kernel_module  # noqa: E402
 from mlp_cases import dense_case, gated_case  # noqa: E402
 from perf_probe import refusal  # noqa: E402
-
-CONTRACT_TOL = 1e-2
-
-
-def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
-    a, b = a.double(), b.double()
-    d = torch.linalg.vector_norm(b).item()
-    return torch.linalg.vector_norm(a - b).item() / (d if d else 1.0)
 
 
 def run_path(sfm, path: str, activation: str, case) -> torch.Tensor:
