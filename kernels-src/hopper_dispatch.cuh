@@ -148,10 +148,8 @@ inline Kernel pick(int64_t m, GemmPath path, bool gemm2, int64_t w_rows, int64_t
     case GemmPath::kAuto: {
       const bool l2_resident = l2_resident_weights(w_rows, k);
       if (l2_resident) {
-        if (SFM_WGMMA_SWAP_AB && gated_mlp && swap_gemm::l2_gated_takes(m)) {
-          return swap_kernel(m, gemm2, w_rows, l2_resident);
-        }
-        if (SFM_WGMMA_SWAP_AB && !gated_gemm1 && swap_gemm::l2_mid_takes(m, gemm2, w_rows, k)) {
+        if (SFM_WGMMA_SWAP_AB && ((gated_mlp && swap_gemm::l2_gated_takes(m)) ||
+                                  (!gated_gemm1 && swap_gemm::l2_mid_takes(m, gemm2, w_rows, k)))) {
           return swap_kernel(m, gemm2, w_rows, l2_resident);
         }
         if (rs_ok && rs_preferred(m, k)) return Kernel::kRegWgmma;
