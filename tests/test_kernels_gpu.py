@@ -818,8 +818,10 @@ def test_argument_errors_on_cuda_name_the_argument(sfm):
             sfm.fp8_gelu_mlp_bf16(*args)
     with pytest.raises(ValueError, match=r"N \(down_weight.shape\[0\]\) must be a multiple of 16"):
         sfm.fp8_gelu_mlp_bf16(*_on_cuda(dense_args(n=20)))
+    args = _on_cuda(dense_args())
+    args[5] = torch.tensor(1.0)  # input_scale on the CPU
     with pytest.raises(ValueError, match=r"`input_scale` must be on the same device as `input`"):
-        sfm.fp8_gelu_mlp_bf16(*_on_cuda(dense_args())[:5], torch.tensor(1.0), *_on_cuda(dense_args())[6:])
+        sfm.fp8_gelu_mlp_bf16(*args)
     x = torch.randn(4, 16, device="cuda").bfloat16()
     with pytest.raises(ValueError, match=r"`channel_scale` must be of shape \[K\] = \[16\]"):
         sfm.channel_scale_quantize_fp8_static_bf16(x, torch.ones(8, dtype=torch.bfloat16, device="cuda"),
