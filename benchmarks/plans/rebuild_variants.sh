@@ -36,13 +36,12 @@
 #   dchain  experiment 7 (thirty-seventh session, compiled, not run): the 8-stage swap-AB
 #           kernels (dense up GEMM, down GEMM over a workspace) at token tiles up to 64
 #           split each K tile's four k32 wgmmas over two accumulators (two chains of 2)
-#   small4  call 20's build: the L2-resident GEMMs at 4-8 tokens on the swap-AB kernel
+#   small4  call 20's build (and call 22's baseline): the L2-resident GEMMs at 4-8 tokens on the swap-AB kernel
 #           (SFM_SWAP_MIN_L2_SMALL_TOKENS 4, measured faster, left off for precision) and
 #           no gated-MLP rule (SFM_SWAP_L2_GATED 0)
 #   nosmall the routing before the thirty-eighth session (no window, no gated rule); call 20
 #   gated4  call 22's build: the window at 4-8 and the gated-MLP rule from 4 tokens
 #           (SFM_SWAP_MIN_L2_GATED_TOKENS 4; head keeps 9 for precision)
-#   nogated call 22's baseline: the window at 4-8, no gated rule
 #   fine16  experiment 8 (thirty-eighth session): head with each k32 wgmma of a K tile
 #           in its own partial sum at swap-AB token tiles <= 16 (SFM_SWAP_FINE_PROMOTE_TOKENS
 #           16), for precision; call 24: mean error -30%, worst draws unchanged, not landed
@@ -96,7 +95,7 @@ variant() {
   echo "   built .gpu-tune/$name in $((SECONDS - t0)) s" >&2
 }
 
-all=(head eparam astage afg3 esg aesg hidact eidact strace etrace spp l2r40 usk usk192 eupk half dchain small4 nosmall gated4 nogated fine16 fine16d)
+all=(head eparam astage afg3 esg aesg hidact eidact strace etrace spp l2r40 usk usk192 eupk half dchain small4 nosmall gated4 fine16 fine16d)
 for name in "${@:-${all[@]}}"; do
   case $name in
     head) variant head "" ;;
@@ -119,7 +118,6 @@ for name in "${@:-${all[@]}}"; do
     small4) variant small4 "" "$W4" "$NG" ;;
     nosmall) variant nosmall "" "$NG" ;;
     gated4) variant gated4 "" "$W4" "$G4" ;;
-    nogated) variant nogated "" "$W4" "$NG" ;;
     fine16) variant fine16 "$PF" "$FP" ;;
     fine16d) variant fine16d "$PF" "$FP" "$FD" ;;
     probes)
