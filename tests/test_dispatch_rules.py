@@ -315,18 +315,19 @@ def test_auto_kernel_per_gemm(rules):
 
 
 def test_auto_kernel_l2_resident(rules):
-    """hopper::pick on L2-resident GEMMs (a vision tower's MLP): the warp kernel up to 8
-    tokens (its fp32 sums: the thirty-eighth session measured the swap-AB kernel faster at
-    4-8 but less precise, and left that window off), the register-sourced wgmma kernel
-    from 9; the dense up GEMM on the swap-AB kernel from 8 tokens and the down GEMM from 33 (thirtieth session; from 40 for both since the
-    sixteenth), SigLIP's down GEMM (1152 columns, K = 4304 not a multiple of 128) from 8
-    too (thirty-first session; the aligned 768x3072 and 1536x6144 ones were slower there,
-    and stay off it below 33); a gated gate/up GEMM of the same size on the swap-AB
-    kernel from 9 tokens to 64 (test_auto_kernel_l2_resident_gated); above 64 the dense
-    up GEMM on the wgmma tiles and the down GEMM on the swap-AB kernel to 896 tokens
-    (1152 columns, K = 4304 not a multiple of 128; was 160 before the twenty-second
-    session), the aligned 768x3072 and 1536x6144 ones not above 160 (measured slower
-    there). Kernel order as in test_auto_kernel_per_gemm."""
+    """hopper::pick on L2-resident GEMMs (a vision tower's MLP): the warp kernel up to 8 tokens
+    (its fp32 sums: the thirty-eighth session measured the swap-AB kernel faster at 4-8 but
+    less precise, and left that window off), the register-sourced wgmma kernel from 9; the
+    dense up GEMM on the swap-AB kernel from 8 tokens and the down GEMM from 33 (thirtieth
+    session; from 40 for both since the sixteenth), SigLIP's down GEMM (1152 columns, K =
+    4304 not a multiple of 128) from 8 too (thirty-first session; the aligned 768x3072 and
+    1536x6144 ones were slower there, and stay off it below 33); a gated gate/up GEMM of the
+    same size on the swap-AB kernel from 9 tokens to 64
+    (test_auto_kernel_l2_resident_gated); above 64 the dense up GEMM on the wgmma tiles and
+    the down GEMM on the swap-AB kernel to 896 tokens (1152 columns, K = 4304 not a multiple
+    of 128; was 160 before the twenty-second session), the aligned 768x3072 and 1536x6144
+    ones not above 160 (measured slower there). Kernel order as in
+    test_auto_kernel_per_gemm."""
     warp, rs, wgmma, swap = 0, 1, 3, 6
     for m in (1, 3, 4, 5, 6, 7):
         assert rules[("pick_l2", m)] == [warp, warp, warp], m
