@@ -67,6 +67,30 @@ using wgmma_gemm::WgmmaParams;
 #ifndef SFM_SWAP_PIPELINED_PROMOTE_TOKENS
 #define SFM_SWAP_PIPELINED_PROMOTE_TOKENS 128
 #endif
+// Token tiles up to this many tokens give each of a K tile's four k32 wgmmas its own
+// partial accumulator (a fresh sum, no chaining inside the tensor core), promoted into
+// fp32 together: wgmma's FP8 accumulation keeps fewer mantissa bits than fp32, and part
+// of the error against the fp32 reference at small M comes from the chain of four.
+// SFM_SWAP_FINE_PROMOTE_DEEP_ONLY 1: only in the deep-ring kernels (the gated gate/up
+// GEMM, the down GEMM reduced in clusters), not the dense up GEMM (+0.37 us at 1152x4304
+// M = 16 in the thirty-eighth session's call 24). H100, call 25 of the thirty-ninth
+// session (scripts/path_error_probe.py, 80 draws; scripts/mlp_ab.py, 7 rounds;
+// benchmarks/RESULTS.md): GeGLU 2048x16384 M = 1 mean relative error 3.98e-3 -> 2.75e-3,
+// worst 9.38e-3 -> 6.40e-3 (the contract's bound is 1e-2), SwiGLU M = 1-16 mean
+// 3.8-4.2e-3 -> 2.8-3.1e-3; 42 of 42 whole-MLP points even in speed. 0: off.
+#ifndef SFM_SWAP_FINE_PROMOTE_TOKENS
+#define SFM_SWAP_FINE_PROMOTE_TOKENS 16
+#endif
+#ifndef SFM_SWAP_FINE_PROMOTE_DEEP_ONLY
+#define SFM_SWAP_FINE_PROMOTE_DEEP_ONLY 1
+#endif
+// Experiment 7 (thirty-seventh session; call 17: 0.2-0.66 us slower at M = 32-64, not
+// kept): token tiles up to this many tokens in the 8-stage kernels, where fine promotion
+// does not apply, deal each K tile's k32 wgmmas over two accumulators (two dependent
+// chains of 2 instead of one of 4). 0: off.
+#ifndef SFM_SWAP_DUAL_CHAIN_TOKENS
+#define SFM_SWAP_DUAL_CHAIN_TOKENS 0
+#endif
 // Gated gate/up GEMMs up to this many tokens (one token tile) load their first weight
 // stages before they wait for the previous kernel (see the kernel); 0: never.
 #ifndef SFM_SWAP_EARLY_GATED_TOKENS
@@ -101,6 +125,10 @@ constexpr int kMaxL2SmallTokens = 8;  // below the register-sourced kernel's 9 (
 #define SFM_SWAP_MIN_L2_GATED_TOKENS 9    // (l2_gated_takes; 9: where the warp kernel stops)
 #endif
 constexpr int kMinL2GatedTokens = SFM_SWAP_MIN_L2_GATED_TOKENS;
+#ifndef SFM_SWAP_MAX_L2_GATED_UP_TOKENS  // ... and its gate/up GEMM up to here
+#define SFM_SWAP_MAX_L2_GATED_UP_TOKENS 128  // (64: as the down GEMM; l2_gated_takes)
+#endif
+constexpr int kMaxL2GatedUpTokens = SFM_SWAP_MAX_L2_GATED_UP_TOKENS;
 constexpr int kMinL2EarlyTokens = SFM_SWAP_MIN_L2_EARLY_TOKENS;
 constexpr int64_t kMaxL2EarlyUpK = SFM_SWAP_MAX_L2_EARLY_UP_K;
 constexpr int kMaxTokens = 192;  // two accumulator sets of BT / 2 registers per thread
@@ -136,6 +164,11 @@ struct SwapPlan {
   static constexpr int kRows = 64 * kConsumers;               // weight rows per CTA
   static constexpr int kOutCols = kGated ? kRows / 2 : kRows;  // output columns per CTA
   static constexpr int kPromoteTiles = BT <= 64 ? SFM_SWAP_SMALL_PROMOTE_TILES : SFM_SWAP_PROMOTE_TILES;
+  // Partial accumulators per promotion group, the k32 wgmmas of a K tile dealt round
+  // them: one per k32 wgmma (fine promotion), two (experiment 7), or one chain of four.
+  static constexpr bool kFine = BT <= SFM_SWAP_FINE_PROMOTE_TOKENS && kPromoteTiles == 1 &&
+                                (DEEP || !SFM_SWAP_FINE_PROMOTE_DEEP_ONLY);
+  static constexpr int kParts = kFine ? kBK / 32 : !DEEP && BT <= SFM_SWAP_DUAL_CHAIN_TOKENS ? 2 : 1;
   static constexpr int kPitch = kOutCols + 16;  // FP8 staging row, + 16: banks
   static constexpr int kTileABytes = kRows * kBK;
   static constexpr int kTileBBytes = BT * kBK;
@@ -307,9 +340,11 @@ __global__ void __launch_bounds__(kThreads, 1)
     const int t = threadIdx.x % 128;
     const RowScales row_scale = make_row_scales(p.epi);
     const float inv_hidden = kDown ? 1.0f : inverse_hidden_scale(p.epi);
+    constexpr int kParts = P::kParts;
+    static_assert(kParts == 1 || kParts == 2 || kParts == 4, "promote() sums 1, 2 or 4 partial sums");
     float acc[BT / 2];
-    float part[BT / 2];
-    float part_next[BT / 2];  // the group after `part`'s (pipelined promotion only)
+    float part[kParts][BT / 2];
+    float part_next[kParts][BT / 2];  // the group after `part`'s (pipelined promotion only)
     constexpr bool kPipelined = !DEEP && BT <= SFM_SWAP_PIPELINED_PROMOTE_TOKENS;
     // Waiting for the next group's stages while holding the previous group's: with fewer
     // than two groups' worth of stages the producer could never fill them (deadlock).
@@ -319,7 +354,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     const int a_offset = cw * 64 * kBK;
     const int b_offset = P::kTileABytes;
 
-    auto issue_group = [&](float (&dst)[BT / 2], int it, int kt0, int n) {
+    auto issue_group = [&](float (&dst)[kParts][BT / 2], int it, int kt0, int n) {
       wgmma_gemm::wgmma_fence();
 #pragma unroll
       for (int j = 0; j < P::kPromoteTiles; ++j) {
@@ -333,7 +368,8 @@ __global__ void __launch_bounds__(kThreads, 1)
           const uint64_t db = smem_desc(smem + s * P::kStageBytes + b_offset);  // tokens
 #pragma unroll
           for (int kk = 0; kk < kBK / 32; ++kk) {
-            wgmma_gemm::wgmma_m64nk32<BT>(dst, da + 2 * kk, db + 2 * kk, (j == 0 && kk == 0) ? 0 : 1);
+            wgmma_gemm::wgmma_m64nk32<BT>(dst[kk % kParts], da + 2 * kk, db + 2 * kk,
+                                          (j == 0 && kk < kParts) ? 0 : 1);
           }
         }
       }
@@ -351,9 +387,17 @@ __global__ void __launch_bounds__(kThreads, 1)
     };
     constexpr std::integral_constant<int, 0> kNoneLeft{};
     constexpr std::integral_constant<int, 1> kOneLeft{};
-    auto promote = [&](const float (&src)[BT / 2]) {
+    auto promote = [&](const float (&src)[kParts][BT / 2]) {
 #pragma unroll
-      for (int i = 0; i < BT / 2; ++i) acc[i] += src[i];
+      for (int i = 0; i < BT / 2; ++i) {
+        if constexpr (kParts == 4) {
+          acc[i] += (src[0][i] + src[1][i]) + (src[2][i] + src[3][i]);
+        } else if constexpr (kParts == 2) {
+          acc[i] += src[0][i] + src[1][i];
+        } else {
+          acc[i] += src[0][i];
+        }
+      }
     };
 
     // Accumulator layout (m64 x BT, fp32): thread t holds weight rows r and r + 8, r =
@@ -619,6 +663,19 @@ inline bool fills_gpu(int64_t w_rows, int sms) {
   return host_ceil_div(w_rows, int64_t(64 * kConsumers)) >= sms;
 }
 
+// Whether a gated MLP's gate/up GEMM nearly fills the GPU with its 128-row weight tiles
+// (at least kNearlyFillsPercent of the SMs, one tile each): auto_takes treats it as
+// filling it from 65 tokens. Thirty-ninth session, H100, whole MLPs, the gate/up GEMM
+// forced onto the swap-AB kernel against the wgmma tiles (call 26,
+// results/ab_small_gated_prefill_h100_*): Gemma-3-1B 1152x6912 (108 tiles) and
+// Llama-3.2-1B 2048x8192 (128 tiles) faster at every M measured from 65 to 512 or even
+// (0.6-4.7 us, e.g. 1152x6912 M = 160 25.3 -> 20.6 us; 2048x8192 M = 384 / 512 even);
+// Qwen2.5-0.5B 896x4864 (76 tiles) mixed above 128 (M = 192 / 384 +1.2 / +1.1 us).
+constexpr int kNearlyFillsPercent = 80;
+inline bool nearly_fills_gpu(int64_t w_rows, int sms) {
+  return 100 * host_ceil_div(w_rows, int64_t(64 * kConsumers)) >= kNearlyFillsPercent * int64_t(sms);
+}
+
 // Whether the swap-AB token tiles pad M less than the wgmma kernel's 128-token tiles.
 // Above 512 tokens the gate/up GEMMs whose tiles fill the GPU take the swap-AB kernel
 // where they do: there the last 128-token tile is partly padding. Forced, whole MLPs
@@ -685,7 +742,7 @@ inline bool narrow_l2_down_takes(int64_t m, int64_t n_out, int64_t k) {
 }
 
 inline bool auto_takes(int64_t m, bool down, int64_t w_rows, int64_t k, bool l2_resident,
-                       int sms) {
+                       int sms, bool gated = false) {
   if (!down && m > kMaxAutoTokensShortK) return fills_gpu(w_rows, sms) && pads_less(m);
   if (m >= kMinSmallTokens && m < kMinTokens) {
     if (!down) return fills_gpu(w_rows, sms);
@@ -695,7 +752,8 @@ inline bool auto_takes(int64_t m, bool down, int64_t w_rows, int64_t k, bool l2_
   if (down && m > kMaxTokens) return !l2_resident && down_fills_in_clusters(m, w_rows, k, sms);
   const int64_t max_tokens = down ? kMaxTokens : k <= 2048 ? kMaxAutoTokensShortK : kMaxAutoTokens;
   if (m < kMinTokens || m > max_tokens) return false;
-  return down ? m <= 160 || !l2_resident : fills_gpu(w_rows, sms);
+  return down ? m <= 160 || !l2_resident
+              : fills_gpu(w_rows, sms) || (gated && nearly_fills_gpu(w_rows, sms));
 }
 
 // Whether auto takes the swap-AB kernel for an L2-resident GEMM (a vision tower's up or
@@ -752,11 +810,19 @@ inline bool l2_mid_takes(int64_t m, bool down, int64_t w_rows, int64_t k) {
 // the contract's 1e-2 (see l2_mid_takes); from 9 the register-sourced kernel that this
 // replaces is a wgmma kernel too, of the same precision (path_error_probe.py: mean
 // relative error 4.0-4.2e-3 on the swap-AB kernel, 4.8-5.0e-3 on it, at M = 16 and 64).
+// The gate/up GEMM also at 65..kMaxL2GatedUpTokens, where it had the wgmma tiles (its
+// 128-row tiles do not fill the GPU); the down GEMM takes this kernel there anyway
+// (auto_takes). Thirty-ninth session, H100, the gate/up GEMM forced onto it against auto,
+// whole MLPs, 7 rounds (call 26, results/ab_small_gated_prefill_h100_*): M = 65 / 96
+// 0.84-1.94 us (6-15%) faster for 576x1536, 896x4864, 1024x3072 and 1152x6912, M = 128
+// within -0.27 / +0.08 us; above 128 mixed for those with fewer than 100 weight tiles
+// (576x1536 M = 160 / 192 +0.8 / +1.2 us, 1024x3072 M = 512 +2.6).
 #ifndef SFM_SWAP_L2_GATED  // 0: a gated MLP's L2-resident GEMMs as a dense MLP's (the rule off)
 #define SFM_SWAP_L2_GATED 1
 #endif
-inline bool l2_gated_takes(int64_t m) {
-  return SFM_SWAP_L2_GATED && m >= kMinL2GatedTokens && m < kMinTokens;
+inline bool l2_gated_takes(int64_t m, bool down) {
+  return SFM_SWAP_L2_GATED && m >= kMinL2GatedTokens &&
+         (down ? m < kMinTokens : m <= kMaxL2GatedUpTokens);
 }
 
 // Whether the down GEMM (and behind it the reduce kernel, reduced over a workspace) lets

@@ -148,7 +148,7 @@ inline Kernel pick(int64_t m, GemmPath path, bool gemm2, int64_t w_rows, int64_t
     case GemmPath::kAuto: {
       const bool l2_resident = l2_resident_weights(w_rows, k);
       if (l2_resident) {
-        if (SFM_WGMMA_SWAP_AB && ((gated_mlp && swap_gemm::l2_gated_takes(m)) ||
+        if (SFM_WGMMA_SWAP_AB && ((gated_mlp && swap_gemm::l2_gated_takes(m, gemm2)) ||
                                   (!gated_gemm1 && swap_gemm::l2_mid_takes(m, gemm2, w_rows, k)))) {
           return swap_kernel(m, gemm2, w_rows, l2_resident);
         }
@@ -158,7 +158,7 @@ inline Kernel pick(int64_t m, GemmPath path, bool gemm2, int64_t w_rows, int64_t
       // The swap-AB kernel (every token in one wgmma N tile) where swap_gemm::auto_takes
       // says it measured faster: mid-sized batches, and GeGLU-sized GEMMs from 1 token
       // (there ahead of the streaming kernel too).
-      if (SFM_WGMMA_SWAP_AB && swap_gemm::auto_takes(m, gemm2, w_rows, k, l2_resident, sms)) {
+      if (SFM_WGMMA_SWAP_AB && swap_gemm::auto_takes(m, gemm2, w_rows, k, l2_resident, sms, gated_mlp)) {
         return swap_kernel(m, gemm2, w_rows, l2_resident);
       }
       if (m <= kMaxStreamTokens && (SFM_STREAM_GATED_GEMM1 || !gated_gemm1)) {

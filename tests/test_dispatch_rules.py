@@ -83,6 +83,11 @@ int main() {
     // same down GEMM in a dense MLP
     printf("pick_l2_gated %ld %d %d %d\n", m, pick_l2(false, 2 * 4864, 896, true),
            pick_l2(true, 896, 4864, true), pick_l2(true, 896, 4864, false));
+    // gate/up GEMMs whose 128-row tiles nearly fill the GPU: Llama-3.2-1B 2048x8192 (128
+    // tiles, from DRAM) as a gated MLP's and as a dense MLP's; Gemma-3-1B 1152x6912 (108,
+    // L2-resident)
+    printf("nearly_fills %ld %d %d %d\n", m, pick(false, 2 * 8192, 2048, true), pick(false, 2 * 8192, 2048, false),
+           pick_l2(false, 2 * 6912, 1152, true));
     // the dense 1536x6144 MLP's down GEMM (L2-resident, 12 weight tiles)
     printf("pick_l2_1536 %ld %d\n", m, pick_l2(true, 1536, 6144, false));
     // a narrower tower's down GEMM with aligned K (768x3072)
@@ -358,7 +363,10 @@ def test_auto_kernel_l2_resident_gated(rules):
     896x4864): both GEMMs on the swap-AB kernel from 9 tokens to 64 (thirty-eighth
     session: 8-40% faster than the register-sourced kernel for five such MLPs), the warp
     kernel below (its fp32 sums: more precise, see test_auto_kernel_l2_resident); the
-    same down GEMM in a dense MLP keeps the dense routing (register-sourced at 9-32)."""
+    same down GEMM in a dense MLP keeps the dense routing (register-sourced at 9-32). The
+    gate/up GEMM stays on the swap-AB kernel to 128 tokens (thirty-ninth session: 6-15%
+    faster at 65 and 96), then the wgmma tiles (its 76 tiles of 128 rows do not fill the
+    GPU; mixed above 128)."""
     warp, rs, wgmma, swap = 0, 1, 3, 6
     for m in (1, 3, 4, 8):
         assert rules[("pick_l2_gated", m)] == [warp, warp, warp], m
@@ -366,8 +374,23 @@ def test_auto_kernel_l2_resident_gated(rules):
         assert rules[("pick_l2_gated", m)][:2] == [swap, swap], m
     for m in (16, 32):
         assert rules[("pick_l2_gated", m)][2] == rs, m
-    for m in (65, 128):
-        assert rules[("pick_l2_gated", m)][0] != swap, m
+    for m in (65, 100, 128):
+        assert rules[("pick_l2_gated", m)][0] == swap, m
+    for m in (129, 160, 192, 256, 512):
+        assert rules[("pick_l2_gated", m)][0] == wgmma, m
+
+
+def test_auto_gated_gate_up_nearly_filling_the_gpu(rules):
+    """A gated MLP's gate/up GEMM whose 128-row weight tiles cover at least 80% of the SMs
+    (Llama-3.2-1B: 128 tiles, Gemma-3-1B: 108) takes the swap-AB kernel from 65 tokens to
+    512 as one that fills the GPU does (thirty-ninth session: 0.6-4.7 us faster or even at
+    every M measured); a dense MLP's up GEMM of the same rows keeps the wgmma tiles, and
+    below 65 the rule is unchanged (not measured there)."""
+    wgmma, swap = 3, 6
+    for m in (65, 100, 128, 160, 192, 256, 384, 512):
+        assert rules[("nearly_fills", m)] == [swap, wgmma, swap], m
+    for m in (17, 32, 50, 64, 520, 1024):
+        assert rules[("nearly_fills", m)][:2] == [wgmma, wgmma], m
 
 
 def test_swap_ab_down_reduction(rules):

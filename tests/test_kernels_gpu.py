@@ -541,18 +541,22 @@ def test_auto_l2_resident_dense_decode(sfm, m, shape):
     check_dense_auto(sfm, m, shape, gen, m % 2 == 1)
 
 
-@pytest.mark.parametrize("m", (3, 4, 8, 9, 16, 33, 64, 65))
+@pytest.mark.parametrize("m", (3, 4, 8, 9, 16, 33, 64, 65, 128, 129, 257))
 @pytest.mark.parametrize("shape", ((896, 4864, 896), (1152, 6912, 1152), (576, 1536, 576)))
 def test_auto_l2_resident_gated_decode(sfm, m, shape):
     """Small LLMs' gated MLPs (Qwen2.5-0.5B 896x4864, Gemma-3-1B 1152x6912, SmolLM2-135M
     576x1536 with a K tail; weights L2-resident) on auto: both GEMMs on the swap-AB kernel
-    (the down GEMM over a workspace) from 9 tokens to 64, the warp kernel below, the wgmma
-    tiles above (thirty-eighth session): both activations, both sides of each edge."""
+    (the down GEMM over a workspace) from 9 tokens to 64, the warp kernel below
+    (thirty-eighth session); the gate/up GEMM on it to 128 tokens, and 1152x6912's (its
+    tiles nearly fill the GPU) to 512, the wgmma tiles otherwise (thirty-ninth session):
+    both activations, both sides of each edge."""
     gen = torch.Generator(device="cuda").manual_seed(9300 + m + shape[0])
     check_gated_auto(sfm, m, shape, gen, m % 2 == 0)
 
 
-@pytest.mark.parametrize(("shape", "m"), (((2048, 16384, 2048), 400), ((2048, 16384, 2048), 512),
+@pytest.mark.parametrize(("shape", "m"), (((2048, 8192, 2048), 65), ((2048, 8192, 2048), 200),
+                                          ((2048, 8192, 2048), 511),
+                                          ((2048, 16384, 2048), 400), ((2048, 16384, 2048), 512),
                                           ((2048, 16384, 2048), 768), ((4096, 14336, 4096), 257),
                                           ((4096, 14336, 4096), 384), ((4096, 14336, 4096), 521),
                                           ((2048, 16384, 2048), 1041)))
@@ -563,7 +567,8 @@ def test_auto_swap_ab_above_192(sfm, shape, m):
     split K: GeGLU (N = 2048) at M = 577-768, SwiGLU (N = 4096) at 257-384 (each token
     tile's splits one cluster). Above 512 the gate/up GEMM where the swap-AB tiles pad
     less (M = 521: 3 x 176; 1041: 6 x 176), the down GEMM on the wgmma tiles. The
-    benchmark's gated shapes, both activations."""
+    benchmark's gated shapes, both activations; and Llama-3.2-1B's 2048x8192, whose
+    gate/up tiles (128) nearly fill the GPU, from 65 to 512 (thirty-ninth session)."""
     gen = torch.Generator(device="cuda").manual_seed(7000 + m)
     check_gated_auto(sfm, m, shape, gen, m % 2 == 0)
 

@@ -33,21 +33,26 @@
 #   half    experiment 6 (thirty-seventh session): the dense up GEMM on the swap-AB kernel
 #           at 64 weight rows per CTA up to 64 tokens, the two consumer warpgroups
 #           splitting K (SwapPlan's HALF); slower for 1152x4304 (call 15), not landed
-#   dchain  experiment 7 (thirty-seventh session, compiled, not run): the 8-stage swap-AB
+#   dchain  experiment 7 (thirty-seventh session; call 17: slower): the 8-stage swap-AB
 #           kernels (dense up GEMM, down GEMM over a workspace) at token tiles up to 64
-#           split each K tile's four k32 wgmmas over two accumulators (two chains of 2)
+#           split each K tile's four k32 wgmmas over two accumulators (two chains of 2);
+#           a macro since the thirty-ninth session (SFM_SWAP_DUAL_CHAIN_TOKENS), its
+#           patch (results/dual_chain_patch_*) kept as the record of call 17's build
 #   small4  call 20's build (and call 22's baseline): the L2-resident GEMMs at 4-8 tokens on the swap-AB kernel
 #           (SFM_SWAP_MIN_L2_SMALL_TOKENS 4, measured faster, left off for precision) and
 #           no gated-MLP rule (SFM_SWAP_L2_GATED 0)
 #   nosmall the routing before the thirty-eighth session (no window, no gated rule); call 20
 #   gated4  call 22's build: the window at 4-8 and the gated-MLP rule from 4 tokens
 #           (SFM_SWAP_MIN_L2_GATED_TOKENS 4; head keeps 9 for precision)
-#   fine16  experiment 8 (thirty-eighth session): head with each k32 wgmma of a K tile
-#           in its own partial sum at swap-AB token tiles <= 16 (SFM_SWAP_FINE_PROMOTE_TOKENS
-#           16), for precision; call 24: mean error -30%, worst draws unchanged, not landed
-#   fine16d fine16 in the deep-ring kernels only (SFM_SWAP_FINE_PROMOTE_DEEP_ONLY: the
-#           gated gate/up GEMM and the clustered down GEMM, where call 24 read no cost, not
-#           the dense up GEMM); call 25
+#   fine16  experiment 8 (thirty-eighth session): each k32 wgmma of a K tile in its own
+#           partial sum at swap-AB token tiles <= 16 in every swap-AB kernel
+#           (SFM_SWAP_FINE_PROMOTE_DEEP_ONLY 0); call 24: mean error -30%, dense 1152x4304
+#           +0.37 us at M = 16. Head since the thirty-ninth session does this in the
+#           deep-ring kernels only (fine16d of call 25, landed; its patch,
+#           results/fine_promotion_patch_2026-12-05_thirtyeighth.patch, is in the tree)
+#   fine16d what head builds since then (call 25's name for it)
+#   coarse  head before that landing (SFM_SWAP_FINE_PROMOTE_TOKENS 0: one chain of four
+#           k32 wgmmas per K tile everywhere)
 # Not a kernel build, and not in the default list: `probes` compiles the standalone
 # probes that calls carry as .gpu-tune/probes (call 14: benchmarks/split_h_probe.cu).
 set -euo pipefail
@@ -59,8 +64,6 @@ P3=$R/early_second_group_patch_2026-12-04_twentyeighth.patch
 PI=$R/identity_activation_probe_patch_h200_2026-12-04_twentyseventh.patch
 PU=$R/up_split_cluster_patch_2026-12-05_thirtyfirst.patch
 PH=$R/half_rows_patch_2026-12-05_thirtyseventh.patch
-PD=$R/dual_chain_patch_2026-12-05_thirtyseventh.patch
-PF=$R/fine_promotion_patch_2026-12-05_thirtyeighth.patch
 T='#define SFM_PHASE_TRACE 1'
 I='#define SFM_PROBE_IDENTITY_ACTIVATION 1'
 A='#define SFM_WGMMA_ALIGNED_SMEM 1'
@@ -73,8 +76,9 @@ U192='#define SFM_SWAP_UP_SPLIT_TOKENS 192'
 W4='#define SFM_SWAP_MIN_L2_SMALL_TOKENS 4'
 G4='#define SFM_SWAP_MIN_L2_GATED_TOKENS 4'
 NG='#define SFM_SWAP_L2_GATED 0'
-FP='#define SFM_SWAP_FINE_PROMOTE_TOKENS 16'
-FD='#define SFM_SWAP_FINE_PROMOTE_DEEP_ONLY 1'
+DC='#define SFM_SWAP_DUAL_CHAIN_TOKENS 64'
+FA='#define SFM_SWAP_FINE_PROMOTE_DEEP_ONLY 0'
+FC='#define SFM_SWAP_FINE_PROMOTE_TOKENS 0'
 
 if ! git diff --quiet -- kernels-src; then
   echo "kernels-src/ has uncommitted changes; commit or stash them first" >&2
@@ -95,7 +99,7 @@ variant() {
   echo "   built .gpu-tune/$name in $((SECONDS - t0)) s" >&2
 }
 
-all=(head eparam astage afg3 esg aesg hidact eidact strace etrace spp l2r40 usk usk192 eupk half dchain small4 nosmall gated4 fine16 fine16d)
+all=(head eparam astage afg3 esg aesg hidact eidact strace etrace spp l2r40 usk usk192 eupk half dchain small4 nosmall gated4 fine16 fine16d coarse)
 for name in "${@:-${all[@]}}"; do
   case $name in
     head) variant head "" ;;
@@ -114,12 +118,13 @@ for name in "${@:-${all[@]}}"; do
     usk192) variant usk192 "$PU" "$U192" ;;
     eupk) variant eupk "" ;;
     half) variant half "$PH" ;;
-    dchain) variant dchain "$PD" ;;
+    dchain) variant dchain "" "$DC" ;;
     small4) variant small4 "" "$W4" "$NG" ;;
     nosmall) variant nosmall "" "$NG" ;;
     gated4) variant gated4 "" "$W4" "$G4" ;;
-    fine16) variant fine16 "$PF" "$FP" ;;
-    fine16d) variant fine16d "$PF" "$FP" "$FD" ;;
+    fine16) variant fine16 "" "$FA" ;;
+    fine16d) variant fine16d "" ;;
+    coarse) variant coarse "" "$FC" ;;
     probes)
       mkdir -p .gpu-tune/probes
       nvcc -std=c++17 -O3 -arch=sm_90a -o .gpu-tune/probes/split_h_probe benchmarks/split_h_probe.cu
