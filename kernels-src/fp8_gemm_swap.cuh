@@ -671,7 +671,10 @@ inline bool fills_gpu(int64_t w_rows, int sms) {
 // Llama-3.2-1B 2048x8192 (128 tiles) faster at every M measured from 65 to 512 or even
 // (0.6-4.7 us, e.g. 1152x6912 M = 160 25.3 -> 20.6 us; 2048x8192 M = 384 / 512 even);
 // Qwen2.5-0.5B 896x4864 (76 tiles) mixed above 128 (M = 192 / 384 +1.2 / +1.1 us).
-constexpr int kNearlyFillsPercent = 80;
+#ifndef SFM_SWAP_NEARLY_FILLS_PERCENT  // 100: the rule off (fills_gpu alone)
+#define SFM_SWAP_NEARLY_FILLS_PERCENT 80
+#endif
+constexpr int kNearlyFillsPercent = SFM_SWAP_NEARLY_FILLS_PERCENT;
 inline bool nearly_fills_gpu(int64_t w_rows, int sms) {
   return 100 * host_ceil_div(w_rows, int64_t(64 * kConsumers)) >= kNearlyFillsPercent * int64_t(sms);
 }

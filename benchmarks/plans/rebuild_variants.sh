@@ -51,6 +51,8 @@
 #           deep-ring kernels only (fine16d of call 25, landed; its patch,
 #           results/fine_promotion_patch_2026-12-05_thirtyeighth.patch, is in the tree)
 #   fine16d what head builds since then (call 25's name for it)
+#   prev39  head before the thirty-ninth session's two landings (fine promotion off, the
+#           gated gate/up GEMM's swap-AB rules of call 26 off); call 27's baseline
 #   coarse  head before that landing (SFM_SWAP_FINE_PROMOTE_TOKENS 0: one chain of four
 #           k32 wgmmas per K tile everywhere)
 # Not a kernel build, and not in the default list: `probes` compiles the standalone
@@ -79,6 +81,8 @@ NG='#define SFM_SWAP_L2_GATED 0'
 DC='#define SFM_SWAP_DUAL_CHAIN_TOKENS 64'
 FA='#define SFM_SWAP_FINE_PROMOTE_DEEP_ONLY 0'
 FC='#define SFM_SWAP_FINE_PROMOTE_TOKENS 0'
+GU64='#define SFM_SWAP_MAX_L2_GATED_UP_TOKENS 64'
+NF100='#define SFM_SWAP_NEARLY_FILLS_PERCENT 100'
 
 if ! git diff --quiet -- kernels-src; then
   echo "kernels-src/ has uncommitted changes; commit or stash them first" >&2
@@ -99,7 +103,7 @@ variant() {
   echo "   built .gpu-tune/$name in $((SECONDS - t0)) s" >&2
 }
 
-all=(head eparam astage afg3 esg aesg hidact eidact strace etrace spp l2r40 usk usk192 eupk half dchain small4 nosmall gated4 fine16 fine16d coarse)
+all=(head eparam astage afg3 esg aesg hidact eidact strace etrace spp l2r40 usk usk192 eupk half dchain small4 nosmall gated4 fine16 fine16d coarse prev39)
 for name in "${@:-${all[@]}}"; do
   case $name in
     head) variant head "" ;;
@@ -125,6 +129,7 @@ for name in "${@:-${all[@]}}"; do
     fine16) variant fine16 "" "$FA" ;;
     fine16d) variant fine16d "" ;;
     coarse) variant coarse "" "$FC" ;;
+    prev39) variant prev39 "" "$FC" "$GU64" "$NF100" ;;
     probes)
       mkdir -p .gpu-tune/probes
       nvcc -std=c++17 -O3 -arch=sm_90a -o .gpu-tune/probes/split_h_probe benchmarks/split_h_probe.cu
