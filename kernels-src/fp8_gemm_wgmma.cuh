@@ -1215,9 +1215,19 @@ int tall_rows(int64_t m, int64_t n_out, int sms, bool clustered = false) {
 #ifndef SFM_WGMMA_SHARE_X
 #define SFM_WGMMA_SHARE_X 1
 #endif
+// Experiment 9 (thirty-ninth session): the dense up GEMM's tall 64-row tiles at one token
+// tile (auto at M = 65..128) in x-sharing pairs too. There x is two thirds of each CTA's
+// operand bytes (128 tokens against 64 weight rows per K tile). 0: off.
+#ifndef SFM_WGMMA_SHARE_X_DENSE64
+#define SFM_WGMMA_SHARE_X_DENSE64 0
+#endif
 template <EpilogueKind EPI>
-bool share_x(int64_t m, int64_t k) {
-  if (SFM_WGMMA_SHARE_X != 1) return SFM_WGMMA_SHARE_X == 2;
+bool share_x(int64_t m, int64_t k, int rows = 128) {
+  if (SFM_WGMMA_SHARE_X != 1) return SFM_WGMMA_SHARE_X == 2 && rows != 64;
+  if (rows == 64) {
+    return SFM_WGMMA_SHARE_X_DENSE64 && EPI == EpilogueKind::kBiasGeluToFp8 &&
+           m <= Shape<false, 128>::kBM;
+  }
   return EPI == EpilogueKind::kGatedToFp8 && m <= Shape<false, 128>::kBM && k >= 4096;
 }
 
@@ -1248,6 +1258,8 @@ cudaError_t launch_tall(int rows, const uint8_t* x, const uint8_t* w, const Wgmm
   if (rows == 192) return launch_shape<EPI, ACT, false, false, 192, CLUSTER, SHARE_X>(x, w, p, sms, stream);
   if constexpr (CLUSTER == 1) {
     if (rows == 64) return launch_shape<EPI, ACT, false, false, 64>(x, w, p, sms, stream);
+  } else if constexpr (SHARE_X && SFM_WGMMA_SHARE_X_DENSE64 && EPI == EpilogueKind::kBiasGeluToFp8) {
+    if (rows == 64) return launch_shape<EPI, ACT, false, false, 64, 2, true>(x, w, p, sms, stream);
   }
   return launch_shape<EPI, ACT, false, false, 128, CLUSTER, SHARE_X>(x, w, p, sms, stream);
 }
@@ -1274,7 +1286,7 @@ cudaError_t launch(const uint8_t* x, const uint8_t* w, const WgmmaParams& p, int
   const int rows = forced_tall_rows != 0 ? forced_tall_rows
                                          : tall_rows<EPI>(p.m, p.n_out, sms, paired);
   if (paired && rows != 64) return launch_tall<EPI, ACT, 2>(rows, x, w, p, sms, stream);
-  if (rows != 64 && share_x<EPI>(p.m, p.k)) {
+  if (share_x<EPI>(p.m, p.k, rows)) {
     return launch_tall<EPI, ACT, 2, true>(rows, x, w, p, sms, stream);
   }
   return launch_tall<EPI, ACT>(rows, x, w, p, sms, stream);
