@@ -54,15 +54,17 @@ namespace hopper {
 //   the problem, up to kMaxWarpTokens; except from 33 tokens, and for a dense MLP's up
 //   GEMM with K <= 1152 and SigLIP's 1152x4304 down GEMM from 8 (swap_gemm::l2_mid_takes), where the
 //   swap-AB kernel (the weights streamed through a TMA ring, every token in one tile)
-//   was faster; and both GEMMs of a gated MLP (a small LLM's) from 9 tokens
-//   (swap_gemm::l2_gated_takes; below 9 the warp kernel is kept for its fp32 sums);
+//   was faster; and both GEMMs of a gated MLP (a small LLM's) from 9 tokens to 64, its
+//   gate/up GEMM to 128 (swap_gemm::l2_gated_takes; below 9 the warp kernel is kept
+//   for its fp32 sums);
 // - up to 16 tokens every other GEMM is a pass over DRAM: the streaming kernel, whose
 //   TMA ring keeps more bytes in flight; except the gated GEMM1, where the wide wgmma
 //   kernel streams as fast or faster (H200, M = 8..40: GeGLU equal, SwiGLU 2 us faster
 //   at M = 8 / 16), and above 16 tokens, where the wide wgmma kernel and the split-K
 //   down GEMM beat it (M = 17..32: GeGLU 40.5 -> 35.5 us, SwiGLU 59 -> 53);
 // - from 65 to 384 tokens (gate/up GEMMs with K <= 2048: 512), where
-//   swap_gemm::auto_takes says so (measured faster), for GeGLU-sized GEMMs at every M
+//   swap_gemm::auto_takes says so (measured faster; gated gate/up GEMMs whose tiles
+//   nearly fill the GPU count as filling it: nearly_fills_gpu), for GeGLU-sized GEMMs at every M
 //   up to 64, SwiGLU-sized down and gate/up GEMMs too (8- to 64-token tiles; ahead of
 //   both kernels above), and for
 //   gate/up GEMMs above 512 where their token tiles pad less: the swap-AB kernels,

@@ -1,4 +1,4 @@
-# Call 25 (prepared in the thirty-eighth session, not run; ~4 min; carry .whl,
+# Call 25 (prepared in the thirty-eighth session, ran in the thirty-ninth on an H100, 149 s; carry .whl,
 # .gpu-tune/{head,fine16d}/$T): experiment 8 again, in the deep-ring swap-AB kernels only
 # (fine16d: the gated gate/up GEMM and the down GEMM reduced in clusters at token tiles
 # <= 16 give each k32 wgmma its own partial sum). Call 24 read fine16 even in speed for

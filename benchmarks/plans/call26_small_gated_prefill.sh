@@ -1,4 +1,4 @@
-# Call 26 (prepared in the thirty-eighth session, not run; ~2 min; carry .whl,
+# Call 26 (prepared in the thirty-eighth session, ran in the thirty-ninth on an H100, 7 s; carry .whl,
 # .gpu-tune/head/$T): small LLMs' gated MLPs above 64 tokens. From 65 auto gives their
 # L2-resident gate/up GEMM the wgmma tiles (swap_gemm::auto_takes wants a gate/up GEMM
 # whose 128-row tiles fill the GPU, and these have 12-108), and their down GEMM what the
