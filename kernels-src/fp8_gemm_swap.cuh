@@ -842,6 +842,9 @@ inline bool l2_gated_takes(int64_t m, bool down) {
 // 100-125. Not for L2-resident ones (the dense 1152x4304 at M = 160 +2.1 us, 1536x6144
 // at M = 50 +0.5).
 constexpr int64_t kMaxTriggerClusterCols = 4096;
+#ifndef SFM_SWAP_EARLY_REDUCE  // experiment 10, see launch_down
+#define SFM_SWAP_EARLY_REDUCE 0
+#endif
 inline bool triggers_next(int64_t n_out, bool in_clusters, bool l2_resident) {
   return !l2_resident && (!in_clusters || n_out <= kMaxTriggerClusterCols);
 }
@@ -978,6 +981,12 @@ cudaError_t launch_down(const uint8_t* x, const uint8_t* w, const WgmmaParams& p
   const int splits = down_splits(p.m, p.n_out, p.k, sms);
   WgmmaParams partial = p;
   partial.out = ws;
+  // Experiment 10 (thirty-ninth session): where the chain does not trigger early
+  // (L2-resident weights, triggers_next), the GEMM still lets its reduce kernel launch as
+  // it starts: the reduce's CTAs then wait on free SMs for the partial sums instead of
+  // launching after the GEMM's last CTA exits, and the reduce itself triggers the next
+  // kernel only after its wait, as before. 0: off.
+  if (SFM_SWAP_EARLY_REDUCE) partial.trigger_next = 1;
   cudaError_t e =
       launch_tile<EpilogueKind::kBiasToBf16, ACT, /*DEEP=*/false>(x, w, partial, sms, splits, stream);
   if (e != cudaSuccess) return e;

@@ -55,6 +55,9 @@
 #           gated gate/up GEMM's swap-AB rules of call 26 off); call 27's baseline
 #   sx64    experiment 9 (thirty-ninth session): the dense up GEMM's tall 64-row tiles at
 #           one token tile (M = 65-128) in x-sharing pairs (SFM_WGMMA_SHARE_X_DENSE64)
+#   ered    experiment 10 (thirty-ninth session): the swap-AB down GEMM over a workspace lets
+#           its reduce kernel launch as it starts where the chain does not trigger early
+#           (L2-resident weights; SFM_SWAP_EARLY_REDUCE)
 #   coarse  head before that landing (SFM_SWAP_FINE_PROMOTE_TOKENS 0: one chain of four
 #           k32 wgmmas per K tile everywhere)
 # Not a kernel build, and not in the default list: `probes` compiles the standalone
@@ -86,6 +89,7 @@ FC='#define SFM_SWAP_FINE_PROMOTE_TOKENS 0'
 GU64='#define SFM_SWAP_MAX_L2_GATED_UP_TOKENS 64'
 NF100='#define SFM_SWAP_NEARLY_FILLS_PERCENT 100'
 SX64='#define SFM_WGMMA_SHARE_X_DENSE64 1'
+ER='#define SFM_SWAP_EARLY_REDUCE 1'
 
 if ! git diff --quiet -- kernels-src; then
   echo "kernels-src/ has uncommitted changes; commit or stash them first" >&2
@@ -106,7 +110,7 @@ variant() {
   echo "   built .gpu-tune/$name in $((SECONDS - t0)) s" >&2
 }
 
-all=(head eparam astage afg3 esg aesg hidact eidact strace etrace spp l2r40 usk usk192 eupk half dchain small4 nosmall gated4 fine16 fine16d coarse prev39 sx64)
+all=(head eparam astage afg3 esg aesg hidact eidact strace etrace spp l2r40 usk usk192 eupk half dchain small4 nosmall gated4 fine16 fine16d coarse prev39 sx64 ered)
 for name in "${@:-${all[@]}}"; do
   case $name in
     head) variant head "" ;;
@@ -133,6 +137,7 @@ for name in "${@:-${all[@]}}"; do
     fine16d) variant fine16d "" ;;
     coarse) variant coarse "" "$FC" ;;
     sx64) variant sx64 "" "$SX64" ;;
+    ered) variant ered "" "$ER" ;;
     prev39) variant prev39 "" "$FC" "$GU64" "$NF100" ;;
     probes)
       mkdir -p .gpu-tune/probes
