@@ -1217,7 +1217,9 @@ int tall_rows(int64_t m, int64_t n_out, int sms, bool clustered = false) {
 #endif
 // Experiment 9 (thirty-ninth session): the dense up GEMM's tall 64-row tiles at one token
 // tile (auto at M = 65..128) in x-sharing pairs too. There x is two thirds of each CTA's
-// operand bytes (128 tokens against 64 weight rows per K tile). 0: off.
+// operand bytes (128 tokens against 64 weight rows per K tile). Whole MLPs, H200, call
+// 31 (benchmarks/RESULTS.md): 0.5-1.6 us slower at every M from 65 to 128 for four dense
+// towers (fewer bytes, the pair's rings in lockstep). 0: off (kept for the record).
 #ifndef SFM_WGMMA_SHARE_X_DENSE64
 #define SFM_WGMMA_SHARE_X_DENSE64 0
 #endif
