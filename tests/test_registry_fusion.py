@@ -766,6 +766,9 @@ def test_runtime_fallbacks(standin):
     with pytest.raises(RuntimeError):  # wrong K: the original module's own error
         mlp(torch.randn(4, 32).bfloat16())
     assert kernel.CALLS == []
+    with pytest.raises(RuntimeError):  # a 0-dim input: the original module's own error too
+        mlp(torch.tensor(1.0).bfloat16())
+    assert kernel.CALLS == []
     fp8_down = mlp.down_proj.weight
     mlp.down_proj.weight = nn.Parameter(fp8_down.bfloat16(), requires_grad=False)  # dequantized: not FP8
     n, out = fused_calls(lambda: mlp(x))

@@ -305,9 +305,9 @@ class RunCounter:
         self._handles.append(mod.register_forward_pre_hook(pre_hook, with_kwargs=True))
         inner = type(mod)._sfm_fused_forward
 
-        def counted(x, _m=mod, _inner=inner):
+        def counted(x, *weights, _m=mod, _inner=inner):
             self.fused[name] += 1
-            return _inner(_m, x)
+            return _inner(_m, x, *weights)
 
         mod.__dict__["_sfm_fused_forward"] = counted
         self._patched.append(mod)

@@ -544,30 +544,41 @@ class FusedStaticFP8MLP:
         if x is None or not isinstance(x, torch.Tensor) or not self._sfm_skipped_layers_are_plain():
             return self._sfm_base_cls.forward(self, *args, **kwargs)
         self._sfm_sync()
-        if not self._sfm_can_fuse(x):
+        w, down = self._sfm_main_weight(), self._sfm_down_weight()  # looked up once per call
+        if not self._sfm_can_fuse(x, w, down):
             return self._sfm_base_cls.forward(self, *args, **kwargs)
-        return self._sfm_fused_forward(x)
+        return self._sfm_fused_forward(x, w, down)
 
     def _sfm_sync(self) -> None:
         """Bring derived buffers up to date with the parameters they come from (only the
         separate gate/up layout has any)."""
 
-    def _sfm_can_fuse(self, x: torch.Tensor) -> bool:
-        w, down = self._sfm_main_weight(), self._sfm_down_weight()
+    def _sfm_can_fuse(self, x: torch.Tensor, w: torch.Tensor | None = None,
+                      down: torch.Tensor | None = None) -> bool:
+        """Whether this call can take the fused path (w, down: the kernels' gate/up or up
+        weight and down weight, if the caller has them). Runs on every call, so the cheap
+        input checks come first and `Tensor.device.type` (a few hundred ns) is read only
+        for tensors that are not on CUDA (`is_cuda` and `get_device()` say the same)."""
+        if (not self._sfm_enabled or self.training or x.dtype != torch.bfloat16 or not x.ndim
+                or x.shape[-1] != self._sfm_K):
+            return False
+        if x.requires_grad and torch.is_grad_enabled():
+            return False
+        if x.is_cuda:
+            if "cuda" not in self._sfm_device_types or x.get_device() not in self._sfm_cuda_devices:
+                return False
+        elif x.device.type not in self._sfm_device_types:
+            return False
+        w = self._sfm_main_weight() if w is None else w
+        down = self._sfm_down_weight() if down is None else down
+        device = x.device
         return (
-            self._sfm_enabled
-            and not self.training
-            and x.dtype == torch.bfloat16
-            and x.device.type in self._sfm_device_types
-            and (x.device.type != "cuda" or x.device.index in self._sfm_cuda_devices)
-            and x.device == w.device
-            and x.device == down.device
-            and w.dtype == FP8
+            w.dtype == FP8
             and down.dtype == FP8
+            and w.device == device
+            and down.device == device
             and w.is_contiguous()
             and down.is_contiguous()
-            and x.shape[-1] == self._sfm_K
-            and not (x.requires_grad and torch.is_grad_enabled())
         )
 
     def _sfm_skipped_layers_are_plain(self) -> bool:
@@ -655,13 +666,16 @@ class FusedGatedMLP(FusedStaticFP8MLP):
     [gate; up] weight is a derived buffer."""
 
     def _sfm_sources(self) -> tuple:
-        """Identity and version of every tensor of the gate and up projections."""
-        return tuple(
-            (n, name, id(t), t._version)
-            for n in self._sfm_names[:2]
-            for name, t in (*self._modules[n]._parameters.items(), *self._modules[n]._buffers.items())
-            if t is not None
-        )
+        """Name, identity and version of every tensor of the gate and up projections, in
+        one flat tuple (built on every call: flat is about twice as fast as nested)."""
+        out: list = []
+        for n in self._sfm_names[:2]:
+            layer = self._modules[n]
+            for store in (layer._parameters, layer._buffers):
+                for name, t in store.items():
+                    if t is not None:
+                        out += (name, id(t), t._version)
+        return tuple(out)
 
     def _sfm_sync(self) -> None:
         """Rebuild the [gate; up] weight and scales (in place: CUDA graphs see them) when a
@@ -680,13 +694,14 @@ class FusedGatedMLP(FusedStaticFP8MLP):
     def _sfm_gate_up_scale(self) -> torch.Tensor:
         return _f32(_attr(self, "_sfm_gate_up_weight_scale"))
 
-    def _sfm_fused_forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _sfm_fused_forward(self, x: torch.Tensor, w: torch.Tensor | None = None,
+                           down: torch.Tensor | None = None) -> torch.Tensor:
         in_scale = self._sfm_input_scale()
         xq = self._sfm_quant_fn(x, _bf16(_attr(self, "_sfm_channel_scale")), in_scale)
         return self._sfm_mlp_fn(
             xq,
-            self._sfm_main_weight(),
-            self._sfm_down_weight(),
+            self._sfm_main_weight() if w is None else w,
+            self._sfm_down_weight() if down is None else down,
             in_scale,
             self._sfm_gate_up_scale(),
             self._sfm_hidden_scale(),
@@ -755,7 +770,8 @@ class FusedDenseGeluMLP(FusedStaticFP8MLP):
     def _sfm_main_weight(self) -> torch.Tensor:
         return _attr(_attr(self, self._sfm_names[0]), "weight")
 
-    def _sfm_fused_forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _sfm_fused_forward(self, x: torch.Tensor, w: torch.Tensor | None = None,
+                           down: torch.Tensor | None = None) -> torch.Tensor:
         fc1, fc2 = (_attr(self, n) for n in self._sfm_names)
         in_scale = self._sfm_input_scale()
         xq = self._sfm_quant_fn(x, _bf16(_attr(self, "_sfm_channel_scale")), in_scale)
@@ -763,9 +779,9 @@ class FusedDenseGeluMLP(FusedStaticFP8MLP):
         b2 = _bf16(_attr(self, "_sfm_zero_down_bias") if (b := _attr(fc2, "bias")) is None else b)
         return self._sfm_mlp_fn(
             xq,
-            _attr(fc1, "weight"),
+            _attr(fc1, "weight") if w is None else w,
             b1,
-            _attr(fc2, "weight"),
+            _attr(fc2, "weight") if down is None else down,
             b2,
             in_scale,
             _f32(_attr(fc1, self._sfm_up_scale_attr)),
