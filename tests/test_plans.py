@@ -67,12 +67,19 @@ def carried_builds(header: str) -> set[str]:
 
 
 SCRIPT_CALL = re.compile(r"python3 ((?:scripts|benchmarks)/[a-z_]+\.py)([^;>|\n]*)")
+# scripts/memcheck.sh BUILD NAME passes the rest to scripts/memcheck_sweep.py.
+MEMCHECK_CALL = re.compile(r"bash scripts/memcheck\.sh \S+ \S+([^;>|\n]*)")
 
 
 def script_calls() -> list[tuple[str, str, str]]:
-    """(call file, script path, its arguments) for every python3 command in the calls."""
-    return [(call.name, script, args) for call in CALLS
-            for script, args in SCRIPT_CALL.findall(call.read_text().replace("\\\n", " "))]
+    """(call file, script path, its arguments) for every python3 command in the calls, and
+    for the memcheck sweeps they run through scripts/memcheck.sh."""
+    calls = []
+    for call in CALLS:
+        text = call.read_text().replace("\\\n", " ")
+        calls += [(call.name, script, args) for script, args in SCRIPT_CALL.findall(text)]
+        calls += [(call.name, "scripts/memcheck_sweep.py", args) for args in MEMCHECK_CALL.findall(text)]
+    return calls
 
 
 def option_values(args: str, option: str) -> list[str]:

@@ -23,5 +23,4 @@ python3 scripts/mlp_ab.py --kinds geglu,swiglu,gelu,geglu_896_4864 --m 1,4,8,16 
   $H $F $H:tensor_core_swap_ab/tensor_core_swap_ab $F:tensor_core_swap_ab/tensor_core_swap_ab --json $OUT/ab_fine.json > $OUT/ab_fine.txt 2>&1
 cat $OUT/ab_fine.txt | grep -v "^#"
 GPU_CHECK_SUMMARY=1 OUT=$OUT/check_fine timeout 120 bash scripts/gpu_check.sh $F tests/test_kernels_gpu.py -k "swap or gated_decode or auto_paths"
-PYTORCH_NO_CUDA_MEMORY_CACHING=1 timeout 90 compute-sanitizer --tool memcheck python3 scripts/memcheck_sweep.py --build $F --kinds geglu,gelu,geglu_896_4864 --paths auto,tensor_core_swap_ab/tensor_core_swap_ab --m 4,16 > $OUT/memcheck_fine.txt 2>&1
-tail -2 $OUT/memcheck_fine.txt
+bash scripts/memcheck.sh $F fine --kinds geglu,gelu,geglu_896_4864 --paths auto,tensor_core_swap_ab/tensor_core_swap_ab --m 4,16

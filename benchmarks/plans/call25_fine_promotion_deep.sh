@@ -26,5 +26,4 @@ python3 scripts/mlp_ab.py --kinds geglu,swiglu,gelu,gelu2,geglu_896_4864,geglu_1
   $H $F --json $OUT/ab_fine_deep.json > $OUT/ab_fine_deep.txt 2>&1
 python3 scripts/ab_verdict.py $OUT/ab_fine_deep.json --json $OUT/ab_fine_deep_verdict.json | tail -50
 GPU_CHECK_SUMMARY=1 OUT=$OUT/check_fine timeout 200 bash scripts/gpu_check.sh $F tests/test_kernels_gpu.py
-PYTORCH_NO_CUDA_MEMORY_CACHING=1 timeout 90 compute-sanitizer --tool memcheck python3 scripts/memcheck_sweep.py --build $F --kinds geglu,swiglu,geglu_896_4864 --paths auto --m 1,8,16 > $OUT/memcheck_fine.txt 2>&1
-tail -2 $OUT/memcheck_fine.txt
+bash scripts/memcheck.sh $F fine --kinds geglu,swiglu,geglu_896_4864 --paths auto --m 1,8,16

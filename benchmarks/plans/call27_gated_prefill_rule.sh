@@ -16,7 +16,5 @@ python3 scripts/mlp_ab.py --kinds geglu,swiglu,gelu,gelu2 --m 1,16,50,128,512 --
   --json $OUT/ab_grid.json > $OUT/ab_grid.txt 2>&1
 python3 scripts/ab_verdict.py $OUT/ab_grid.json --json $OUT/ab_grid_verdict.json | tail -25
 GPU_CHECK_SUMMARY=1 OUT=$OUT/check_head timeout 240 bash scripts/gpu_check.sh $H tests/test_kernels_gpu.py tests/test_registry_gpu.py
-PYTORCH_NO_CUDA_MEMORY_CACHING=1 timeout 90 compute-sanitizer --tool memcheck python3 scripts/memcheck_sweep.py --build $H \
-  --kinds geglu_1152_6912,geglu_2048_8192,geglu_576_1536,geglu --paths auto --m 1,16,65,128,200 > $OUT/memcheck_head.txt 2>&1
-tail -2 $OUT/memcheck_head.txt
-rm -rf $OUT/check_head/gpu-tests.xml
+bash scripts/memcheck.sh $H head \
+  --kinds geglu_1152_6912,geglu_2048_8192,geglu_576_1536,geglu --paths auto --m 1,16,65,128,200

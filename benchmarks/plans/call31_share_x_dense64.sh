@@ -13,7 +13,5 @@ python3 scripts/mlp_ab.py --kinds gelu,gelu2,gelu_768,gelu_1536_4304 --m 64,65,8
   $H $X --json $OUT/ab_sx64.json > $OUT/ab_sx64.txt 2>&1
 python3 scripts/ab_verdict.py $OUT/ab_sx64.json --json $OUT/ab_sx64_verdict.json | tail -40
 GPU_CHECK_SUMMARY=1 OUT=$OUT/check_sx64 timeout 150 bash scripts/gpu_check.sh $X tests/test_kernels_gpu.py -k "dense or gelu"
-PYTORCH_NO_CUDA_MEMORY_CACHING=1 timeout 90 compute-sanitizer --tool memcheck python3 scripts/memcheck_sweep.py --build $X \
-  --kinds gelu,gelu2,gelu_768 --paths auto --m 65,100,128 > $OUT/memcheck_sx64.txt 2>&1
-tail -2 $OUT/memcheck_sx64.txt
-rm -rf $OUT/check_sx64/gpu-tests.xml
+bash scripts/memcheck.sh $X sx64 \
+  --kinds gelu,gelu2,gelu_768 --paths auto --m 65,100,128

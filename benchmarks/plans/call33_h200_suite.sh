@@ -6,4 +6,3 @@ export PYTHONPATH=$PWD/cli
 T=torch211-cxx11-cu130-x86_64-linux
 H=.gpu-tune/head/$T
 GPU_CHECK_SUMMARY=1 OUT=$OUT/check_head timeout 240 bash scripts/gpu_check.sh $H tests/test_kernels_gpu.py tests/test_registry_gpu.py
-rm -rf $OUT/check_head/gpu-tests.xml

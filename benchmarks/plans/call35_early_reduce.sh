@@ -15,7 +15,5 @@ python3 scripts/mlp_ab.py --kinds gelu,gelu2,gelu_768,gelu_1536_4304,geglu_896_4
   --m 8,16,32,50,64,100,128,160 --rounds 7 $H $E --json $OUT/ab_ered.json > $OUT/ab_ered.txt 2>&1
 python3 scripts/ab_verdict.py $OUT/ab_ered.json --json $OUT/ab_ered_verdict.json | tail -60
 GPU_CHECK_SUMMARY=1 OUT=$OUT/check_ered timeout 150 bash scripts/gpu_check.sh $E tests/test_kernels_gpu.py -k "swap or dense or gelu or gated_decode or capture"
-PYTORCH_NO_CUDA_MEMORY_CACHING=1 timeout 90 compute-sanitizer --tool memcheck python3 scripts/memcheck_sweep.py --build $E \
-  --kinds gelu,gelu2,geglu_896_4864 --paths auto --m 16,50,128 > $OUT/memcheck_ered.txt 2>&1
-tail -2 $OUT/memcheck_ered.txt
-rm -rf $OUT/check_ered/gpu-tests.xml
+bash scripts/memcheck.sh $E ered \
+  --kinds gelu,gelu2,geglu_896_4864 --paths auto --m 16,50,128

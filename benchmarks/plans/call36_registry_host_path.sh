@@ -12,4 +12,3 @@ GPU_CHECK_SUMMARY=1 OUT=$OUT/check_registry timeout 150 bash scripts/gpu_check.s
 [ -d /tmp/sfm-site ] || python3 -m pip install -q --no-index --no-deps --target /tmp/sfm-site .whl/*.whl
 PYTHONPATH=/tmp/sfm-site:$PYTHONPATH python3 benchmarks/bench_fused_overhead.py --device cuda --build $H --out $OUT/overhead > $OUT/overhead.log 2>&1
 tail -12 $OUT/overhead.log
-rm -rf $OUT/check_registry/gpu-tests.xml
