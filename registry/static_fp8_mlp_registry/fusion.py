@@ -694,14 +694,15 @@ class FusedGatedMLP(FusedStaticFP8MLP):
     def _sfm_gate_up_scale(self) -> torch.Tensor:
         return _f32(_attr(self, "_sfm_gate_up_weight_scale"))
 
-    def _sfm_fused_forward(self, x: torch.Tensor, w: torch.Tensor | None = None,
-                           down: torch.Tensor | None = None) -> torch.Tensor:
+    def _sfm_fused_forward(self, x: torch.Tensor, w: torch.Tensor,
+                           down: torch.Tensor) -> torch.Tensor:
+        """The fused call; `forward` has already looked up w (gate/up) and down."""
         in_scale = self._sfm_input_scale()
         xq = self._sfm_quant_fn(x, _bf16(_attr(self, "_sfm_channel_scale")), in_scale)
         return self._sfm_mlp_fn(
             xq,
-            self._sfm_main_weight() if w is None else w,
-            self._sfm_down_weight() if down is None else down,
+            w,
+            down,
             in_scale,
             self._sfm_gate_up_scale(),
             self._sfm_hidden_scale(),
@@ -770,8 +771,8 @@ class FusedDenseGeluMLP(FusedStaticFP8MLP):
     def _sfm_main_weight(self) -> torch.Tensor:
         return _attr(_attr(self, self._sfm_names[0]), "weight")
 
-    def _sfm_fused_forward(self, x: torch.Tensor, w: torch.Tensor | None = None,
-                           down: torch.Tensor | None = None) -> torch.Tensor:
+    def _sfm_fused_forward(self, x: torch.Tensor, w: torch.Tensor,
+                           down: torch.Tensor) -> torch.Tensor:
         fc1, fc2 = (_attr(self, n) for n in self._sfm_names)
         in_scale = self._sfm_input_scale()
         xq = self._sfm_quant_fn(x, _bf16(_attr(self, "_sfm_channel_scale")), in_scale)
@@ -779,9 +780,9 @@ class FusedDenseGeluMLP(FusedStaticFP8MLP):
         b2 = _bf16(_attr(self, "_sfm_zero_down_bias") if (b := _attr(fc2, "bias")) is None else b)
         return self._sfm_mlp_fn(
             xq,
-            _attr(fc1, "weight") if w is None else w,
+            w,
             b1,
-            _attr(fc2, "weight") if down is None else down,
+            down,
             b2,
             in_scale,
             _f32(_attr(fc1, self._sfm_up_scale_attr)),
