@@ -533,7 +533,7 @@ def run(args: argparse.Namespace) -> int:
 
             result["versions"]["transformers"] = transformers.__version__
         except ImportError as exc:
-            raise CliError("the demo needs transformers: pip install 'transformers>=5.17'") from exc
+            raise CliError("the demo needs transformers: pip install 'transformers>=5.18'") from exc
         with contextlib.suppress(Exception):
             import importlib.metadata as md
 
