@@ -378,6 +378,8 @@ def test_merged_gate_up_weight_is_passed_as_it_is(per_channel, standin):
     mlp = model.model.layers[0].mlp
     assert not any("gate_up_weight" in n for n, _ in mlp.named_buffers())
     assert mlp._sfm_main_weight() is mlp.gate_up_proj.weight
+    # ... so it keeps no record of the gate/up tensors' versions either
+    assert not hasattr(mlp, "_sfm_sources") and "_sfm_seen" not in mlp.__dict__
     assert mlp._sfm_gate_up_scale().numel() == (256 if per_channel else 1)
     x = torch.randn(5, 7, 64).bfloat16()
     assert ref.rel_frobenius_error(mlp(x), type(mlp)._sfm_base_cls.forward(mlp, x.float()).bfloat16()) <= 1e-2

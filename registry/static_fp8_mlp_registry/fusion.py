@@ -528,7 +528,8 @@ def _attr(module: nn.Module, name: str) -> Any:
 class FusedStaticFP8MLP:
     """Mixin of every fused module class (use `isinstance(m, FusedStaticFP8MLP)`).
 
-    A fused class is `type('StaticFP8Fused<Orig>', (FusedGatedMLP | FusedDenseGeluMLP, Orig), {})`;
+    A fused class is `type('StaticFP8Fused<Orig>', (FusedGatedMLP | FusedMergedGatedMLP |
+    FusedDenseGeluMLP, Orig), {})`;
     fused-state attributes and non-persistent buffers are prefixed `_sfm_`.
     """
 
@@ -661,7 +662,27 @@ class FusedStaticFP8MLP:
         return f"{base}, {fused}" if base else fused
 
 
-class FusedGatedMLP(FusedStaticFP8MLP):
+class _FusedGatedCall(FusedStaticFP8MLP):
+    """The gated endpoints' call, shared by both gate/up layouts (each says where its
+    [gate; up] weight and scale come from: `_sfm_main_weight`, `_sfm_gate_up_scale`)."""
+
+    def _sfm_fused_forward(self, x: torch.Tensor, w: torch.Tensor,
+                           down: torch.Tensor) -> torch.Tensor:
+        """The fused call; `forward` has already looked up w (gate/up) and down."""
+        in_scale = self._sfm_input_scale()
+        xq = self._sfm_quant_fn(x, _bf16(_attr(self, "_sfm_channel_scale")), in_scale)
+        return self._sfm_mlp_fn(
+            xq,
+            w,
+            down,
+            in_scale,
+            self._sfm_gate_up_scale(),
+            self._sfm_hidden_scale(),
+            self._sfm_down_scale(),
+        )
+
+
+class FusedGatedMLP(_FusedGatedCall):
     """Separate gate and up projections (gate_proj + up_proj, or w1 + w3): the kernels'
     [gate; up] weight is a derived buffer."""
 
@@ -693,21 +714,6 @@ class FusedGatedMLP(FusedStaticFP8MLP):
 
     def _sfm_gate_up_scale(self) -> torch.Tensor:
         return _f32(_attr(self, "_sfm_gate_up_weight_scale"))
-
-    def _sfm_fused_forward(self, x: torch.Tensor, w: torch.Tensor,
-                           down: torch.Tensor) -> torch.Tensor:
-        """The fused call; `forward` has already looked up w (gate/up) and down."""
-        in_scale = self._sfm_input_scale()
-        xq = self._sfm_quant_fn(x, _bf16(_attr(self, "_sfm_channel_scale")), in_scale)
-        return self._sfm_mlp_fn(
-            xq,
-            w,
-            down,
-            in_scale,
-            self._sfm_gate_up_scale(),
-            self._sfm_hidden_scale(),
-            self._sfm_down_scale(),
-        )
 
     def _sfm_refresh(self) -> None:
         gate_name, up_name = self._sfm_names[:2]
@@ -746,12 +752,10 @@ class FusedGatedMLP(FusedStaticFP8MLP):
         self.__dict__["_sfm_seen"] = self._sfm_sources()
 
 
-class FusedMergedGatedMLP(FusedGatedMLP):
+class FusedMergedGatedMLP(_FusedGatedCall):
     """gate_up_proj (Phi-3, GLM): its weight is already [gate; up] and is passed as it is,
-    with its own scale (per tensor or per row of the 2H); nothing is copied."""
-
-    def _sfm_sync(self) -> None:
-        """Nothing here is derived from the parameters: the kernels read them directly."""
+    with its own scale (per tensor or per row of the 2H); nothing is copied, so nothing
+    needs syncing (the base's `_sfm_sync`)."""
 
     def _sfm_main_weight(self) -> torch.Tensor:
         return _attr(_attr(self, self._sfm_names[0]), "weight")
