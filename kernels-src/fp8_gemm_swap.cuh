@@ -626,10 +626,15 @@ inline int token_tile(int64_t m) {
       host_ceil_div(host_ceil_div(m, tiles), int64_t(16)) * 16, 64, kMaxTokens));
 }
 
+// Weight tiles of a GEMM over w_rows weight rows: one per CTA and token tile (every
+// plan's kRows, 128).
+inline int64_t weight_tiles(int64_t w_rows) {
+  return host_ceil_div(w_rows, int64_t(SwapPlan<EpilogueKind::kBiasToBf16, 64>::kRows));
+}
+
 // Output tiles of the down GEMM: token tiles x 128-row weight tiles.
 inline int64_t down_tiles(int64_t m, int64_t n_out) {
-  return host_ceil_div(m, int64_t(token_tile(m))) *
-         host_ceil_div(n_out, int64_t(SwapPlan<EpilogueKind::kBiasToBf16, 64>::kRows));
+  return host_ceil_div(m, int64_t(token_tile(m))) * weight_tiles(n_out);
 }
 
 // K splits of the down GEMM: as many as its tiles leave SMs for, at most 16, each at
@@ -660,7 +665,7 @@ inline bool down_fills_in_clusters(int64_t m, int64_t n_out, int64_t k, int sms)
 // 6144 columns make 34 or 48 tiles: the wgmma kernel's 64-row tiles are faster there
 // (scripts/mlp_ab.py, H200, 2026-12-03).
 inline bool fills_gpu(int64_t w_rows, int sms) {
-  return host_ceil_div(w_rows, int64_t(64 * kConsumers)) >= sms;
+  return weight_tiles(w_rows) >= sms;
 }
 
 // Whether a gated MLP's gate/up GEMM nearly fills the GPU with its 128-row weight tiles
@@ -676,7 +681,7 @@ inline bool fills_gpu(int64_t w_rows, int sms) {
 #endif
 constexpr int kNearlyFillsPercent = SFM_SWAP_NEARLY_FILLS_PERCENT;
 inline bool nearly_fills_gpu(int64_t w_rows, int sms) {
-  return 100 * host_ceil_div(w_rows, int64_t(64 * kConsumers)) >= kNearlyFillsPercent * int64_t(sms);
+  return 100 * weight_tiles(w_rows) >= kNearlyFillsPercent * int64_t(sms);
 }
 
 // Whether the swap-AB token tiles pad M less than the wgmma kernel's 128-token tiles.
