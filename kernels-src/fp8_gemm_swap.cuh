@@ -814,8 +814,9 @@ inline bool l2_mid_takes(int64_t m, bool down, int64_t w_rows, int64_t k) {
 // against the rule off (results/ab_gated_l2_h100_2026-12-05_thirtyeighth.txt, 9 rounds):
 // 8-40% faster at every M from 9 to 64 for SmolLM2-135M 576x1536, 896x4864, 1024x3072,
 // 1152x6912, and Llama-3.2-1B 2048x8192 at 9-32 (its 16 MiB down GEMM; from 33 the rule
-// above takes it); the dense towers unchanged. From kMinL2GatedTokens: below, the warp kernel's fp32 sums keep small batches well inside
-// the contract's 1e-2 (see l2_mid_takes); from 9 the register-sourced kernel that this
+// above takes it); the dense towers unchanged. From kMinL2GatedTokens: below, the warp
+// kernel's fp32 sums keep small batches well inside the contract's 1e-2 (see
+// l2_mid_takes); from 9 the register-sourced kernel that this
 // replaces is a wgmma kernel too, of the same precision (path_error_probe.py: mean
 // relative error 4.0-4.2e-3 on the swap-AB kernel, 4.8-5.0e-3 on it, at M = 16 and 64).
 // The gate/up GEMM also at 65..kMaxL2GatedUpTokens, where it had the wgmma tiles (its
